@@ -1,0 +1,196 @@
+/*
+ * EdgeInfinite C ABI: the only door into the native runtime.
+ *
+ * Rules every function follows:
+ *  - handles are opaque; plain C types only; no C++ exception ever crosses this boundary;
+ *  - functions that can fail return ei_status; on failure, ei_last_error() returns a
+ *    message for the calling thread (valid until that thread's next failing call);
+ *  - strings passed in are NUL-terminated UTF-8; strings returned are owned by the handle
+ *    they came from and live as long as it;
+ *  - memory for the buffer pool is owned by the caller (Java), never by the runtime.
+ */
+#ifndef EDGEINFINITE_H
+#define EDGEINFINITE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define EI_API __declspec(dllexport)
+#else
+#define EI_API __attribute__((visibility("default")))
+#endif
+
+#define EI_ABI_VERSION 1
+
+typedef enum ei_status {
+    EI_OK = 0,
+    EI_ERR_INVALID_ARGUMENT = 1, /* a null handle, a bad size, an id out of range */
+    EI_ERR_IO = 2,               /* a file could not be opened, mapped or written */
+    EI_ERR_FORMAT = 3,           /* a malformed or truncated file */
+    EI_ERR_UNSUPPORTED = 4,      /* an unknown architecture, tensor type, template... */
+    EI_ERR_OUT_OF_MEMORY = 5,
+    EI_ERR_POOL = 6,             /* a pool too small, misaligned or already released */
+    EI_ERR_STATE = 7,            /* a call that the handle's state does not allow */
+    EI_ERR_CANCELLED = 8,
+    EI_ERR_INTERNAL = 9
+} ei_status;
+
+/* Message of the calling thread's last failure ("" if none). */
+EI_API const char* ei_last_error(void);
+EI_API const char* ei_status_name(ei_status status);
+EI_API const char* ei_version(void);
+EI_API int32_t ei_abi_version(void);
+/* Space-separated CPU features the runtime detected and uses, e.g. "avx2 fma f16c". */
+EI_API const char* ei_cpu_features(void);
+
+/* ------------------------------------------------------------------ GGUF inspection */
+
+typedef struct ei_gguf ei_gguf;
+typedef struct ei_value ei_value; /* a metadata value; owned by its ei_gguf */
+
+/* GGUF metadata value types, numbered as in the GGUF specification. */
+typedef enum ei_value_type {
+    EI_VALUE_UINT8 = 0, EI_VALUE_INT8 = 1, EI_VALUE_UINT16 = 2, EI_VALUE_INT16 = 3,
+    EI_VALUE_UINT32 = 4, EI_VALUE_INT32 = 5, EI_VALUE_FLOAT32 = 6, EI_VALUE_BOOL = 7,
+    EI_VALUE_STRING = 8, EI_VALUE_ARRAY = 9, EI_VALUE_UINT64 = 10, EI_VALUE_INT64 = 11,
+    EI_VALUE_FLOAT64 = 12
+} ei_value_type;
+
+EI_API ei_status ei_gguf_open(const char* path, ei_gguf** out);
+EI_API void ei_gguf_close(ei_gguf* gguf);
+EI_API uint32_t ei_gguf_version(const ei_gguf* gguf);
+EI_API uint64_t ei_gguf_file_size(const ei_gguf* gguf);
+EI_API uint64_t ei_gguf_alignment(const ei_gguf* gguf);
+EI_API uint64_t ei_gguf_data_offset(const ei_gguf* gguf);
+
+EI_API int64_t ei_gguf_kv_count(const ei_gguf* gguf);
+EI_API ei_status ei_gguf_kv(const ei_gguf* gguf, int64_t index, const char** key, const ei_value** value);
+/* Value accessors. Scalars: int64/uint64/double/string of the value itself.
+ * Arrays: element type, length, and element getters; an array element that is itself an
+ * array is reached with ei_value_array_at. Conversions between numeric kinds are allowed;
+ * asking a string for a number, or reading past the end, is EI_ERR_INVALID_ARGUMENT. */
+EI_API ei_value_type ei_value_get_type(const ei_value* v);
+EI_API ei_status ei_value_int(const ei_value* v, int64_t* out);
+EI_API ei_status ei_value_uint(const ei_value* v, uint64_t* out);
+EI_API ei_status ei_value_float(const ei_value* v, double* out);
+EI_API ei_status ei_value_string(const ei_value* v, const char** data, uint64_t* len);
+EI_API ei_value_type ei_value_array_type(const ei_value* v);
+EI_API int64_t ei_value_array_len(const ei_value* v);
+EI_API ei_status ei_value_array_int(const ei_value* v, int64_t i, int64_t* out);
+EI_API ei_status ei_value_array_uint(const ei_value* v, int64_t i, uint64_t* out);
+EI_API ei_status ei_value_array_float(const ei_value* v, int64_t i, double* out);
+EI_API ei_status ei_value_array_string(const ei_value* v, int64_t i, const char** data, uint64_t* len);
+EI_API ei_status ei_value_array_at(const ei_value* v, int64_t i, const ei_value** out);
+
+EI_API int64_t ei_gguf_tensor_count(const ei_gguf* gguf);
+/* dims: up to 4, innermost (contiguous) first, as GGUF stores them. */
+EI_API ei_status ei_gguf_tensor(const ei_gguf* gguf, int64_t index, const char** name, int32_t* type,
+                                int32_t* n_dims, int64_t dims[4], uint64_t* offset, uint64_t* n_bytes);
+/* Name of a ggml tensor type ("q4_K", "f16"...), or NULL if unknown. */
+EI_API const char* ei_tensor_type_name(int32_t type);
+
+/* ------------------------------------------------------------------ models, plans, sessions */
+
+typedef struct ei_model ei_model;
+typedef struct ei_plan ei_plan;
+typedef struct ei_session ei_session;
+
+/* A scenario: every shape fixed before the first token. Zero fields take defaults. */
+typedef struct ei_scenario {
+    int32_t n_ctx;      /* full-attention KV capacity in tokens (default 2048) */
+    int32_t n_batch;    /* L: tokens per prefill graph run (default 128) */
+    int32_t n_threads;  /* 0: one per core */
+    int32_t kv_type;    /* 0: f16 (default), 1: f32 */
+    const char* backend; /* NULL or "cpu" */
+} ei_scenario;
+
+EI_API ei_status ei_model_load(const char* path, ei_model** out);
+EI_API void ei_model_free(ei_model* model);
+/* Hyper-parameters by name: "n_vocab", "n_embd", "n_layer", "n_head", "n_head_kv", "n_ff",
+ * "head_dim", "n_ctx_train", "bos", "eos". */
+EI_API ei_status ei_model_param(const ei_model* model, const char* name, int64_t* out);
+
+/* Plans the pool and graphs of a (model, scenario). Pool size never depends on a prompt. */
+EI_API ei_status ei_plan_create(const ei_model* model, const ei_scenario* scenario, ei_plan** out);
+EI_API void ei_plan_free(ei_plan* plan);
+EI_API uint64_t ei_plan_pool_size(const ei_plan* plan);
+EI_API uint64_t ei_plan_pool_alignment(const ei_plan* plan);
+EI_API int32_t ei_plan_region_count(const ei_plan* plan);
+EI_API ei_status ei_plan_region(const ei_plan* plan, int32_t index, const char** name, uint64_t* offset,
+                                uint64_t* size);
+
+/* A session runs the plan's graphs in a pool the caller allocated. The pool must be at
+ * least ei_plan_pool_size bytes, aligned to ei_plan_pool_alignment, and stay valid until
+ * ei_session_free. The session copies the plan; the plan may be freed after this call. */
+EI_API ei_status ei_session_create(const ei_model* model, const ei_plan* plan, void* pool, uint64_t pool_size,
+                                   ei_session** out);
+EI_API void ei_session_free(ei_session* session);
+/* Tokens held so far (the next token's position). */
+EI_API int32_t ei_session_n_past(const ei_session* session);
+EI_API ei_status ei_session_reset(ei_session* session);
+/* Evaluates n tokens at the current position. logits_out: NULL, or room for n x n_vocab
+ * floats receiving the logits of every position (row-major). */
+EI_API ei_status ei_session_eval(ei_session* session, const int32_t* tokens, int32_t n, float* logits_out);
+/* Copies the last evaluated position's logits (n_vocab floats). */
+EI_API ei_status ei_session_last_logits(const ei_session* session, float* out, int32_t n_vocab);
+
+/* ------------------------------------------------------------------ tokens and text */
+
+/* Tokenizes len bytes of text. Writes up to capacity ids; *n_out receives the full count
+ * (call again with a larger buffer when it exceeds capacity). */
+EI_API ei_status ei_tokenize(const ei_model* model, const char* text, uint64_t len, int32_t add_bos,
+                             int32_t parse_special, int32_t* out, int32_t capacity, int32_t* n_out);
+/* Decodes ids to UTF-8 bytes. Writes up to capacity bytes; *len_out receives the full size. */
+EI_API ei_status ei_detokenize(const ei_model* model, const int32_t* ids, int32_t n, char* out, uint64_t capacity,
+                               uint64_t* len_out);
+/* Chat: formats messages with the model's built-in template (or the named one: "chatml",
+ * "llama3", "llama2"); roles and contents are parallel arrays of n strings. */
+EI_API ei_status ei_chat_format(const ei_model* model, const char* format_name, const char* const* roles,
+                                const char* const* contents, int32_t n, int32_t add_generation_prompt, char* out,
+                                uint64_t capacity, uint64_t* len_out);
+/* Name of the model's chat format ("chatml", "llama3", "llama2"), or "" when its template
+ * is absent or not recognised. */
+EI_API const char* ei_model_chat_format(const ei_model* model);
+/* The built-in chat format a Jinja chat template is recognised as, or "" if none. */
+EI_API const char* ei_chat_detect(const char* jinja_template);
+/* Stop string number index of a chat format (where the assistant's turn ends), or NULL
+ * past the last one or for an unknown format. */
+EI_API const char* ei_chat_stop_string(const char* format_name, int32_t index);
+
+/* ------------------------------------------------------------------ generation */
+
+typedef struct ei_sampling {
+    int32_t greedy;         /* non-zero: argmax */
+    float temperature;      /* 0: argmax */
+    int32_t top_k;          /* <= 0: off */
+    float top_p;            /* 1: off */
+    float min_p;            /* 0: off */
+    float repeat_penalty;   /* 1: off */
+    int32_t repeat_last_n;
+    uint64_t seed;
+    int32_t max_tokens;
+} ei_sampling;
+
+typedef enum ei_stop_reason {
+    EI_STOP_NONE = 0, EI_STOP_EOS = 1, EI_STOP_STRING = 2, EI_STOP_MAX_TOKENS = 3, EI_STOP_CONTEXT_FULL = 4
+} ei_stop_reason;
+
+/* Feeds the prompt (n may be 0 to continue after earlier tokens) and arms the sampler. */
+EI_API ei_status ei_generate_begin(ei_session* session, const int32_t* prompt, int32_t n, const ei_sampling* sampling,
+                                   const char* const* stop_strings, int32_t n_stops);
+/* One step: *piece and *len receive whole UTF-8 characters (possibly none), owned by the
+ * session until the next call; *token the sampled id (-1 at the end); *done the reason
+ * generation ended (EI_STOP_NONE while it goes on). Stopping early is just not calling again. */
+EI_API ei_status ei_generate_next(ei_session* session, const char** piece, uint64_t* len, int32_t* token,
+                                  int32_t* done);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EDGEINFINITE_H */

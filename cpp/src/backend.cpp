@@ -1,0 +1,37 @@
+#include "backend.h"
+
+#include "cpu/cpu_backend.h"
+#include "error.h"
+#include "scenario.h"
+
+namespace ei {
+
+const char* op_name(OpKind k) {
+    switch (k) {
+        case OpKind::GetRows: return "get_rows";
+        case OpKind::RmsNorm: return "rms_norm";
+        case OpKind::MatMul: return "mat_mul";
+        case OpKind::Rope: return "rope";
+        case OpKind::KvStore: return "kv_store";
+        case OpKind::Attention: return "attention";
+        case OpKind::SwiGlu: return "swiglu";
+    }
+    return "?";
+}
+
+std::unique_ptr<Backend> make_backend(const Scenario& sc) {
+    if (sc.backend == "cpu") return cpu::make_cpu_backend(sc.threads());
+    fail(EI_ERR_UNSUPPORTED, "backend '" + sc.backend + "' is not available in this build (available: cpu)");
+}
+
+void check_supported(const Backend& backend, const Graph& graph) {
+    for (const Op& op : graph.ops) {
+        if (!backend.supports(op)) {
+            std::string where = op.layer >= 0 ? " in layer " + std::to_string(op.layer) : "";
+            fail(EI_ERR_UNSUPPORTED, std::string("backend '") + backend.name() + "' cannot run op " + op_name(op.kind) +
+                                         where + " with operand type " + type_traits(op.src0.type).name);
+        }
+    }
+}
+
+}  // namespace ei

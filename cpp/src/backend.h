@@ -1,0 +1,35 @@
+// The backend interface every compute backend implements (CPU now; OpenCL and Hexagon
+// NPU plug in beside it). Kept smaller than ggml's: our graphs are fixed ahead of time,
+// so a backend only answers three questions: can you run this op, what pool alignment
+// do you need, and run this graph over this pool.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "graph.h"
+
+namespace ei {
+
+struct Scenario;
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+    virtual const char* name() const = 0;
+    // Whether the backend can execute op as planned (types, shapes).
+    virtual bool supports(const Op& op) const = 0;
+    // Alignment the backend needs for the pool base and every region.
+    virtual uint64_t pool_alignment() const = 0;
+    // Runs every op of graph over the pool for one step. Never allocates.
+    virtual void compute(const Graph& graph, const StepParams& step, uint8_t* pool) = 0;
+};
+
+// Creates the backend a scenario names; throws EI_ERR_UNSUPPORTED for one not built in.
+std::unique_ptr<Backend> make_backend(const Scenario& scenario);
+
+// Throws EI_ERR_UNSUPPORTED naming the first op of graph the backend cannot run.
+void check_supported(const Backend& backend, const Graph& graph);
+
+}  // namespace ei

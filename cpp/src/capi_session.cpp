@@ -1,0 +1,235 @@
+// C ABI: models, plans, sessions, tokens and generation.
+#include <cstring>
+
+#include "capi_common.h"
+#include "chat_template.h"
+#include "model.h"
+#include "plan.h"
+#include "session.h"
+#include "tokenizer.h"
+
+struct ei_model {
+    std::unique_ptr<ei::Model> model;
+    std::string chat_format;  // "" when none is recognised
+};
+struct ei_plan {
+    ei::Plan plan;
+};
+struct ei_session {
+    std::unique_ptr<ei::Session> session;
+};
+
+using ei::capi::guard;
+using ei::capi::require;
+
+namespace {
+
+// Copies bytes into a caller buffer of capacity; reports the full size.
+void copy_out(const std::string& s, char* out, uint64_t capacity, uint64_t* len_out) {
+    *require(len_out, "len_out") = s.size();
+    if (out && capacity > 0) std::memcpy(out, s.data(), std::min<uint64_t>(capacity, s.size()));
+}
+
+const ei::Model& model_of(const ei_model* m) { return *require(m, "model")->model; }
+
+}  // namespace
+
+extern "C" {
+
+ei_status ei_model_load(const char* path, ei_model** out) {
+    return guard([&] {
+        require(path, "path");
+        *require(out, "out") = nullptr;
+        auto m = std::make_unique<ei_model>();
+        m->model = ei::Model::load(path);
+        std::string jinja = m->model->gguf().get_string("tokenizer.chat_template");
+        if (auto f = ei::detect_chat_format(jinja)) m->chat_format = ei::chat_format_name(*f);
+        *out = m.release();
+    });
+}
+
+void ei_model_free(ei_model* model) { delete model; }
+
+ei_status ei_model_param(const ei_model* model, const char* name, int64_t* out) {
+    return guard([&] {
+        const ei::HParams& hp = model_of(model).hparams();
+        const ei::Tokenizer& tk = model->model->tokenizer();
+        std::string n = require(name, "name");
+        int64_t v;
+        if (n == "n_vocab") v = hp.n_vocab;
+        else if (n == "n_embd") v = hp.n_embd;
+        else if (n == "n_layer") v = hp.n_layer;
+        else if (n == "n_head") v = hp.n_head;
+        else if (n == "n_head_kv") v = hp.n_head_kv;
+        else if (n == "n_ff") v = hp.n_ff;
+        else if (n == "head_dim") v = hp.head_dim;
+        else if (n == "n_ctx_train") v = hp.n_ctx_train;
+        else if (n == "bos") v = tk.bos();
+        else if (n == "eos") v = tk.eos();
+        else if (n == "add_bos") v = tk.add_bos() ? 1 : 0;
+        else ei::fail(EI_ERR_INVALID_ARGUMENT, "unknown model parameter '" + n + "'");
+        *require(out, "out") = v;
+    });
+}
+
+ei_status ei_plan_create(const ei_model* model, const ei_scenario* scenario, ei_plan** out) {
+    return guard([&] {
+        *require(out, "out") = nullptr;
+        auto p = std::make_unique<ei_plan>();
+        p->plan = ei::make_plan(model_of(model), ei::scenario_from_c(scenario));
+        *out = p.release();
+    });
+}
+
+void ei_plan_free(ei_plan* plan) { delete plan; }
+uint64_t ei_plan_pool_size(const ei_plan* p) { return p ? p->plan.pool.size : 0; }
+uint64_t ei_plan_pool_alignment(const ei_plan* p) { return p ? p->plan.pool.alignment : 0; }
+int32_t ei_plan_region_count(const ei_plan* p) { return p ? static_cast<int32_t>(p->plan.pool.regions.size()) : 0; }
+
+ei_status ei_plan_region(const ei_plan* p, int32_t index, const char** name, uint64_t* offset, uint64_t* size) {
+    return guard([&] {
+        const auto& regions = require(p, "plan")->plan.pool.regions;
+        if (index < 0 || index >= static_cast<int32_t>(regions.size())) {
+            ei::fail(EI_ERR_INVALID_ARGUMENT, "region index " + std::to_string(index) + " out of range");
+        }
+        if (name) *name = regions[index].name.c_str();
+        if (offset) *offset = regions[index].offset;
+        if (size) *size = regions[index].size;
+    });
+}
+
+ei_status ei_session_create(const ei_model* model, const ei_plan* plan, void* pool, uint64_t pool_size,
+                            ei_session** out) {
+    return guard([&] {
+        *require(out, "out") = nullptr;
+        auto s = std::make_unique<ei_session>();
+        s->session = std::make_unique<ei::Session>(model_of(model), require(plan, "plan")->plan,
+                                                   static_cast<uint8_t*>(pool), pool_size);
+        *out = s.release();
+    });
+}
+
+void ei_session_free(ei_session* session) { delete session; }
+
+int32_t ei_session_n_past(const ei_session* s) { return s ? s->session->n_past() : 0; }
+
+ei_status ei_session_reset(ei_session* s) {
+    return guard([&] { require(s, "session")->session->reset(); });
+}
+
+ei_status ei_session_eval(ei_session* s, const int32_t* tokens, int32_t n, float* logits_out) {
+    return guard([&] { require(s, "session")->session->eval(tokens, n, logits_out); });
+}
+
+ei_status ei_session_last_logits(const ei_session* s, float* out, int32_t n_vocab) {
+    return guard([&] {
+        const ei::Session& ss = *require(s, "session")->session;
+        if (n_vocab != ss.n_vocab()) ei::fail(EI_ERR_INVALID_ARGUMENT, "n_vocab mismatch");
+        const float* l = ss.last_logits();
+        if (!l) ei::fail(EI_ERR_STATE, "nothing evaluated yet");
+        std::memcpy(require(out, "out"), l, sizeof(float) * n_vocab);
+    });
+}
+
+ei_status ei_tokenize(const ei_model* model, const char* text, uint64_t len, int32_t add_bos, int32_t parse_special,
+                      int32_t* out, int32_t capacity, int32_t* n_out) {
+    return guard([&] {
+        if (!text && len > 0) ei::fail(EI_ERR_INVALID_ARGUMENT, "text is null");
+        std::vector<int32_t> ids =
+            model_of(model).tokenizer().encode(std::string_view(text ? text : "", len), add_bos != 0, parse_special != 0);
+        *require(n_out, "n_out") = static_cast<int32_t>(ids.size());
+        if (out && capacity > 0) {
+            std::memcpy(out, ids.data(), sizeof(int32_t) * std::min<size_t>(ids.size(), static_cast<size_t>(capacity)));
+        }
+    });
+}
+
+ei_status ei_detokenize(const ei_model* model, const int32_t* ids, int32_t n, char* out, uint64_t capacity,
+                        uint64_t* len_out) {
+    return guard([&] {
+        const ei::Tokenizer& tk = model_of(model).tokenizer();
+        if (n < 0 || (n > 0 && !ids)) ei::fail(EI_ERR_INVALID_ARGUMENT, "bad token buffer");
+        for (int32_t i = 0; i < n; ++i) {
+            if (ids[i] < 0 || ids[i] >= tk.n_vocab()) {
+                ei::fail(EI_ERR_INVALID_ARGUMENT, "token id " + std::to_string(ids[i]) + " is out of range [0, " +
+                                                      std::to_string(tk.n_vocab()) + ")");
+            }
+        }
+        copy_out(tk.decode(std::vector<int32_t>(ids, ids + n)), out, capacity, len_out);
+    });
+}
+
+const char* ei_model_chat_format(const ei_model* model) { return model ? model->chat_format.c_str() : ""; }
+
+const char* ei_chat_detect(const char* jinja) {
+    if (!jinja) return "";
+    auto f = ei::detect_chat_format(jinja);
+    return f ? ei::chat_format_name(*f) : "";
+}
+
+const char* ei_chat_stop_string(const char* format_name, int32_t index) {
+    if (!format_name || index < 0) return nullptr;
+    auto f = ei::chat_format_from_name(format_name);
+    if (!f) return nullptr;
+    // The lists are fixed per format; keep one copy of each for the process's lifetime.
+    static const std::vector<std::string> lists[] = {ei::chat_stop_strings(ei::ChatFormat::ChatML),
+                                                     ei::chat_stop_strings(ei::ChatFormat::Llama3),
+                                                     ei::chat_stop_strings(ei::ChatFormat::Llama2)};
+    const auto& list = lists[static_cast<int>(*f)];
+    return index < static_cast<int32_t>(list.size()) ? list[index].c_str() : nullptr;
+}
+
+ei_status ei_chat_format(const ei_model* model, const char* format_name, const char* const* roles,
+                         const char* const* contents, int32_t n, int32_t add_generation_prompt, char* out,
+                         uint64_t capacity, uint64_t* len_out) {
+    return guard([&] {
+        require(model, "model");
+        std::string name = format_name && *format_name ? format_name : model->chat_format;
+        if (name.empty()) {
+            ei::fail(EI_ERR_UNSUPPORTED,
+                     "the model has no chat template this runtime recognises; name one (chatml, llama3, llama2) or "
+                     "use a raw prompt");
+        }
+        auto fmt = ei::chat_format_from_name(name);
+        if (!fmt) ei::fail(EI_ERR_UNSUPPORTED, "unknown chat format '" + name + "' (known: chatml, llama3, llama2)");
+        if (n < 0 || (n > 0 && (!roles || !contents))) ei::fail(EI_ERR_INVALID_ARGUMENT, "bad message arrays");
+        std::vector<ei::ChatMessage> msgs;
+        for (int32_t i = 0; i < n; ++i) {
+            msgs.push_back({require(roles[i], "role"), require(contents[i], "content")});
+        }
+        copy_out(ei::format_chat(*fmt, msgs, add_generation_prompt != 0), out, capacity, len_out);
+    });
+}
+
+ei_status ei_generate_begin(ei_session* s, const int32_t* prompt, int32_t n, const ei_sampling* sampling,
+                            const char* const* stop_strings, int32_t n_stops) {
+    return guard([&] {
+        require(s, "session");
+        const ei_sampling& c = *require(sampling, "sampling");
+        ei::Session::GenerateOptions o;
+        o.sampling.greedy = c.greedy != 0;
+        o.sampling.temperature = c.temperature;
+        o.sampling.top_k = c.top_k;
+        o.sampling.top_p = c.top_p;
+        o.sampling.min_p = c.min_p;
+        o.sampling.repeat_penalty = c.repeat_penalty;
+        o.sampling.repeat_last_n = c.repeat_last_n;
+        o.sampling.seed = c.seed;
+        o.max_tokens = c.max_tokens;
+        if (n_stops < 0 || (n_stops > 0 && !stop_strings)) ei::fail(EI_ERR_INVALID_ARGUMENT, "bad stop strings");
+        for (int32_t i = 0; i < n_stops; ++i) o.stop_strings.emplace_back(require(stop_strings[i], "stop string"));
+        s->session->begin(prompt, n, o);
+    });
+}
+
+ei_status ei_generate_next(ei_session* s, const char** piece, uint64_t* len, int32_t* token, int32_t* done) {
+    return guard([&] {
+        const ei::Session::Piece& p = require(s, "session")->session->next();
+        *require(piece, "piece") = p.text.c_str();
+        *require(len, "len") = p.text.size();
+        if (token) *token = p.token;
+        *require(done, "done") = static_cast<int32_t>(p.done);
+    });
+}
+
+}  // extern "C"

@@ -1,0 +1,84 @@
+// A loaded model: hyper-parameters from GGUF metadata and the per-layer weight tensors,
+// which stay in the mmapped file. Architecture specifics (RoPE mode, biases, tied
+// output) are decided here once, so the graph code reads plain fields.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gguf.h"
+
+namespace ei {
+
+class Tokenizer;
+
+enum class Arch { Llama, Qwen2 };
+enum class RopeMode { Adjacent, Halves };  // llama: (x0,x1),(x2,x3)...; qwen2 (NEOX): (x_i, x_{i+d/2})
+
+struct HParams {
+    Arch arch = Arch::Llama;
+    std::string arch_name;
+    int32_t n_vocab = 0;
+    int32_t n_embd = 0;
+    int32_t n_layer = 0;
+    int32_t n_head = 0;
+    int32_t n_head_kv = 0;
+    int32_t n_ff = 0;
+    int32_t head_dim = 0;
+    int32_t n_rot = 0;  // rotated dims per head (<= head_dim)
+    int32_t n_ctx_train = 0;
+    float rms_eps = 1e-5f;
+    float rope_base = 10000.0f;
+    RopeMode rope_mode = RopeMode::Adjacent;
+
+    int32_t n_embd_kv() const { return n_head_kv * head_dim; }
+};
+
+struct LayerWeights {
+    const TensorInfo* attn_norm = nullptr;
+    const TensorInfo* wq = nullptr;
+    const TensorInfo* wk = nullptr;
+    const TensorInfo* wv = nullptr;
+    const TensorInfo* wo = nullptr;
+    const TensorInfo* bq = nullptr;  // qwen2 only
+    const TensorInfo* bk = nullptr;
+    const TensorInfo* bv = nullptr;
+    const TensorInfo* ffn_norm = nullptr;
+    const TensorInfo* ffn_gate = nullptr;
+    const TensorInfo* ffn_up = nullptr;
+    const TensorInfo* ffn_down = nullptr;
+};
+
+class Model {
+public:
+    // Opens, validates and maps a model; throws ei::Error naming what is wrong.
+    static std::unique_ptr<Model> load(const std::string& path);
+    ~Model();
+
+    const GgufFile& gguf() const { return *file_; }
+    const HParams& hparams() const { return hp_; }
+    const Tokenizer& tokenizer() const { return *tokenizer_; }
+    const TensorInfo* tok_embd() const { return tok_embd_; }
+    const TensorInfo* output_norm() const { return output_norm_; }
+    const TensorInfo* output() const { return output_; }  // == tok_embd when tied
+    bool tied_output() const { return output_ == tok_embd_; }
+    const std::vector<LayerWeights>& layers() const { return layers_; }
+
+    // Largest input width of any matmul (sizes the quantized-activation scratch).
+    int64_t max_matmul_k() const;
+
+private:
+    Model() = default;
+    std::unique_ptr<GgufFile> file_;
+    HParams hp_;
+    std::unique_ptr<Tokenizer> tokenizer_;
+    const TensorInfo* tok_embd_ = nullptr;
+    const TensorInfo* output_norm_ = nullptr;
+    const TensorInfo* output_ = nullptr;
+    std::vector<LayerWeights> layers_;
+};
+
+// Reads and validates the hyper-parameters of a GGUF (no weights needed).
+HParams read_hparams(const GgufFile& f);
+
+}  // namespace ei

@@ -1,0 +1,264 @@
+package io.edgeinfinite.cli;
+
+import io.edgeinfinite.EdgeInfinite;
+import io.edgeinfinite.EdgeInfiniteException;
+import io.edgeinfinite.GenerateOptions;
+import io.edgeinfinite.GenerationResult;
+import io.edgeinfinite.GgufFile;
+import io.edgeinfinite.Model;
+import io.edgeinfinite.ModelInfo;
+import io.edgeinfinite.Scenario;
+import io.edgeinfinite.Session;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.stream.Collectors;
+
+/** The {@code ei} command line: one subcommand per job. */
+public final class Main {
+    private static final String USAGE = """
+            usage: ei <command> [options]
+              info MODEL.gguf                         what the model file holds
+              tokenize -m MODEL -f TEXTFILE           token ids of the file's text (no BOS)
+              run -m MODEL -p PROMPT [options]        generate text, streamed to stdout
+                  -n N (max tokens, 128)  --greedy  --temp T  --top-k K  --top-p P  --min-p P
+                  --repeat-penalty R  --repeat-last-n N  --seed S  --stop STR (repeatable)
+                  --chat (wrap the prompt in the model's chat template)
+              logits -m MODEL --tokens 1,2,3 --out FILE   float32 logits [n_tokens x n_vocab], little-endian
+              perplexity -m MODEL -f TEXTFILE [--ctx N]
+              bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS]
+              synth --shape NAME --type TYPE -o FILE  write a random-weight model (shapes: %s)
+              demo [--prompt-tokens N] [-n N]         the main job: a long prompt on a synthetic 0.5B model
+            common options: -t THREADS  --ctx N (context, 2048)  -L N (segment length, 128)  --kv f16|f32
+            """;
+
+    private Main() {}
+
+    public static void main(String[] args) {
+        System.exit(run(args, System.out, System.err));
+    }
+
+    /** Runs a command; returns the process exit status. */
+    public static int run(String[] args, PrintStream out, PrintStream err) {
+        if (args.length == 0 || args[0].equals("-h") || args[0].equals("--help") || args[0].equals("help")) {
+            out.print(usage());
+            return args.length == 0 ? 2 : 0;
+        }
+        try {
+            Args a = new Args(Arrays.copyOfRange(args, 1, args.length));
+            switch (args[0]) {
+                case "info" -> info(a, out);
+                case "tokenize" -> tokenize(a, out);
+                case "run" -> generate(a, out, err);
+                case "logits" -> logits(a, out);
+                case "perplexity" -> perplexity(a, out, err);
+                case "bench" -> Bench.run(a, out, err);
+                case "synth" -> Synth.run(a, out);
+                case "demo" -> Demo.run(a, out);
+                case "version" -> out.println("edgeinfinite " + EdgeInfinite.version() + " (" + EdgeInfinite.binding()
+                        + ", " + EdgeInfinite.platform() + ", cpu: " + EdgeInfinite.cpuFeatures() + ")");
+                default -> throw new UsageException("unknown command '" + args[0] + "'");
+            }
+            return 0;
+        } catch (UsageException e) {
+            err.println("ei: " + e.getMessage());
+            err.print(usage());
+            return 2;
+        } catch (EdgeInfiniteException e) {
+            err.println("ei: " + e.getMessage());
+            return 1;
+        } catch (IOException | IllegalArgumentException | IllegalStateException e) {
+            err.println("ei: " + e.getMessage());
+            return 1;
+        }
+    }
+
+    private static String usage() {
+        return USAGE.formatted(String.join(", ", Synth.shapes()));
+    }
+
+    static Scenario scenario(Args a) {
+        return Scenario.builder().contextSize(a.intOpt("--ctx", 2048)).segmentLength(a.intOpt("-L", 128))
+                .threads(a.intOpt("-t", 0)).kvType(kvType(a.opt("--kv", "f16"))).build();
+    }
+
+    private static Scenario.KvType kvType(String s) {
+        return switch (s) {
+            case "f16" -> Scenario.KvType.F16;
+            case "f32" -> Scenario.KvType.F32;
+            default -> throw new UsageException("--kv must be f16 or f32, got '" + s + "'");
+        };
+    }
+
+    private static void info(Args a, PrintStream out) {
+        String path = a.positional(0, "MODEL.gguf");
+        GgufFile f = GgufFile.read(Path.of(path));
+        out.println("file:           " + path + " (GGUF v" + f.version() + ", " + f.tensors().size() + " tensors, "
+                + f.metadata().size() + " metadata keys)");
+        out.print(ModelInfo.of(f).format());
+        out.println("runtime:        edgeinfinite " + EdgeInfinite.version() + " via " + EdgeInfinite.binding()
+                + ", cpu " + EdgeInfinite.cpuFeatures());
+    }
+
+    private static void tokenize(Args a, PrintStream out) throws IOException {
+        String text = Files.readString(Path.of(a.required("-f")), StandardCharsets.UTF_8);
+        try (Model m = Model.load(Path.of(a.required("-m")))) {
+            int[] ids = m.tokenize(text, false, false);
+            out.println(Arrays.stream(ids).mapToObj(Integer::toString).collect(Collectors.joining(" ")));
+        }
+    }
+
+    static GenerateOptions options(Args a) {
+        GenerateOptions.Builder b = GenerateOptions.builder().maxTokens(a.intOpt("-n", 128))
+                .temperature(a.floatOpt("--temp", 0.8f)).topK(a.intOpt("--top-k", 40)).topP(a.floatOpt("--top-p", 0.95f))
+                .minP(a.floatOpt("--min-p", 0.05f))
+                .repeatPenalty(a.floatOpt("--repeat-penalty", 1.0f), a.intOpt("--repeat-last-n", 64))
+                .seed(a.longOpt("--seed", 0x5EED)).stopStrings(a.all("--stop")).chat(a.flag("--chat"));
+        if (a.flag("--greedy")) b.greedy();
+        return b.build();
+    }
+
+    private static void generate(Args a, PrintStream out, PrintStream err) {
+        String prompt = a.required("-p");
+        GenerateOptions o = options(a);
+        Scenario sc = scenario(a);
+        try (Model m = Model.load(Path.of(a.required("-m"))); Session s = m.newSession(sc)) {
+            if (!a.flag("--no-echo") && !o.chat()) out.print(prompt);
+            GenerationResult r = s.generate(prompt, o, piece -> {
+                out.print(piece);
+                out.flush();
+            });
+            out.println();
+            err.printf("[%d prompt tokens at %.1f tok/s, %d generated at %.1f tok/s, stop: %s]%n", r.promptTokens(),
+                    r.prefillTokensPerSecond(), r.generatedTokens(), r.decodeTokensPerSecond(),
+                    r.stopReason().name().toLowerCase());
+        }
+    }
+
+    private static void logits(Args a, PrintStream out) throws IOException {
+        int[] tokens = Arrays.stream(a.required("--tokens").split(",")).map(String::trim).filter(s -> !s.isEmpty())
+                .mapToInt(Integer::parseInt).toArray();
+        Path dest = Path.of(a.required("--out"));
+        Scenario sc = scenario(a).toBuilder().contextSize(Math.max(a.intOpt("--ctx", 2048), tokens.length)).build();
+        try (Model m = Model.load(Path.of(a.required("-m"))); Session s = m.newSession(sc)) {
+            float[] l = s.logits(tokens);
+            ByteBuffer bb = ByteBuffer.allocate(l.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+            bb.asFloatBuffer().put(l);
+            Files.write(dest, bb.array());
+            out.printf("wrote %d x %d logits to %s%n", tokens.length, m.vocabSize(), dest);
+        }
+    }
+
+    private static void perplexity(Args a, PrintStream out, PrintStream err) throws IOException {
+        String text = Files.readString(Path.of(a.required("-f")), StandardCharsets.UTF_8);
+        int ctx = a.intOpt("--ctx", 512);
+        Scenario sc = scenario(a).toBuilder().contextSize(ctx).build();
+        try (Model m = Model.load(Path.of(a.required("-m"))); Session s = m.newSession(sc)) {
+            int[] all = m.tokenize(text, false, false);
+            Perplexity.Result r = Perplexity.compute(s, all, ctx, m.addsBos() ? m.bosToken() : -1,
+                    (done, total) -> err.printf("\r[%d/%d chunks]", done, total));
+            err.println();
+            out.printf("perplexity: %.4f over %d tokens in %d chunks of %d%n", r.perplexity(), r.tokens(), r.chunks(), ctx);
+        }
+    }
+
+    /** A bad command line: printed with the usage text, exit status 2. */
+    static final class UsageException extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        UsageException(String message) {
+            super(message);
+        }
+    }
+
+    /** Minimal option parsing: "-x value", "--flag", positionals; repeated options kept in order. */
+    static final class Args {
+        private final Map<String, List<String>> opts = new TreeMap<>();
+        private final List<String> positionals = new java.util.ArrayList<>();
+        private static final List<String> FLAGS = List.of("--greedy", "--chat", "--no-echo", "--sweep", "--full");
+
+        Args(String[] args) {
+            for (int i = 0; i < args.length; i++) {
+                String s = args[i];
+                if (s.startsWith("-") && s.length() > 1 && !isNumber(s)) {
+                    if (FLAGS.contains(s)) {
+                        opts.computeIfAbsent(s, k -> new java.util.ArrayList<>()).add("true");
+                    } else {
+                        if (i + 1 >= args.length) throw new UsageException("option " + s + " needs a value");
+                        opts.computeIfAbsent(s, k -> new java.util.ArrayList<>()).add(args[++i]);
+                    }
+                } else {
+                    positionals.add(s);
+                }
+            }
+        }
+
+        private static boolean isNumber(String s) {
+            try {
+                Double.parseDouble(s);
+                return true;
+            } catch (NumberFormatException e) {
+                return false;
+            }
+        }
+
+        String positional(int i, String what) {
+            if (i >= positionals.size()) throw new UsageException("missing " + what);
+            return positionals.get(i);
+        }
+
+        String required(String key) {
+            List<String> v = opts.get(key);
+            if (v == null) throw new UsageException("missing option " + key);
+            return v.get(v.size() - 1);
+        }
+
+        String opt(String key, String def) {
+            List<String> v = opts.get(key);
+            return v == null ? def : v.get(v.size() - 1);
+        }
+
+        List<String> all(String key) {
+            return opts.getOrDefault(key, List.of());
+        }
+
+        boolean flag(String key) {
+            return opts.containsKey(key);
+        }
+
+        int intOpt(String key, int def) {
+            String v = opt(key, null);
+            try {
+                return v == null ? def : Integer.parseInt(v);
+            } catch (NumberFormatException e) {
+                throw new UsageException(key + " needs an integer, got '" + v + "'");
+            }
+        }
+
+        long longOpt(String key, long def) {
+            String v = opt(key, null);
+            try {
+                return v == null ? def : Long.parseLong(v);
+            } catch (NumberFormatException e) {
+                throw new UsageException(key + " needs an integer, got '" + v + "'");
+            }
+        }
+
+        float floatOpt(String key, float def) {
+            String v = opt(key, null);
+            try {
+                return v == null ? def : Float.parseFloat(v);
+            } catch (NumberFormatException e) {
+                throw new UsageException(key + " needs a number, got '" + v + "'");
+            }
+        }
+    }
+}

@@ -1,0 +1,584 @@
+package io.edgeinfinite.internal;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+import io.edgeinfinite.EdgeInfiniteException;
+import io.edgeinfinite.PoolRegion;
+import io.edgeinfinite.TensorInfo;
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.invoke.MethodHandle;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+
+/** The C ABI through Panama FFM: hand-written downcalls over {@link Linker#nativeLinker()}. */
+public final class FfmBinding implements NativeBinding {
+    private static final Linker LINKER = Linker.nativeLinker();
+    private final SymbolLookup lookup;
+
+    // Out-parameters of hot calls live in a small per-thread buffer, so a decode step
+    // allocates nothing native.
+    private static final ThreadLocal<MemorySegment> SCRATCH =
+            ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(256, 16));
+
+    private final MethodHandle lastError, version, abiVersion, cpuFeatures;
+    private final MethodHandle ggufOpen, ggufClose, ggufVersion, ggufFileSize, ggufAlignment, ggufKvCount, ggufKv;
+    private final MethodHandle valueType, valueInt, valueFloat, valueString, arrayType, arrayLen, arrayInt,
+            arrayFloat, arrayString, arrayAt, tensorCount, tensor, typeName;
+    private final MethodHandle modelLoad, modelFree, modelParam, modelChatFormat, chatDetect, chatStop;
+    private final MethodHandle planCreate, planFree, planPoolSize, planPoolAlignment, planRegionCount, planRegion;
+    private final MethodHandle sessionCreate, sessionFree, sessionNPast, sessionReset, sessionEval, sessionLastLogits;
+    private final MethodHandle tokenize, detokenize, chatFormat, generateBegin, generateNext;
+
+    private static final MemoryLayout SCENARIO = MemoryLayout.structLayout(
+            JAVA_INT.withName("n_ctx"), JAVA_INT.withName("n_batch"), JAVA_INT.withName("n_threads"),
+            JAVA_INT.withName("kv_type"), ADDRESS.withName("backend"));
+    private static final MemoryLayout SAMPLING = MemoryLayout.structLayout(
+            JAVA_INT.withName("greedy"), JAVA_FLOAT.withName("temperature"), JAVA_INT.withName("top_k"),
+            JAVA_FLOAT.withName("top_p"), JAVA_FLOAT.withName("min_p"), JAVA_FLOAT.withName("repeat_penalty"),
+            JAVA_INT.withName("repeat_last_n"), MemoryLayout.paddingLayout(4), JAVA_LONG.withName("seed"),
+            JAVA_INT.withName("max_tokens"), MemoryLayout.paddingLayout(4));
+
+    public FfmBinding(Path library) {
+        lookup = SymbolLookup.libraryLookup(library, Arena.global());
+        lastError = fn("ei_last_error", ADDRESS);
+        version = fn("ei_version", ADDRESS);
+        abiVersion = fn("ei_abi_version", JAVA_INT);
+        cpuFeatures = fn("ei_cpu_features", ADDRESS);
+        ggufOpen = fn("ei_gguf_open", JAVA_INT, ADDRESS, ADDRESS);
+        ggufClose = fnVoid("ei_gguf_close", ADDRESS);
+        ggufVersion = fn("ei_gguf_version", JAVA_INT, ADDRESS);
+        ggufFileSize = fn("ei_gguf_file_size", JAVA_LONG, ADDRESS);
+        ggufAlignment = fn("ei_gguf_alignment", JAVA_LONG, ADDRESS);
+        ggufKvCount = fn("ei_gguf_kv_count", JAVA_LONG, ADDRESS);
+        ggufKv = fn("ei_gguf_kv", JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, ADDRESS);
+        valueType = fn("ei_value_get_type", JAVA_INT, ADDRESS);
+        valueInt = fn("ei_value_int", JAVA_INT, ADDRESS, ADDRESS);
+        valueFloat = fn("ei_value_float", JAVA_INT, ADDRESS, ADDRESS);
+        valueString = fn("ei_value_string", JAVA_INT, ADDRESS, ADDRESS, ADDRESS);
+        arrayType = fn("ei_value_array_type", JAVA_INT, ADDRESS);
+        arrayLen = fn("ei_value_array_len", JAVA_LONG, ADDRESS);
+        arrayInt = fn("ei_value_array_int", JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS);
+        arrayFloat = fn("ei_value_array_float", JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS);
+        arrayString = fn("ei_value_array_string", JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, ADDRESS);
+        arrayAt = fn("ei_value_array_at", JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS);
+        tensorCount = fn("ei_gguf_tensor_count", JAVA_LONG, ADDRESS);
+        tensor = fn("ei_gguf_tensor", JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                ADDRESS);
+        typeName = fn("ei_tensor_type_name", ADDRESS, JAVA_INT);
+        modelLoad = fn("ei_model_load", JAVA_INT, ADDRESS, ADDRESS);
+        modelFree = fnVoid("ei_model_free", ADDRESS);
+        modelParam = fn("ei_model_param", JAVA_INT, ADDRESS, ADDRESS, ADDRESS);
+        modelChatFormat = fn("ei_model_chat_format", ADDRESS, ADDRESS);
+        chatDetect = fn("ei_chat_detect", ADDRESS, ADDRESS);
+        chatStop = fn("ei_chat_stop_string", ADDRESS, ADDRESS, JAVA_INT);
+        planCreate = fn("ei_plan_create", JAVA_INT, ADDRESS, ADDRESS, ADDRESS);
+        planFree = fnVoid("ei_plan_free", ADDRESS);
+        planPoolSize = fn("ei_plan_pool_size", JAVA_LONG, ADDRESS);
+        planPoolAlignment = fn("ei_plan_pool_alignment", JAVA_LONG, ADDRESS);
+        planRegionCount = fn("ei_plan_region_count", JAVA_INT, ADDRESS);
+        planRegion = fn("ei_plan_region", JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS);
+        sessionCreate = fn("ei_session_create", JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS);
+        sessionFree = fnVoid("ei_session_free", ADDRESS);
+        sessionNPast = fn("ei_session_n_past", JAVA_INT, ADDRESS);
+        sessionReset = fn("ei_session_reset", JAVA_INT, ADDRESS);
+        sessionEval = fn("ei_session_eval", JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS);
+        sessionLastLogits = fn("ei_session_last_logits", JAVA_INT, ADDRESS, ADDRESS, JAVA_INT);
+        tokenize = fn("ei_tokenize", JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT,
+                ADDRESS);
+        detokenize = fn("ei_detokenize", JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS);
+        chatFormat = fn("ei_chat_format", JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS,
+                JAVA_LONG, ADDRESS);
+        generateBegin = fn("ei_generate_begin", JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT);
+        generateNext = fn("ei_generate_next", JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS);
+    }
+
+    private MethodHandle fn(String name, MemoryLayout ret, MemoryLayout... args) {
+        return LINKER.downcallHandle(symbol(name), FunctionDescriptor.of(ret, args));
+    }
+
+    private MethodHandle fnVoid(String name, MemoryLayout... args) {
+        return LINKER.downcallHandle(symbol(name), FunctionDescriptor.ofVoid(args));
+    }
+
+    private MemorySegment symbol(String name) {
+        return lookup.find(name).orElseThrow(() -> new UnsatisfiedLinkError("native library lacks " + name));
+    }
+
+    // ---------------------------------------------------------------- plumbing
+
+    /** Runs a native call; a throwable from the linker is a bug, not a user error. */
+    @FunctionalInterface
+    private interface Call<T> {
+        T run() throws Throwable;
+    }
+
+    private static <T> T call(Call<T> c) {
+        try {
+            return c.run();
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable t) {
+            throw new IllegalStateException("native call failed", t);
+        }
+    }
+
+    private void check(int status) {
+        if (status != 0) {
+            String msg = cString(call(() -> (MemorySegment) lastError.invokeExact()));
+            throw EdgeInfiniteException.of(EdgeInfiniteException.Status.fromCode(status), msg);
+        }
+    }
+
+    private static String cString(MemorySegment p) {
+        return p.equals(MemorySegment.NULL) ? null : p.reinterpret(Long.MAX_VALUE).getString(0);
+    }
+
+    private static String utf8(MemorySegment data, long len) {
+        if (len == 0) return "";
+        byte[] bytes = data.reinterpret(len).toArray(JAVA_BYTE);
+        return new String(bytes, StandardCharsets.UTF_8);
+    }
+
+    private static MemorySegment ptr(long address) {
+        return MemorySegment.ofAddress(address);
+    }
+
+    private static MemorySegment scratch() {
+        return SCRATCH.get();
+    }
+
+    // ---------------------------------------------------------------- library
+
+    @Override
+    public String name() {
+        return "ffm";
+    }
+
+    @Override
+    public String version() {
+        return cString(call(() -> (MemorySegment) version.invokeExact()));
+    }
+
+    @Override
+    public int abiVersion() {
+        return call(() -> (int) abiVersion.invokeExact());
+    }
+
+    @Override
+    public String cpuFeatures() {
+        return cString(call(() -> (MemorySegment) cpuFeatures.invokeExact()));
+    }
+
+    // ---------------------------------------------------------------- GGUF
+
+    @Override
+    public long ggufOpen(String path) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment out = a.allocate(ADDRESS);
+            MemorySegment p = a.allocateFrom(path);
+            check(call(() -> (int) ggufOpen.invokeExact(p, out)));
+            return out.get(ADDRESS, 0).address();
+        }
+    }
+
+    @Override
+    public void ggufClose(long g) {
+        call(() -> {
+            ggufClose.invokeExact(ptr(g));
+            return null;
+        });
+    }
+
+    @Override
+    public int ggufVersion(long g) {
+        return call(() -> (int) ggufVersion.invokeExact(ptr(g)));
+    }
+
+    @Override
+    public long ggufFileSize(long g) {
+        return call(() -> (long) ggufFileSize.invokeExact(ptr(g)));
+    }
+
+    @Override
+    public long ggufAlignment(long g) {
+        return call(() -> (long) ggufAlignment.invokeExact(ptr(g)));
+    }
+
+    @Override
+    public long ggufKvCount(long g) {
+        return call(() -> (long) ggufKvCount.invokeExact(ptr(g)));
+    }
+
+    @Override
+    public String ggufKvKey(long g, long index) {
+        MemorySegment s = scratch();
+        check(call(() -> (int) ggufKv.invokeExact(ptr(g), index, s, MemorySegment.NULL)));
+        return cString(s.get(ADDRESS, 0));
+    }
+
+    @Override
+    public long ggufKvValue(long g, long index) {
+        MemorySegment s = scratch();
+        check(call(() -> (int) ggufKv.invokeExact(ptr(g), index, MemorySegment.NULL, s)));
+        return s.get(ADDRESS, 0).address();
+    }
+
+    @Override
+    public int valueType(long v) {
+        return call(() -> (int) valueType.invokeExact(ptr(v)));
+    }
+
+    @Override
+    public long valueInt(long v) {
+        MemorySegment s = scratch();
+        check(call(() -> (int) valueInt.invokeExact(ptr(v), s)));
+        return s.get(JAVA_LONG, 0);
+    }
+
+    @Override
+    public double valueFloat(long v) {
+        MemorySegment s = scratch();
+        check(call(() -> (int) valueFloat.invokeExact(ptr(v), s)));
+        return s.get(JAVA_DOUBLE, 0);
+    }
+
+    @Override
+    public String valueString(long v) {
+        MemorySegment s = scratch();
+        check(call(() -> (int) valueString.invokeExact(ptr(v), s, s.asSlice(8))));
+        return utf8(s.get(ADDRESS, 0), s.get(JAVA_LONG, 8));
+    }
+
+    @Override
+    public int arrayType(long v) {
+        return call(() -> (int) arrayType.invokeExact(ptr(v)));
+    }
+
+    @Override
+    public long arrayLength(long v) {
+        return call(() -> (long) arrayLen.invokeExact(ptr(v)));
+    }
+
+    @Override
+    public long arrayInt(long v, long i) {
+        MemorySegment s = scratch();
+        check(call(() -> (int) arrayInt.invokeExact(ptr(v), i, s)));
+        return s.get(JAVA_LONG, 0);
+    }
+
+    @Override
+    public double arrayFloat(long v, long i) {
+        MemorySegment s = scratch();
+        check(call(() -> (int) arrayFloat.invokeExact(ptr(v), i, s)));
+        return s.get(JAVA_DOUBLE, 0);
+    }
+
+    @Override
+    public String arrayString(long v, long i) {
+        MemorySegment s = scratch();
+        check(call(() -> (int) arrayString.invokeExact(ptr(v), i, s, s.asSlice(8))));
+        return utf8(s.get(ADDRESS, 0), s.get(JAVA_LONG, 8));
+    }
+
+    @Override
+    public long arrayAt(long v, long i) {
+        MemorySegment s = scratch();
+        check(call(() -> (int) arrayAt.invokeExact(ptr(v), i, s)));
+        return s.get(ADDRESS, 0).address();
+    }
+
+    @Override
+    public long ggufTensorCount(long g) {
+        return call(() -> (long) tensorCount.invokeExact(ptr(g)));
+    }
+
+    @Override
+    public TensorInfo ggufTensor(long g, long index) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment name = a.allocate(ADDRESS), type = a.allocate(JAVA_INT), nd = a.allocate(JAVA_INT);
+            MemorySegment dims = a.allocate(JAVA_LONG, 4), off = a.allocate(JAVA_LONG), bytes = a.allocate(JAVA_LONG);
+            check(call(() -> (int) tensor.invokeExact(ptr(g), index, name, type, nd, dims, off, bytes)));
+            int t = type.get(JAVA_INT, 0);
+            long[] shape = new long[nd.get(JAVA_INT, 0)];
+            for (int d = 0; d < shape.length; d++) shape[d] = dims.getAtIndex(JAVA_LONG, d);
+            String tn = cString(call(() -> (MemorySegment) typeName.invokeExact(t)));
+            return new TensorInfo(cString(name.get(ADDRESS, 0)), t, tn, shape, off.get(JAVA_LONG, 0),
+                    bytes.get(JAVA_LONG, 0));
+        }
+    }
+
+    // ---------------------------------------------------------------- models, plans, sessions
+
+    @Override
+    public long modelLoad(String path) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment out = a.allocate(ADDRESS);
+            MemorySegment p = a.allocateFrom(path);
+            check(call(() -> (int) modelLoad.invokeExact(p, out)));
+            return out.get(ADDRESS, 0).address();
+        }
+    }
+
+    @Override
+    public void modelFree(long m) {
+        call(() -> {
+            modelFree.invokeExact(ptr(m));
+            return null;
+        });
+    }
+
+    @Override
+    public long modelParam(long m, String name) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment out = a.allocate(JAVA_LONG);
+            MemorySegment n = a.allocateFrom(name);
+            check(call(() -> (int) modelParam.invokeExact(ptr(m), n, out)));
+            return out.get(JAVA_LONG, 0);
+        }
+    }
+
+    @Override
+    public String modelChatFormat(long m) {
+        return cString(call(() -> (MemorySegment) modelChatFormat.invokeExact(ptr(m))));
+    }
+
+    @Override
+    public String chatDetect(String jinja) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment j = a.allocateFrom(jinja);
+            return cString(call(() -> (MemorySegment) chatDetect.invokeExact(j)));
+        }
+    }
+
+    @Override
+    public String[] chatStops(String format) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment f = a.allocateFrom(format);
+            java.util.List<String> out = new java.util.ArrayList<>();
+            for (int i = 0;; i++) {
+                int idx = i;
+                String s = cString(call(() -> (MemorySegment) chatStop.invokeExact(f, idx)));
+                if (s == null) return out.toArray(String[]::new);
+                out.add(s);
+            }
+        }
+    }
+
+    @Override
+    public long planCreate(long m, int nCtx, int nBatch, int nThreads, int kvType, String backend) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment sc = a.allocate(SCENARIO);
+            sc.set(JAVA_INT, 0, nCtx);
+            sc.set(JAVA_INT, 4, nBatch);
+            sc.set(JAVA_INT, 8, nThreads);
+            sc.set(JAVA_INT, 12, kvType);
+            sc.set(ADDRESS, 16, backend == null ? MemorySegment.NULL : a.allocateFrom(backend));
+            MemorySegment out = a.allocate(ADDRESS);
+            check(call(() -> (int) planCreate.invokeExact(ptr(m), sc, out)));
+            return out.get(ADDRESS, 0).address();
+        }
+    }
+
+    @Override
+    public void planFree(long p) {
+        call(() -> {
+            planFree.invokeExact(ptr(p));
+            return null;
+        });
+    }
+
+    @Override
+    public long planPoolSize(long p) {
+        return call(() -> (long) planPoolSize.invokeExact(ptr(p)));
+    }
+
+    @Override
+    public long planPoolAlignment(long p) {
+        return call(() -> (long) planPoolAlignment.invokeExact(ptr(p)));
+    }
+
+    @Override
+    public PoolRegion[] planRegions(long p) {
+        int n = call(() -> (int) planRegionCount.invokeExact(ptr(p)));
+        PoolRegion[] out = new PoolRegion[n];
+        MemorySegment s = scratch();
+        for (int i = 0; i < n; i++) {
+            int idx = i;
+            check(call(() -> (int) planRegion.invokeExact(ptr(p), idx, s, s.asSlice(8), s.asSlice(16))));
+            out[i] = new PoolRegion(cString(s.get(ADDRESS, 0)), s.get(JAVA_LONG, 8), s.get(JAVA_LONG, 16));
+        }
+        return out;
+    }
+
+    @Override
+    public NativeMemory allocate(long size, long alignment) {
+        return new FfmMemory(size, alignment);
+    }
+
+    @Override
+    public long sessionCreate(long m, long p, long poolAddress, long poolSize) {
+        MemorySegment s = scratch();
+        check(call(() -> (int) sessionCreate.invokeExact(ptr(m), ptr(p), ptr(poolAddress), poolSize, s)));
+        return s.get(ADDRESS, 0).address();
+    }
+
+    @Override
+    public void sessionFree(long s) {
+        call(() -> {
+            sessionFree.invokeExact(ptr(s));
+            return null;
+        });
+    }
+
+    @Override
+    public int sessionNPast(long s) {
+        return call(() -> (int) sessionNPast.invokeExact(ptr(s)));
+    }
+
+    @Override
+    public void sessionReset(long s) {
+        check(call(() -> (int) sessionReset.invokeExact(ptr(s))));
+    }
+
+    @Override
+    public void sessionEval(long s, int[] tokens, float[] logitsOut) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment t = a.allocateFrom(JAVA_INT, tokens);
+            MemorySegment out = logitsOut == null ? MemorySegment.NULL : a.allocate(JAVA_FLOAT, logitsOut.length);
+            check(call(() -> (int) sessionEval.invokeExact(ptr(s), t, tokens.length, out)));
+            if (logitsOut != null) MemorySegment.copy(out, JAVA_FLOAT, 0, logitsOut, 0, logitsOut.length);
+        }
+    }
+
+    @Override
+    public void sessionLastLogits(long s, float[] out) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment o = a.allocate(JAVA_FLOAT, out.length);
+            check(call(() -> (int) sessionLastLogits.invokeExact(ptr(s), o, out.length)));
+            MemorySegment.copy(o, JAVA_FLOAT, 0, out, 0, out.length);
+        }
+    }
+
+    // ---------------------------------------------------------------- text
+
+    @Override
+    public int[] tokenize(long m, String text, boolean addBos, boolean parseSpecial) {
+        byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment t = a.allocate(Math.max(1, bytes.length));
+            MemorySegment.copy(bytes, 0, t, JAVA_BYTE, 0, bytes.length);
+            MemorySegment n = a.allocate(JAVA_INT);
+            int cap = bytes.length + 2;  // a token covers at least one byte (plus BOS)
+            MemorySegment out = a.allocate(JAVA_INT, cap);
+            check(call(() -> (int) tokenize.invokeExact(ptr(m), t, (long) bytes.length, addBos ? 1 : 0,
+                    parseSpecial ? 1 : 0, out, cap, n)));
+            int count = n.get(JAVA_INT, 0);
+            if (count > cap) throw new IllegalStateException("tokenizer produced more tokens than bytes");
+            return out.asSlice(0, (long) count * 4).toArray(JAVA_INT);
+        }
+    }
+
+    @Override
+    public String detokenize(long m, int[] tokens) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment t = a.allocateFrom(JAVA_INT, tokens);
+            MemorySegment len = a.allocate(JAVA_LONG);
+            check(call(() -> (int) detokenize.invokeExact(ptr(m), t, tokens.length, MemorySegment.NULL, 0L, len)));
+            long n = len.get(JAVA_LONG, 0);
+            MemorySegment out = a.allocate(Math.max(1, n));
+            check(call(() -> (int) detokenize.invokeExact(ptr(m), t, tokens.length, out, n, len)));
+            return utf8(out, n);
+        }
+    }
+
+    @Override
+    public String chatFormat(long m, String format, String[] roles, String[] contents, boolean addGen) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment r = a.allocate(ADDRESS, Math.max(1, roles.length));
+            MemorySegment c = a.allocate(ADDRESS, Math.max(1, contents.length));
+            for (int i = 0; i < roles.length; i++) {
+                r.setAtIndex(ADDRESS, i, a.allocateFrom(roles[i]));
+                c.setAtIndex(ADDRESS, i, a.allocateFrom(contents[i]));
+            }
+            MemorySegment f = format == null ? MemorySegment.NULL : a.allocateFrom(format);
+            MemorySegment len = a.allocate(JAVA_LONG);
+            int n = roles.length, g = addGen ? 1 : 0;
+            check(call(() -> (int) chatFormat.invokeExact(ptr(m), f, r, c, n, g, MemorySegment.NULL, 0L, len)));
+            long size = len.get(JAVA_LONG, 0);
+            MemorySegment out = a.allocate(Math.max(1, size));
+            check(call(() -> (int) chatFormat.invokeExact(ptr(m), f, r, c, n, g, out, size, len)));
+            return utf8(out, size);
+        }
+    }
+
+    // ---------------------------------------------------------------- generation
+
+    @Override
+    public void generateBegin(long s, int[] prompt, int greedy, float temperature, int topK, float topP, float minP,
+            float repeatPenalty, int repeatLastN, long seed, int maxTokens, String[] stops) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment sp = a.allocate(SAMPLING);
+            sp.set(JAVA_INT, 0, greedy);
+            sp.set(JAVA_FLOAT, 4, temperature);
+            sp.set(JAVA_INT, 8, topK);
+            sp.set(JAVA_FLOAT, 12, topP);
+            sp.set(JAVA_FLOAT, 16, minP);
+            sp.set(JAVA_FLOAT, 20, repeatPenalty);
+            sp.set(JAVA_INT, 24, repeatLastN);
+            sp.set(JAVA_LONG, 32, seed);
+            sp.set(JAVA_INT, 40, maxTokens);
+            MemorySegment st = a.allocate(ADDRESS, Math.max(1, stops.length));
+            for (int i = 0; i < stops.length; i++) st.setAtIndex(ADDRESS, i, a.allocateFrom(stops[i]));
+            MemorySegment p = a.allocateFrom(JAVA_INT, prompt);
+            check(call(() -> (int) generateBegin.invokeExact(ptr(s), p, prompt.length, sp, st, stops.length)));
+        }
+    }
+
+    @Override
+    public Step generateNext(long s) {
+        MemorySegment o = scratch();
+        check(call(() -> (int) generateNext.invokeExact(ptr(s), o, o.asSlice(8), o.asSlice(16), o.asSlice(20))));
+        String text = utf8(o.get(ADDRESS, 0), o.get(JAVA_LONG, 8));
+        return new Step(text, o.get(JAVA_INT, 16), o.get(JAVA_INT, 20));
+    }
+
+    /** Pool memory from a shared arena: usable from any thread, freed exactly once by close(). */
+    private static final class FfmMemory implements NativeMemory {
+        private final Arena arena = Arena.ofShared();
+        private final MemorySegment segment;
+
+        FfmMemory(long size, long alignment) {
+            segment = arena.allocate(size, Math.max(64, alignment));
+        }
+
+        @Override
+        public long address() {
+            return segment.address();
+        }
+
+        @Override
+        public long size() {
+            return segment.byteSize();
+        }
+
+        @Override
+        public void fill(long offset, long length, byte value) {
+            segment.asSlice(offset, length).fill(value);
+        }
+
+        @Override
+        public void close() {
+            if (arena.scope().isAlive()) arena.close();
+        }
+    }
+}

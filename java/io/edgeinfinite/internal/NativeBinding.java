@@ -1,0 +1,122 @@
+package io.edgeinfinite.internal;
+
+import io.edgeinfinite.PoolRegion;
+import io.edgeinfinite.TensorInfo;
+
+/**
+ * The C ABI (edgeinfinite.h) as Java sees it: handles are {@code long}s, data crosses as
+ * Java arrays and strings. One implementation per way of reaching native code (Panama FFM
+ * on desktop JDKs; JNI where FFM does not exist). Every method throws
+ * {@link io.edgeinfinite.EdgeInfiniteException} with the native message when the call fails.
+ * The public API never exposes this interface's implementation types.
+ */
+public interface NativeBinding {
+    /** "ffm" or "jni". */
+    String name();
+
+    String version();
+
+    int abiVersion();
+
+    String cpuFeatures();
+
+    // ---- GGUF inspection
+    long ggufOpen(String path);
+
+    void ggufClose(long gguf);
+
+    int ggufVersion(long gguf);
+
+    long ggufFileSize(long gguf);
+
+    long ggufAlignment(long gguf);
+
+    long ggufKvCount(long gguf);
+
+    String ggufKvKey(long gguf, long index);
+
+    /** Address of the metadata value (valid while the file is open). */
+    long ggufKvValue(long gguf, long index);
+
+    int valueType(long value);
+
+    long valueInt(long value);
+
+    double valueFloat(long value);
+
+    String valueString(long value);
+
+    int arrayType(long value);
+
+    long arrayLength(long value);
+
+    long arrayInt(long value, long index);
+
+    double arrayFloat(long value, long index);
+
+    String arrayString(long value, long index);
+
+    long arrayAt(long value, long index);
+
+    long ggufTensorCount(long gguf);
+
+    TensorInfo ggufTensor(long gguf, long index);
+
+    // ---- models, plans, sessions
+    long modelLoad(String path);
+
+    void modelFree(long model);
+
+    long modelParam(long model, String name);
+
+    String modelChatFormat(long model);
+
+    /** The built-in chat format a Jinja template is recognised as, or "" if none. */
+    String chatDetect(String jinja);
+
+    /** Stop strings of a named chat format (empty for an unknown one). */
+    String[] chatStops(String format);
+
+    long planCreate(long model, int nCtx, int nBatch, int nThreads, int kvType, String backend);
+
+    void planFree(long plan);
+
+    long planPoolSize(long plan);
+
+    long planPoolAlignment(long plan);
+
+    PoolRegion[] planRegions(long plan);
+
+    /** Allocates pool memory owned by Java. */
+    NativeMemory allocate(long size, long alignment);
+
+    long sessionCreate(long model, long plan, long poolAddress, long poolSize);
+
+    void sessionFree(long session);
+
+    int sessionNPast(long session);
+
+    void sessionReset(long session);
+
+    /** Evaluates tokens; fills logitsOut (n x n_vocab) when it is not null. */
+    void sessionEval(long session, int[] tokens, float[] logitsOut);
+
+    void sessionLastLogits(long session, float[] out);
+
+    // ---- text
+    int[] tokenize(long model, String text, boolean addBos, boolean parseSpecial);
+
+    String detokenize(long model, int[] tokens);
+
+    String chatFormat(long model, String format, String[] roles, String[] contents, boolean addGenerationPrompt);
+
+    // ---- generation
+    void generateBegin(long session, int[] prompt, int greedy, float temperature, int topK, float topP, float minP,
+            float repeatPenalty, int repeatLastN, long seed, int maxTokens, String[] stops);
+
+    /** One generation step; the result object may be reused by the next call on this thread. */
+    Step generateNext(long session);
+
+    /** A generated piece: whole UTF-8 characters, the sampled token, and why generation ended (0: it goes on). */
+    record Step(String text, int token, int done) {}
+}
