@@ -32,20 +32,25 @@ void copy_out(const std::string& s, char* out, uint64_t capacity, uint64_t* len_
 
 const ei::Model& model_of(const ei_model* m) { return *require(m, "model")->model; }
 
+ei_model* wrap_model(std::unique_ptr<ei::Model> model) {
+    auto m = std::make_unique<ei_model>();
+    m->model = std::move(model);
+    if (auto f = ei::detect_chat_format(m->model->gguf().get_string("tokenizer.chat_template"))) {
+        m->chat_format = ei::chat_format_name(*f);
+    }
+    return m.release();
+}
+
 }  // namespace
 
 extern "C" {
 
 ei_status ei_model_load(const char* path, ei_model** out) {
-    return guard([&] {
-        require(path, "path");
-        *require(out, "out") = nullptr;
-        auto m = std::make_unique<ei_model>();
-        m->model = ei::Model::load(path);
-        std::string jinja = m->model->gguf().get_string("tokenizer.chat_template");
-        if (auto f = ei::detect_chat_format(jinja)) m->chat_format = ei::chat_format_name(*f);
-        *out = m.release();
-    });
+    return guard([&] { *require(out, "out") = wrap_model(ei::Model::load(require(path, "path"))); });
+}
+
+ei_status ei_model_load_vocab(const char* path, ei_model** out) {
+    return guard([&] { *require(out, "out") = wrap_model(ei::Model::load_vocab(require(path, "path"))); });
 }
 
 void ei_model_free(ei_model* model) { delete model; }

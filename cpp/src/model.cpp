@@ -127,6 +127,16 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
     return m;
 }
 
+std::unique_ptr<Model> Model::load_vocab(const std::string& path) {
+    std::unique_ptr<Model> m(new Model());
+    m->file_ = GgufFile::open(path);
+    m->tokenizer_ = Tokenizer::from_gguf(*m->file_);
+    m->hp_.arch_name = m->file_->get_string("general.architecture");
+    m->hp_.n_vocab = m->tokenizer_->n_vocab();
+    m->vocab_only_ = true;
+    return m;
+}
+
 int64_t Model::max_matmul_k() const { return std::max<int64_t>({hp_.n_embd, hp_.n_ff, int64_t{hp_.n_head} * hp_.head_dim}); }
 
 }  // namespace ei

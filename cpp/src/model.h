@@ -53,6 +53,9 @@ class Model {
 public:
     // Opens, validates and maps a model; throws ei::Error naming what is wrong.
     static std::unique_ptr<Model> load(const std::string& path);
+    // Tokenizer only (vocabulary files); weights(), layers() are empty and planning fails.
+    static std::unique_ptr<Model> load_vocab(const std::string& path);
+    bool vocab_only() const { return vocab_only_; }
     ~Model();
 
     const GgufFile& gguf() const { return *file_; }
@@ -76,6 +79,7 @@ private:
     const TensorInfo* output_norm_ = nullptr;
     const TensorInfo* output_ = nullptr;
     std::vector<LayerWeights> layers_;
+    bool vocab_only_ = false;
 };
 
 // Reads and validates the hyper-parameters of a GGUF (no weights needed).

@@ -163,6 +163,7 @@ uint64_t max_activation_row_bytes(const Model& m) {
 
 Plan make_plan(const Model& m, const Scenario& sc) {
     sc.validate();
+    if (m.vocab_only()) fail(EI_ERR_STATE, "the model was loaded vocabulary-only and cannot run");
     const HParams& hp = m.hparams();
     Plan plan;
     plan.scenario = sc;

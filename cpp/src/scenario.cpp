@@ -28,8 +28,8 @@ int32_t Scenario::threads() const {
 Scenario scenario_from_c(const ei_scenario* s) {
     Scenario sc;
     if (!s) return sc;
-    if (s->n_ctx) sc.n_ctx = s->n_ctx;
-    if (s->n_batch) sc.n_batch = s->n_batch;
+    sc.n_ctx = s->n_ctx;
+    sc.n_batch = s->n_batch;
     sc.n_threads = s->n_threads;
     sc.kv_type = static_cast<KvType>(s->kv_type);
     if (s->backend && *s->backend) sc.backend = s->backend;

@@ -23,7 +23,7 @@ struct Scenario {
     int32_t threads() const;
 };
 
-// Converts the C ABI struct, applying defaults to zero fields.
+// Converts the C ABI struct (NULL: the defaults); validation happens when planning.
 Scenario scenario_from_c(const ei_scenario* s);
 
 }  // namespace ei

@@ -100,16 +100,20 @@ typedef struct ei_model ei_model;
 typedef struct ei_plan ei_plan;
 typedef struct ei_session ei_session;
 
-/* A scenario: every shape fixed before the first token. Zero fields take defaults. */
+/* A scenario: every shape fixed before the first token. Every field is validated when a
+ * plan is made; a NULL scenario means the defaults. */
 typedef struct ei_scenario {
-    int32_t n_ctx;      /* full-attention KV capacity in tokens (default 2048) */
-    int32_t n_batch;    /* L: tokens per prefill graph run (default 128) */
+    int32_t n_ctx;      /* full-attention KV capacity in tokens (e.g. 2048) */
+    int32_t n_batch;    /* L: tokens per prefill graph run (e.g. 128) */
     int32_t n_threads;  /* 0: one per core */
     int32_t kv_type;    /* 0: f16 (default), 1: f32 */
     const char* backend; /* NULL or "cpu" */
 } ei_scenario;
 
 EI_API ei_status ei_model_load(const char* path, ei_model** out);
+/* Loads only the tokenizer (and chat template) of a GGUF, e.g. a vocabulary-only file;
+ * such a model can tokenize but cannot be planned or run. */
+EI_API ei_status ei_model_load_vocab(const char* path, ei_model** out);
 EI_API void ei_model_free(ei_model* model);
 /* Hyper-parameters by name: "n_vocab", "n_embd", "n_layer", "n_head", "n_head_kv", "n_ff",
  * "head_dim", "n_ctx_train", "bos", "eos". */

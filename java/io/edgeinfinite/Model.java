@@ -40,6 +40,11 @@ public final class Model implements AutoCloseable {
         return nb;
     }
 
+    /** Loads only the tokenizer of a GGUF (a vocabulary file works): it can tokenize, not run. */
+    public static Model loadVocabOnly(Path path) {
+        return new Model(path, Native.binding().modelLoadVocab(path.toString()));
+    }
+
     long handle() {
         long h = handle;
         if (h == 0) throw new IllegalStateException("model is closed");

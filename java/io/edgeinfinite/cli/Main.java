@@ -110,7 +110,7 @@ public final class Main {
 
     private static void tokenize(Args a, PrintStream out) throws IOException {
         String text = Files.readString(Path.of(a.required("-f")), StandardCharsets.UTF_8);
-        try (Model m = Model.load(Path.of(a.required("-m")))) {
+        try (Model m = Model.loadVocabOnly(Path.of(a.required("-m")))) {
             int[] ids = m.tokenize(text, false, false);
             out.println(Arrays.stream(ids).mapToObj(Integer::toString).collect(Collectors.joining(" ")));
         }

@@ -34,7 +34,7 @@ public final class FfmBinding implements NativeBinding {
     private final MethodHandle ggufOpen, ggufClose, ggufVersion, ggufFileSize, ggufAlignment, ggufKvCount, ggufKv;
     private final MethodHandle valueType, valueInt, valueFloat, valueString, arrayType, arrayLen, arrayInt,
             arrayFloat, arrayString, arrayAt, tensorCount, tensor, typeName;
-    private final MethodHandle modelLoad, modelFree, modelParam, modelChatFormat, chatDetect, chatStop;
+    private final MethodHandle modelLoad, modelLoadVocab, modelFree, modelParam, modelChatFormat, chatDetect, chatStop;
     private final MethodHandle planCreate, planFree, planPoolSize, planPoolAlignment, planRegionCount, planRegion;
     private final MethodHandle sessionCreate, sessionFree, sessionNPast, sessionReset, sessionEval, sessionLastLogits;
     private final MethodHandle tokenize, detokenize, chatFormat, generateBegin, generateNext;
@@ -76,6 +76,7 @@ public final class FfmBinding implements NativeBinding {
                 ADDRESS);
         typeName = fn("ei_tensor_type_name", ADDRESS, JAVA_INT);
         modelLoad = fn("ei_model_load", JAVA_INT, ADDRESS, ADDRESS);
+        modelLoadVocab = fn("ei_model_load_vocab", JAVA_INT, ADDRESS, ADDRESS);
         modelFree = fnVoid("ei_model_free", ADDRESS);
         modelParam = fn("ei_model_param", JAVA_INT, ADDRESS, ADDRESS, ADDRESS);
         modelChatFormat = fn("ei_model_chat_format", ADDRESS, ADDRESS);
@@ -181,14 +182,19 @@ public final class FfmBinding implements NativeBinding {
 
     // ---------------------------------------------------------------- GGUF
 
-    @Override
-    public long ggufOpen(String path) {
+    /** Calls an open-style function: status f(const char* path, T** out). */
+    private long openHandle(MethodHandle f, String path) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment out = a.allocate(ADDRESS);
             MemorySegment p = a.allocateFrom(path);
-            check(call(() -> (int) ggufOpen.invokeExact(p, out)));
+            check(call(() -> (int) f.invokeExact(p, out)));
             return out.get(ADDRESS, 0).address();
         }
+    }
+
+    @Override
+    public long ggufOpen(String path) {
+        return openHandle(ggufOpen, path);
     }
 
     @Override
@@ -321,12 +327,12 @@ public final class FfmBinding implements NativeBinding {
 
     @Override
     public long modelLoad(String path) {
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment out = a.allocate(ADDRESS);
-            MemorySegment p = a.allocateFrom(path);
-            check(call(() -> (int) modelLoad.invokeExact(p, out)));
-            return out.get(ADDRESS, 0).address();
-        }
+        return openHandle(modelLoad, path);
+    }
+
+    @Override
+    public long modelLoadVocab(String path) {
+        return openHandle(modelLoadVocab, path);
     }
 
     @Override

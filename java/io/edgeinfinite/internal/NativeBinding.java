@@ -65,6 +65,8 @@ public interface NativeBinding {
     // ---- models, plans, sessions
     long modelLoad(String path);
 
+    long modelLoadVocab(String path);
+
     void modelFree(long model);
 
     long modelParam(long model, String name);
