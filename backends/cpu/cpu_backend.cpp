@@ -37,8 +37,10 @@ public:
             case OpKind::GetRows:
             case OpKind::MatMul: return kernels_for(op.src0.type) != nullptr && is_f32_weight(op.src2);
             case OpKind::RmsNorm: return is_f32_weight(op.src1);
-            case OpKind::KvStore:
-            case OpKind::Attention: return op.src1.type == GgmlType::F16 || op.src1.type == GgmlType::F32;
+            case OpKind::KvStore: return op.dst.type == GgmlType::F16 || op.dst.type == GgmlType::F32;
+            case OpKind::SegmentAttention:
+            case OpKind::MemoryUpdate:
+                return (op.src1.type == GgmlType::F16 || op.src1.type == GgmlType::F32) && op.head_dim <= 1024;
             case OpKind::Rope:
             case OpKind::SwiGlu: return true;
         }
@@ -57,7 +59,8 @@ public:
                 case OpKind::MatMul: mat_mul(op, step, pool); break;
                 case OpKind::Rope: rope(op, step, pool); break;
                 case OpKind::KvStore: kv_store(op, step, pool); break;
-                case OpKind::Attention: attention(op, step, pool); break;
+                case OpKind::SegmentAttention: segment_attention(op, step, pool); break;
+                case OpKind::MemoryUpdate: memory_update(op, step, pool); break;
                 case OpKind::SwiGlu: swiglu(op, step, pool); break;
             }
         }
@@ -129,50 +132,117 @@ private:
 
     void rope(const Op& op, const StepParams& s, uint8_t* pool) {
         for (int32_t t = 0; t < s.n_tokens; ++t) {
-            ops::rope(at<float>(pool, op.dst, t), op.n_head, op.head_dim, op.n_rot, s.pos0 + t, op.rope_base,
-                      op.rope_mode == 1);
+            ops::rope(at<float>(pool, op.src0, t), at<float>(pool, op.dst, t), op.n_head, op.head_dim, op.n_rot,
+                      s.pos0 + t, op.rope_base, op.rope_mode == 1);
         }
+    }
+
+    static int64_t slot_of(const Op& op, int64_t pos) {
+        return pos < op.n_sink ? pos : op.n_sink + (pos - op.n_sink) % op.ring;
     }
 
     void kv_store(const Op& op, const StepParams& s, uint8_t* pool) {
         const int64_t n = op.src0.cols;
         for (int32_t t = 0; t < s.n_tokens; ++t) {
-            const int64_t pos = s.pos0 + t;
-            if (pos >= op.dst.rows) fail(EI_ERR_STATE, "KV cache full (" + std::to_string(op.dst.rows) + " positions)");
+            const int64_t slot = slot_of(op, s.pos0 + t);
             const float* k = at<float>(pool, op.src0, t);
             const float* v = at<float>(pool, op.src1, t);
             if (op.dst.type == GgmlType::F16) {
-                ops::f32_to_f16_row(k, at<uint16_t>(pool, op.dst, pos), n);
-                ops::f32_to_f16_row(v, at<uint16_t>(pool, op.src2, pos), n);
+                ops::f32_to_f16_row(k, at<uint16_t>(pool, op.dst, slot), n);
+                ops::f32_to_f16_row(v, at<uint16_t>(pool, op.src2, slot), n);
             } else {
-                std::memcpy(at<float>(pool, op.dst, pos), k, n * sizeof(float));
-                std::memcpy(at<float>(pool, op.src2, pos), v, n * sizeof(float));
+                std::memcpy(at<float>(pool, op.dst, slot), k, n * sizeof(float));
+                std::memcpy(at<float>(pool, op.src2, slot), v, n * sizeof(float));
             }
         }
     }
 
-    void attention(const Op& op, const StepParams& s, uint8_t* pool) {
+    // Slots a query at position qp attends: the sink, then the ring from its oldest
+    // position up to qp (one span, or two where the ring wraps).
+    static int spans_for(const Op& op, const StepParams& s, int64_t qp, ops::KvSpan* spans) {
+        int n = 0;
+        const int64_t sink = std::min<int64_t>(op.n_sink, qp + 1);
+        if (sink > 0) spans[n++] = {0, sink};
+        if (qp >= s.ring_start) {
+            const int64_t count = qp - s.ring_start + 1, first = slot_of(op, s.ring_start);
+            const int64_t end = int64_t{op.n_sink} + op.ring;
+            if (first + count <= end) {
+                spans[n++] = {first, count};
+            } else {
+                spans[n++] = {first, end - first};
+                spans[n++] = {op.n_sink, count - (end - first)};
+            }
+        }
+        return n;
+    }
+
+    void segment_attention(const Op& op, const StepParams& s, uint8_t* pool) {
         const int32_t H = op.n_head, D = op.head_dim, group = op.n_head / op.n_head_kv;
         const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+        const bool f16 = op.src1.type == GgmlType::F16;
+        const uint64_t elem = f16 ? 2 : 4;
+        const bool use_memory = s.mem_tokens > 0 && op.gate != 0;
+        const ops::Primitives& prim = ops::primitives();
         const int64_t n_tasks = int64_t{s.n_tokens} * H;
         pool_.run(n_tasks, [&](int64_t b, int64_t e, int tid) {
             float* scores = reinterpret_cast<float*>(pool + op.aux.offset) + static_cast<int64_t>(tid) * op.aux.cols;
             for (int64_t task = b; task < e; ++task) {
                 const int32_t t = static_cast<int32_t>(task / H), h = static_cast<int32_t>(task % H);
                 const int32_t hk = h / group;
-                const int32_t n_kv = s.pos0 + t + 1;  // causal: positions 0..pos0+t
                 ops::AttentionHead a;
                 a.q = at<float>(pool, op.src0, t) + int64_t{h} * D;
-                a.k = at<uint8_t>(pool, op.src1, 0) + static_cast<uint64_t>(hk) * D * (op.src1.type == GgmlType::F16 ? 2 : 4);
-                a.v = at<uint8_t>(pool, op.src2, 0) + static_cast<uint64_t>(hk) * D * (op.src2.type == GgmlType::F16 ? 2 : 4);
+                a.k = at<uint8_t>(pool, op.src1, 0) + static_cast<uint64_t>(hk) * D * elem;
+                a.v = at<uint8_t>(pool, op.src2, 0) + static_cast<uint64_t>(hk) * D * elem;
                 a.kv_stride = op.src1.row_bytes;
-                a.f16 = op.src1.type == GgmlType::F16;
+                a.f16 = f16;
                 a.head_dim = D;
-                a.n_kv = n_kv;
+                a.n_spans = spans_for(op, s, s.pos0 + t, a.spans);
                 a.scale = scale;
                 a.scores = scores;
                 a.out = at<float>(pool, op.dst, t) + int64_t{h} * D;
-                ops::attention_head(a);
+                if (use_memory) {
+                    a.q_mem = (op.memory_rope ? a.q : at<float>(pool, op.q_nope, t) + int64_t{h} * D);
+                    a.mem_m = at<float>(pool, op.mem_m, hk);
+                    a.mem_z = at<float>(pool, op.mem_z, hk);
+                    a.gate = op.gate;
+                    const float* gw = static_cast<const float*>(op.gate_w.data);
+                    a.gate_w = op.gate == 1 ? gw + h : gw + int64_t{h} * 2 * D;
+                    a.gate_b = op.gate_b.valid() ? static_cast<const float*>(op.gate_b.data)[h] : 0.0f;
+                }
+                ops::segment_attention_head(a, prim);
+            }
+        });
+    }
+
+    // Folds the L oldest ring tokens of one layer into its memory, one KV head per task.
+    void memory_update(const Op& op, const StepParams& s, uint8_t* pool) {
+        const int32_t D = op.head_dim;
+        const int64_t n = s.n_tokens;  // the fold graph always folds L tokens
+        const bool f16 = op.src1.type == GgmlType::F16;
+        const uint64_t elem = f16 ? 2 : 4;
+        const ops::Primitives& prim = ops::primitives();
+        const int64_t per_thread = 2 * int64_t{s.n_tokens} * D + D;
+        pool_.run(op.n_head_kv, [&](int64_t b, int64_t e, int tid) {
+            float* sk = reinterpret_cast<float*>(pool + op.aux.offset) + tid * per_thread;
+            float* v = sk + n * D;
+            float* r = v + n * D;
+            for (int64_t hk = b; hk < e; ++hk) {
+                for (int64_t i = 0; i < n; ++i) {
+                    const int64_t pos = s.fold_start + i, slot = slot_of(op, pos);
+                    const uint8_t* kr = at<uint8_t>(pool, op.src1, slot) + hk * D * elem;
+                    const uint8_t* vr = at<uint8_t>(pool, op.src2, slot) + hk * D * elem;
+                    float* ki = sk + i * D;
+                    float* vi = v + i * D;
+                    for (int32_t j = 0; j < D; ++j) {
+                        ki[j] = f16 ? fp16_to_fp32(reinterpret_cast<const uint16_t*>(kr)[j]) : reinterpret_cast<const float*>(kr)[j];
+                        vi[j] = f16 ? fp16_to_fp32(reinterpret_cast<const uint16_t*>(vr)[j]) : reinterpret_cast<const float*>(vr)[j];
+                    }
+                    // The cache holds keys after RoPE; NoPE memory wants them before it.
+                    if (!op.memory_rope) ops::rope(ki, ki, 1, D, op.n_rot, -pos, op.rope_base, op.rope_mode == 1);
+                    for (int32_t j = 0; j < D; ++j) ki[j] = ops::sigma(ki[j]);
+                }
+                ops::memory_update(at<float>(pool, op.dst, hk), at<float>(pool, op.mem_z, hk), sk, v, n, D,
+                                   op.delta_rule, r, prim);
             }
         });
     }

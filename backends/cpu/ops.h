@@ -1,32 +1,76 @@
-// Elementwise and attention kernels of the CPU backend (f32 activations). Scalar code
-// written so compilers vectorize the inner loops; the weight dot products live in quants.h.
+// Elementwise, attention and memory kernels of the CPU backend (f32 activations). The
+// attention and memory kernels are written once over a table of SIMD primitives; each
+// variant (scalar reference, AVX2, NEON) is that table, so tests compare variants by
+// running the same kernel over each table.
 #pragma once
+#include <cmath>
 #include <cstdint>
+
+#include "quants.h"
 
 namespace ei::cpu::ops {
 
+struct Primitives {
+    KernelVariant variant;
+    const char* name;
+    void (*dot_f16)(int64_t n, float* out, const void* x, const void* y);  // both f16
+    void (*dot_f32)(int64_t n, float* out, const void* x, const void* y);
+    void (*f32_to_f16)(const float* x, void* y, int64_t n);
+    void (*axpy_f16)(int64_t n, float a, const uint16_t* x, float* y);  // y += a * x
+    void (*axpy_f32)(int64_t n, float a, const float* x, float* y);
+};
+// The best table for this CPU.
+const Primitives& primitives();
+// A specific variant's table, or nullptr when it is not built or cannot run here.
+const Primitives* primitives(KernelVariant v);
+
 void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps);
-// Rotates n_head heads of head_dim at absolute position pos; halves = NEOX pairing.
-void rope(float* x, int32_t n_head, int32_t head_dim, int32_t n_rot, int32_t pos, float base, bool halves);
+// y = x with n_head heads of head_dim rotated to absolute position pos (negative pos
+// rotates back); halves = NEOX pairing. x and y may alias.
+void rope(const float* x, float* y, int32_t n_head, int32_t head_dim, int32_t n_rot, int64_t pos, float base,
+          bool halves);
 void swiglu(float* gate, const float* up, int64_t n);  // gate = silu(gate) * up
 void f32_to_f16_row(const float* x, uint16_t* y, int64_t n);
-// y += a * x for an f16 row x (AVX2 / NEON when present).
-void axpy_f16(int64_t n, float a, const uint16_t* x, float* y);
-void axpy_f16_scalar(int64_t n, float a, const uint16_t* x, float* y);
+// sigma(x) = elu(x) + 1, the feature map of linear attention (Infini-attention).
+inline float sigma(float x) { return x > 0 ? x + 1.0f : std::exp(x); }
 
-// One query head attending over n_kv cached positions (rows kv_stride bytes apart).
+// One query head of segment attention. Cached keys and values of this KV head are read
+// from up to three spans of slots, in position order (sink, then the ring from its oldest
+// position, possibly wrapping); the arithmetic over them is the same whether the slots
+// are contiguous or not, so attention without memory is bit-identical to full attention.
+struct KvSpan {
+    int64_t slot = 0;
+    int64_t count = 0;
+};
 struct AttentionHead {
-    const float* q = nullptr;
-    const uint8_t* k = nullptr;  // first position's key for this KV head
+    const float* q = nullptr;      // rotated query (head_dim)
+    const uint8_t* k = nullptr;    // slot 0 of this KV head's keys
     const uint8_t* v = nullptr;
-    uint64_t kv_stride = 0;
+    uint64_t kv_stride = 0;        // bytes between slots
     bool f16 = true;
     int32_t head_dim = 0;
-    int32_t n_kv = 0;
+    KvSpan spans[3];
+    int n_spans = 0;
     float scale = 1.0f;
-    float* scores = nullptr;  // scratch, n_kv floats
-    float* out = nullptr;     // head_dim floats
+    float* scores = nullptr;       // scratch, one float per attended slot
+    float* out = nullptr;          // head_dim floats
+    // Memory retrieval and gate; used when mem_m is set and gate != 0.
+    const float* q_mem = nullptr;  // the query as the memory sees it (pre- or post-RoPE)
+    const float* mem_m = nullptr;  // d x d
+    const float* mem_z = nullptr;  // d
+    int gate = 0;                  // 0 none, 1 scalar, 2 adaptive
+    const float* gate_w = nullptr; // scalar: 1 value; adaptive: 2*d values
+    float gate_b = 0.0f;
 };
-void attention_head(const AttentionHead& a);
+void segment_attention_head(const AttentionHead& a, const Primitives& p);
+
+// Folds n rows into one KV head's memory. sk = sigma(K) rows and v rows (n x d each, f32).
+// linear: M += sk^T v; delta: M += sk^T (v - sk M / (sk z)), with M and z as they were
+// before the block; z += sum of sk rows. v is overwritten (delta); r is d floats scratch.
+void memory_update(float* M, float* z, const float* sk, float* v, int64_t n, int32_t d, bool delta, float* r,
+                   const Primitives& p);
+
+// Memory retrieval: out = (sq M) / (sq . z + eps) for sq = sigma(q) (d floats, scratch).
+constexpr float kMemoryEps = 1e-6f;
 
 }  // namespace ei::cpu::ops

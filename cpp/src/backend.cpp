@@ -13,7 +13,8 @@ const char* op_name(OpKind k) {
         case OpKind::MatMul: return "mat_mul";
         case OpKind::Rope: return "rope";
         case OpKind::KvStore: return "kv_store";
-        case OpKind::Attention: return "attention";
+        case OpKind::SegmentAttention: return "segment_attention";
+        case OpKind::MemoryUpdate: return "memory_update";
         case OpKind::SwiGlu: return "swiglu";
     }
     return "?";

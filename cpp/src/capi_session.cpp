@@ -81,7 +81,8 @@ ei_status ei_plan_create(const ei_model* model, const ei_scenario* scenario, ei_
     return guard([&] {
         *require(out, "out") = nullptr;
         auto p = std::make_unique<ei_plan>();
-        p->plan = ei::make_plan(model_of(model), ei::scenario_from_c(scenario));
+        const ei::Model& m = model_of(model);
+        p->plan = ei::make_plan(m, ei::resolve_scenario(scenario, m.gguf()));
         *out = p.release();
     });
 }
@@ -116,7 +117,51 @@ ei_status ei_session_create(const ei_model* model, const ei_plan* plan, void* po
 
 void ei_session_free(ei_session* session) { delete session; }
 
-int32_t ei_session_n_past(const ei_session* s) { return s ? s->session->n_past() : 0; }
+int64_t ei_session_n_past(const ei_session* s) { return s ? s->session->n_past() : 0; }
+
+int32_t ei_session_route(const ei_session* s) { return s ? static_cast<int32_t>(s->session->route()) : 0; }
+
+ei_status ei_session_plan_route(ei_session* s, int64_t upcoming) {
+    return guard([&] {
+        if (upcoming < 0) ei::fail(EI_ERR_INVALID_ARGUMENT, "upcoming token count must be >= 0");
+        require(s, "session")->session->plan_route(upcoming);
+    });
+}
+
+ei_status ei_session_placement(const ei_session* s, int64_t* sink, int64_t* window, int64_t* memory) {
+    return guard([&] {
+        ei::Session::Placement p = require(s, "session")->session->placement();
+        *require(sink, "sink") = p.sink;
+        *require(window, "window") = p.window;
+        *require(memory, "memory") = p.memory;
+    });
+}
+
+ei_status ei_plan_scenario(const ei_plan* p, ei_scenario* out) {
+    return guard([&] {
+        const ei::Scenario& sc = require(p, "plan")->plan.scenario;
+        ei_scenario& o = *require(out, "out");
+        o.n_batch = sc.n_batch;
+        o.n_sink = sc.n_sink;
+        o.n_window = sc.n_window;
+        o.memory = sc.memory ? 1 : 0;
+        o.memory_rule = static_cast<int32_t>(sc.rule);
+        o.memory_rope = sc.memory_rope ? 1 : 0;
+        o.n_threads = sc.threads();
+        o.kv_type = static_cast<int32_t>(sc.kv_type);
+        o.backend = nullptr;
+    });
+}
+
+uint64_t ei_session_state_size(const ei_session* s) { return s ? s->session->state_size() : 0; }
+
+ei_status ei_session_save(const ei_session* s, const char* path) {
+    return guard([&] { require(s, "session")->session->save_state(require(path, "path")); });
+}
+
+ei_status ei_session_load(ei_session* s, const char* path) {
+    return guard([&] { require(s, "session")->session->load_state(require(path, "path")); });
+}
 
 ei_status ei_session_reset(ei_session* s) {
     return guard([&] { require(s, "session")->session->reset(); });
@@ -206,8 +251,8 @@ ei_status ei_chat_format(const ei_model* model, const char* format_name, const c
     });
 }
 
-ei_status ei_generate_begin(ei_session* s, const int32_t* prompt, int32_t n, const ei_sampling* sampling,
-                            const char* const* stop_strings, int32_t n_stops) {
+ei_status ei_generate_begin(ei_session* s, const int32_t* prompt, int32_t n, int32_t n_evaluated,
+                            const ei_sampling* sampling, const char* const* stop_strings, int32_t n_stops) {
     return guard([&] {
         require(s, "session");
         const ei_sampling& c = *require(sampling, "sampling");
@@ -223,7 +268,7 @@ ei_status ei_generate_begin(ei_session* s, const int32_t* prompt, int32_t n, con
         o.max_tokens = c.max_tokens;
         if (n_stops < 0 || (n_stops > 0 && !stop_strings)) ei::fail(EI_ERR_INVALID_ARGUMENT, "bad stop strings");
         for (int32_t i = 0; i < n_stops; ++i) o.stop_strings.emplace_back(require(stop_strings[i], "stop string"));
-        s->session->begin(prompt, n, o);
+        s->session->begin(prompt, n, n_evaluated, o);
     });
 }
 

@@ -29,16 +29,23 @@ enum class OpKind : uint8_t {
     GetRows,    // dst[t] = dequant(src0[tokens[t]])              (src1 = token ids, i32)
     RmsNorm,    // dst[t] = src0[t] / rms(src0[t]) * weight(src1)
     MatMul,     // dst[t] (+)= src0(weights) . src1[t] (+ bias src2); accumulate adds into dst
-    Rope,       // in place on dst: rotate each head at position pos0 + t
-    KvStore,    // write src0 (k) and src1 (v) rows into the layer's cache at pos0 + t
-    Attention,  // dst[t] = softmax(q[t] K^T / sqrt(d)) V over cache positions <= pos0 + t
+    Rope,       // dst[t] = src0[t] with each head rotated for position pos0 + t
+    KvStore,    // write src0 (k) and src1 (v) rows into cache slots dst / src2 for pos0 + t
+    // dst[t] = the segment attention of query q = src0[t] (DESIGN §1): softmax attention
+    // over the sink, the window ring and the causal part of its own segment (cache src1 /
+    // src2), blended by the memory gate with the memory retrieval sigma(q) M / (sigma(q) z)
+    // when the memory holds tokens and the layer has a gate.
+    SegmentAttention,
+    // Folds the oldest L ring tokens (from StepParams::fold_start) of one layer into its
+    // memory: dst = M, src2 = z, from the K/V cache src1... (see cpu backend).
+    MemoryUpdate,
     SwiGlu,     // dst[t] = silu(dst[t]) * src0[t]
 };
 
 const char* op_name(OpKind k);
 
 struct Op {
-    OpKind kind;
+    OpKind kind = OpKind::GetRows;
     TensorRef dst, src0, src1, src2;
     TensorRef aux;              // pool scratch: MatMul's converted activations, Attention's scores
     int32_t layer = -1;
@@ -47,10 +54,18 @@ struct Op {
     // with StepParams::all_logits every valid row goes to StepParams::logits_out.
     bool output_head = false;
     float eps = 0;              // RmsNorm
-    // Rope / Attention geometry
+    // Rope / attention geometry
     int32_t n_head = 0, n_head_kv = 0, head_dim = 0, n_rot = 0;
     float rope_base = 0;
     int32_t rope_mode = 0;      // 0 adjacent pairs, 1 halves
+    // KV slots: S sink slots then a ring of `ring` slots (Scenario::slot_of)
+    int32_t n_sink = 0, ring = 0;
+    // Memory (SegmentAttention, MemoryUpdate): M [n_head_kv][d][d] and z [n_head_kv][d] of
+    // this layer; the queries/keys it uses are pre-RoPE unless memory_rope.
+    TensorRef mem_m, mem_z, q_nope, gate_w, gate_b;
+    int32_t gate = 0;           // 0 none, 1 scalar, 2 adaptive
+    bool memory_rope = false;
+    bool delta_rule = false;
 };
 
 struct Graph {
@@ -62,7 +77,10 @@ struct Graph {
 // What changes between runs of one graph; everything else is fixed at planning.
 struct StepParams {
     int32_t n_tokens = 0;       // valid rows, 1..max_tokens (the rest is padding)
-    int32_t pos0 = 0;           // absolute position of row 0
+    int64_t pos0 = 0;           // absolute position of row 0
+    int64_t ring_start = 0;     // oldest position still in the window ring (>= S)
+    int64_t mem_tokens = 0;     // tokens folded into memory so far (0: memory empty)
+    int64_t fold_start = 0;     // MemoryUpdate: first position of the L tokens to fold
     bool all_logits = false;    // compute the output head for every row, not just the last
     float* logits_out = nullptr;  // when all_logits: n_tokens x n_vocab destination
 };

@@ -18,6 +18,33 @@ int32_t positive_int(const GgufFile& f, const std::string& key, int64_t def = -1
     return static_cast<int32_t>(v);
 }
 
+void read_gate(const GgufFile& f, const std::string& p, const HParams& hp, LayerWeights& l) {
+    const TensorInfo* w = f.tensor(p + "ei_gate.weight");
+    const TensorInfo* b = f.tensor(p + "ei_gate.bias");
+    if (!w) {
+        if (b) bad(f, "tensor '" + p + "ei_gate.bias' has no ei_gate.weight");
+        return;
+    }
+    auto f32 = [&](const TensorInfo* t) {
+        if (t->type != 0) fail(EI_ERR_UNSUPPORTED, f.path() + ": tensor '" + t->name + "' must be f32");
+    };
+    f32(w);
+    if (w->n_dims == 1 && w->ne[0] == hp.n_head) {
+        l.gate = LayerWeights::Gate::Scalar;
+    } else if (w->n_dims == 2 && w->ne[0] == 2 * int64_t{hp.head_dim} && w->ne[1] == hp.n_head) {
+        l.gate = LayerWeights::Gate::Adaptive;
+    } else {
+        bad(f, "tensor '" + w->name + "' has a shape that is neither a scalar gate [n_head] nor an adaptive gate "
+                                      "[2*head_dim, n_head]");
+    }
+    if (b) {
+        f32(b);
+        if (b->n_dims != 1 || b->ne[0] != hp.n_head) bad(f, "tensor '" + b->name + "' must have shape [n_head]");
+    }
+    l.gate_w = w;
+    l.gate_b = b;
+}
+
 }  // namespace
 
 HParams read_hparams(const GgufFile& f) {
@@ -118,6 +145,7 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
         l.ffn_gate = get(p + "ffn_gate.weight", {hp.n_embd, hp.n_ff}, true);
         l.ffn_up = get(p + "ffn_up.weight", {hp.n_embd, hp.n_ff}, true);
         l.ffn_down = get(p + "ffn_down.weight", {hp.n_ff, hp.n_embd}, true);
+        read_gate(f, p, hp, l);
     }
     m->tokenizer_ = Tokenizer::from_gguf(f);
     if (m->tokenizer_->n_vocab() != hp.n_vocab) {

@@ -47,6 +47,14 @@ struct LayerWeights {
     const TensorInfo* ffn_gate = nullptr;
     const TensorInfo* ffn_up = nullptr;
     const TensorInfo* ffn_down = nullptr;
+    // EdgeInfinite memory gate (optional; absent means g = 0). Layout, per layer:
+    //   scalar:   ei_gate.weight [n_head]            g_h = sigmoid(w_h (+ b_h))
+    //   adaptive: ei_gate.weight [2*head_dim, n_head] g_h,t = sigmoid(w_h . [A_mem ; A_local] + b_h)
+    //             (w_h's first head_dim entries weigh A_mem), ei_gate.bias [n_head] optional.
+    // All f32.
+    const TensorInfo* gate_w = nullptr;
+    const TensorInfo* gate_b = nullptr;
+    enum class Gate { None, Scalar, Adaptive } gate = Gate::None;
 };
 
 class Model {

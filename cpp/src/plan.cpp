@@ -33,6 +33,16 @@ private:
     PoolPlan plan_;
 };
 
+Op make_op(OpKind kind, TensorRef dst, TensorRef s0, TensorRef s1 = {}, TensorRef s2 = {}) {
+    Op o;
+    o.kind = kind;
+    o.dst = dst;
+    o.src0 = s0;
+    o.src1 = s1;
+    o.src2 = s2;
+    return o;
+}
+
 TensorRef weight(const TensorInfo* t) {
     TensorRef r;
     if (!t) return r;
@@ -45,15 +55,15 @@ TensorRef weight(const TensorInfo* t) {
     return r;
 }
 
-// Builds graphs over a planned pool: `buf(name, cols)` is an f32 activation of
-// max_tokens rows.
+// Builds graphs over a planned pool; `buf(name, cols, rows)` is a pool region seen as rows.
 class GraphBuilder {
 public:
-    GraphBuilder(const Model& m, const PoolPlan& pool, int32_t n_ctx, KvType kv)
-        : m_(m), hp_(m.hparams()), pool_(pool), n_ctx_(n_ctx), kv_(kv) {
+    GraphBuilder(const Model& m, const PoolPlan& pool, const Scenario& sc)
+        : m_(m), hp_(m.hparams()), pool_(pool), sc_(sc) {
         act_q_ = buf("act_q", 0, 0, GgmlType::I8);
         act_q_.row_bytes = 0;  // the backend lays out converted rows itself
-        scores_ = buf("scores", n_ctx, 1);
+        scores_ = buf("scores", sc.kv_slots(), 1);
+        fold_ = buf("fold", 0, 0);
     }
 
     TensorRef buf(const std::string& name, int64_t cols, int64_t rows, GgmlType type = GgmlType::F32) const {
@@ -67,12 +77,17 @@ public:
         return r;
     }
 
-    // The layer's slice of a KV cache region: n_ctx rows of n_embd_kv.
-    TensorRef cache(const std::string& name, int32_t layer) const {
-        GgmlType t = kv_ == KvType::F16 ? GgmlType::F16 : GgmlType::F32;
-        TensorRef r = buf(name, hp_.n_embd_kv(), n_ctx_, t);
-        r.offset += static_cast<uint64_t>(layer) * n_ctx_ * r.row_bytes;
+    // The layer's slice of a per-layer region of `rows` rows of `cols`.
+    TensorRef layer_slice(const std::string& name, int32_t layer, int64_t cols, int64_t rows,
+                          GgmlType type = GgmlType::F32) const {
+        TensorRef r = buf(name, cols, rows, type);
+        r.offset += static_cast<uint64_t>(layer) * rows * r.row_bytes;
         return r;
+    }
+
+    TensorRef cache(const std::string& name, int32_t layer) const {
+        return layer_slice(name, layer, hp_.n_embd_kv(), sc_.kv_slots(),
+                           sc_.kv_type == KvType::F16 ? GgmlType::F16 : GgmlType::F32);
     }
 
     Graph build(const std::string& name, int32_t T) const {
@@ -80,68 +95,106 @@ public:
         g.name = name;
         g.max_tokens = T;
         const int64_t q_dim = int64_t{hp_.n_head} * hp_.head_dim;
-        const TensorRef x = buf("x", hp_.n_embd, T), xn = buf("xn", hp_.n_embd, T);
-        const TensorRef q = buf("q", q_dim, T), k = buf("k", hp_.n_embd_kv(), T), v = buf("v", hp_.n_embd_kv(), T);
-        const TensorRef attn = buf("attn", q_dim, T);
-        const TensorRef gate = buf("ffn_gate", hp_.n_ff, T), up = buf("ffn_up", hp_.n_ff, T);
+        Rows r{buf("x", hp_.n_embd, T),        buf("xn", hp_.n_embd, T),         buf("q", q_dim, T),
+               buf("q_rope", q_dim, T),        buf("k", hp_.n_embd_kv(), T),     buf("k_rope", hp_.n_embd_kv(), T),
+               buf("v", hp_.n_embd_kv(), T),   buf("attn", q_dim, T),            buf("ffn_gate", hp_.n_ff, T),
+               buf("ffn_up", hp_.n_ff, T)};
 
-        Op embed{OpKind::GetRows, x, weight(m_.tok_embd()), buf("tokens", 1, T, GgmlType::I32), {}, {}};
-        g.ops.push_back(embed);
-        for (int32_t il = 0; il < hp_.n_layer; ++il) build_layer(g, il, x, xn, q, k, v, attn, gate, up);
+        g.ops.push_back(make_op(OpKind::GetRows, r.x, weight(m_.tok_embd()), buf("tokens", 1, T, GgmlType::I32)));
+        for (int32_t il = 0; il < hp_.n_layer; ++il) build_layer(g, il, r);
 
-        Op norm{OpKind::RmsNorm, xn, x, weight(m_.output_norm()), {}, {}};
+        Op norm = make_op(OpKind::RmsNorm, r.xn, r.x, weight(m_.output_norm()));
         norm.eps = hp_.rms_eps;
         g.ops.push_back(norm);
-        Op head{OpKind::MatMul, buf("logits", hp_.n_vocab, 1), weight(m_.output()), xn, {}, {}};
+        Op head = make_op(OpKind::MatMul, buf("logits", hp_.n_vocab, 1), weight(m_.output()), r.xn);
         head.output_head = true;
         head.aux = act_q_;
         g.ops.push_back(head);
         return g;
     }
 
+    // Folds L tokens of every layer into memory: one MemoryUpdate per layer.
+    Graph build_fold() const {
+        Graph g;
+        g.name = "fold";
+        g.max_tokens = sc_.n_batch;
+        for (int32_t il = 0; il < hp_.n_layer; ++il) {
+            Op o = base_op(OpKind::MemoryUpdate, il);
+            o.dst = o.mem_m;
+            o.src1 = cache("kv.k", il);
+            o.src2 = cache("kv.v", il);
+            o.aux = fold_;
+            g.ops.push_back(o);
+        }
+        return g;
+    }
+
 private:
-    // The forward pass of one transformer layer (pre-norm attention + SwiGLU FFN).
-    void build_layer(Graph& g, int32_t il, const TensorRef& x, const TensorRef& xn, const TensorRef& q,
-                     const TensorRef& k, const TensorRef& v, const TensorRef& attn, const TensorRef& gate,
-                     const TensorRef& up) const {
+    struct Rows {
+        TensorRef x, xn, q, q_rope, k, k_rope, v, attn, gate, up;
+    };
+
+    // Every op of a layer carries the layer's geometry and memory settings.
+    Op base_op(OpKind kind, int32_t il) const {
+        Op o;
+        o.kind = kind;
+        o.layer = il;
+        o.eps = hp_.rms_eps;
+        o.n_head = hp_.n_head;
+        o.n_head_kv = hp_.n_head_kv;
+        o.head_dim = hp_.head_dim;
+        o.n_rot = hp_.n_rot;
+        o.rope_base = hp_.rope_base;
+        o.rope_mode = hp_.rope_mode == RopeMode::Halves ? 1 : 0;
+        o.n_sink = sc_.n_sink;
+        o.ring = sc_.n_window + sc_.n_batch;
+        const int64_t d = hp_.head_dim;
+        o.mem_m = layer_slice("mem.M", il, d * d, hp_.n_head_kv);
+        o.mem_z = layer_slice("mem.z", il, d, hp_.n_head_kv);
+        o.memory_rope = sc_.memory_rope;
+        o.delta_rule = sc_.rule == MemoryRule::Delta;
+        const LayerWeights& w = m_.layers()[il];
+        o.gate = w.gate == LayerWeights::Gate::Scalar ? 1 : w.gate == LayerWeights::Gate::Adaptive ? 2 : 0;
+        o.gate_w = weight(w.gate_w);
+        o.gate_b = weight(w.gate_b);
+        return o;
+    }
+
+    // The forward pass of one transformer layer: pre-norm segment attention, SwiGLU FFN.
+    void build_layer(Graph& g, int32_t il, const Rows& r) const {
         const LayerWeights& w = m_.layers()[il];
         auto op = [&](OpKind kind, TensorRef dst, TensorRef s0, TensorRef s1 = {}, TensorRef s2 = {}) -> Op& {
-            Op o{kind, dst, s0, s1, s2, {}};
-            o.layer = il;
-            o.eps = hp_.rms_eps;
-            o.n_head = hp_.n_head;
-            o.n_head_kv = hp_.n_head_kv;
-            o.head_dim = hp_.head_dim;
-            o.n_rot = hp_.n_rot;
-            o.rope_base = hp_.rope_base;
-            o.rope_mode = hp_.rope_mode == RopeMode::Halves ? 1 : 0;
+            Op o = base_op(kind, il);
+            o.dst = dst;
+            o.src0 = s0;
+            o.src1 = s1;
+            o.src2 = s2;
             if (kind == OpKind::MatMul) o.aux = act_q_;
-            if (kind == OpKind::Attention) o.aux = scores_;
+            if (kind == OpKind::SegmentAttention) o.aux = scores_;
             g.ops.push_back(o);
             return g.ops.back();
         };
-        op(OpKind::RmsNorm, xn, x, weight(w.attn_norm));
-        op(OpKind::MatMul, q, weight(w.wq), xn, weight(w.bq));
-        op(OpKind::MatMul, k, weight(w.wk), xn, weight(w.bk));
-        op(OpKind::MatMul, v, weight(w.wv), xn, weight(w.bv));
-        op(OpKind::Rope, q, {});                          // rotates n_head heads
-        op(OpKind::Rope, k, {}).n_head = hp_.n_head_kv;  // rotates the KV heads
-        op(OpKind::KvStore, cache("kv.k", il), k, v, cache("kv.v", il));
-        op(OpKind::Attention, attn, q, cache("kv.k", il), cache("kv.v", il));
-        op(OpKind::MatMul, x, weight(w.wo), attn).accumulate = true;
-        op(OpKind::RmsNorm, xn, x, weight(w.ffn_norm));
-        op(OpKind::MatMul, gate, weight(w.ffn_gate), xn);
-        op(OpKind::MatMul, up, weight(w.ffn_up), xn);
-        op(OpKind::SwiGlu, gate, up);
-        op(OpKind::MatMul, x, weight(w.ffn_down), gate).accumulate = true;
+        op(OpKind::RmsNorm, r.xn, r.x, weight(w.attn_norm));
+        op(OpKind::MatMul, r.q, weight(w.wq), r.xn, weight(w.bq));
+        op(OpKind::MatMul, r.k, weight(w.wk), r.xn, weight(w.bk));
+        op(OpKind::MatMul, r.v, weight(w.wv), r.xn, weight(w.bv));
+        op(OpKind::Rope, r.q_rope, r.q);                           // rotates n_head heads
+        op(OpKind::Rope, r.k_rope, r.k).n_head = hp_.n_head_kv;   // rotates the KV heads
+        op(OpKind::KvStore, cache("kv.k", il), r.k_rope, r.v, cache("kv.v", il));
+        op(OpKind::SegmentAttention, r.attn, r.q_rope, cache("kv.k", il), cache("kv.v", il)).q_nope = r.q;
+        op(OpKind::MatMul, r.x, weight(w.wo), r.attn).accumulate = true;
+        op(OpKind::RmsNorm, r.xn, r.x, weight(w.ffn_norm));
+        op(OpKind::MatMul, r.gate, weight(w.ffn_gate), r.xn);
+        op(OpKind::MatMul, r.up, weight(w.ffn_up), r.xn);
+        op(OpKind::SwiGlu, r.gate, r.up);
+        op(OpKind::MatMul, r.x, weight(w.ffn_down), r.gate).accumulate = true;
     }
 
     const Model& m_;
     const HParams& hp_;
     const PoolPlan& pool_;
-    int32_t n_ctx_;
-    KvType kv_;
-    TensorRef act_q_, scores_;
+    const Scenario& sc_;
+    TensorRef act_q_, scores_, fold_;
 };
 
 // Bytes of the widest activation row once converted to the type its weight dots with.
@@ -167,8 +220,9 @@ Plan make_plan(const Model& m, const Scenario& sc) {
     const HParams& hp = m.hparams();
     Plan plan;
     plan.scenario = sc;
-    const uint64_t T = static_cast<uint64_t>(sc.n_batch);
-    const uint64_t f32 = 4, q_dim = static_cast<uint64_t>(hp.n_head) * hp.head_dim;
+    const uint64_t T = static_cast<uint64_t>(sc.n_batch), threads = static_cast<uint64_t>(sc.threads());
+    const uint64_t f32 = 4, q_dim = static_cast<uint64_t>(hp.n_head) * hp.head_dim, kv_dim = hp.n_embd_kv();
+    const uint64_t d = hp.head_dim, layers = hp.n_layer;
     const uint64_t kv_elem = sc.kv_type == KvType::F16 ? 2 : 4;
 
     PoolBuilder pb(64);
@@ -176,22 +230,28 @@ Plan make_plan(const Model& m, const Scenario& sc) {
     pb.add("x", T * hp.n_embd * f32);
     pb.add("xn", T * hp.n_embd * f32);
     pb.add("q", T * q_dim * f32);
-    pb.add("k", T * hp.n_embd_kv() * f32);
-    pb.add("v", T * hp.n_embd_kv() * f32);
+    pb.add("q_rope", T * q_dim * f32);
+    pb.add("k", T * kv_dim * f32);
+    pb.add("k_rope", T * kv_dim * f32);
+    pb.add("v", T * kv_dim * f32);
     pb.add("attn", T * q_dim * f32);
     pb.add("ffn_gate", T * hp.n_ff * f32);
     pb.add("ffn_up", T * hp.n_ff * f32);
     pb.add("act_q", T * max_activation_row_bytes(m));
-    pb.add("scores", static_cast<uint64_t>(sc.threads()) * sc.n_ctx * f32);
+    pb.add("scores", threads * static_cast<uint64_t>(sc.kv_slots()) * f32);
+    pb.add("fold", threads * (2 * T * d + d) * f32);  // per thread: sigma(K), V (or V - retrieved), a row
     pb.add("logits", static_cast<uint64_t>(hp.n_vocab) * f32);
-    const uint64_t kv_bytes = static_cast<uint64_t>(hp.n_layer) * sc.n_ctx * hp.n_embd_kv() * kv_elem;
+    const uint64_t kv_bytes = layers * static_cast<uint64_t>(sc.kv_slots()) * kv_dim * kv_elem;
     pb.add("kv.k", kv_bytes);
     pb.add("kv.v", kv_bytes);
+    pb.add("mem.M", layers * hp.n_head_kv * d * d * f32);
+    pb.add("mem.z", layers * hp.n_head_kv * d * f32);
     plan.pool = pb.finish();
 
-    GraphBuilder gb(m, plan.pool, sc.n_ctx, sc.kv_type);
+    GraphBuilder gb(m, plan.pool, plan.scenario);
     plan.prefill = gb.build("prefill", sc.n_batch);
     plan.decode = gb.build("decode", 1);
+    plan.fold = gb.build_fold();
     return plan;
 }
 

@@ -31,6 +31,7 @@ struct Plan {
     PoolPlan pool;
     Graph prefill;  // up to scenario.n_batch tokens
     Graph decode;   // 1 token
+    Graph fold;     // folds the oldest L window tokens of every layer into memory
 };
 
 Plan make_plan(const Model& model, const Scenario& scenario);

@@ -3,17 +3,22 @@
 #include <thread>
 
 #include "error.h"
+#include "gguf.h"
 
 namespace ei {
 
 void Scenario::validate() const {
     auto bad = [](const std::string& m) { fail(EI_ERR_INVALID_ARGUMENT, "scenario: " + m); };
-    if (n_batch <= 0) bad("segment length L (n_batch) must be positive, got " + std::to_string(n_batch));
-    if (n_ctx <= 0) bad("context size must be positive, got " + std::to_string(n_ctx));
+    if (n_batch <= 0) bad("segment length L must be positive, got " + std::to_string(n_batch));
     if (n_batch > 4096) bad("segment length L = " + std::to_string(n_batch) + " exceeds 4096");
-    if (n_ctx > (1 << 24)) bad("context size " + std::to_string(n_ctx) + " exceeds 16M tokens");
+    if (n_sink < 0) bad("sink S must be >= 0, got " + std::to_string(n_sink));
+    if (n_window < n_batch) {
+        bad("window W = " + std::to_string(n_window) + " is smaller than a segment (L = " + std::to_string(n_batch) + ")");
+    }
+    if (int64_t{n_sink} + n_window + n_batch > (int64_t{1} << 24)) bad("S + W + L exceeds 16M tokens");
     if (n_threads < 0 || n_threads > 256) bad("threads must be 0 (auto) to 256, got " + std::to_string(n_threads));
     if (kv_type != KvType::F16 && kv_type != KvType::F32) bad("unknown KV type " + std::to_string(int(kv_type)));
+    if (rule != MemoryRule::Linear && rule != MemoryRule::Delta) bad("unknown memory rule " + std::to_string(int(rule)));
     if (backend != "cpu") {
         fail(EI_ERR_UNSUPPORTED, "scenario: backend '" + backend + "' is not available in this build (available: cpu)");
     }
@@ -25,11 +30,23 @@ int32_t Scenario::threads() const {
     return hw == 0 ? 1 : static_cast<int32_t>(hw);
 }
 
-Scenario scenario_from_c(const ei_scenario* s) {
+Scenario resolve_scenario(const ei_scenario* s, const GgufFile& f) {
     Scenario sc;
+    // The model's own settings first (written by `ei gate-init`), then the caller's.
+    sc.n_batch = static_cast<int32_t>(f.get_int("edgeinfinite.segment_length", sc.n_batch));
+    sc.n_sink = static_cast<int32_t>(f.get_int("edgeinfinite.sink", sc.n_sink));
+    sc.n_window = static_cast<int32_t>(f.get_int("edgeinfinite.window", sc.n_window));
+    std::string rule = f.get_string("edgeinfinite.memory.rule", "linear");
+    if (rule == "delta") sc.rule = MemoryRule::Delta;
+    else if (rule != "linear") fail(EI_ERR_FORMAT, f.path() + ": edgeinfinite.memory.rule '" + rule + "' is not linear or delta");
+    sc.memory_rope = f.get_bool("edgeinfinite.memory.rope", false);
     if (!s) return sc;
-    sc.n_ctx = s->n_ctx;
-    sc.n_batch = s->n_batch;
+    if (s->n_batch >= 0) sc.n_batch = s->n_batch;
+    if (s->n_sink >= 0) sc.n_sink = s->n_sink;
+    if (s->n_window >= 0) sc.n_window = s->n_window;
+    if (s->memory >= 0) sc.memory = s->memory != 0;
+    if (s->memory_rule >= 0) sc.rule = static_cast<MemoryRule>(s->memory_rule);
+    if (s->memory_rope >= 0) sc.memory_rope = s->memory_rope != 0;
     sc.n_threads = s->n_threads;
     sc.kv_type = static_cast<KvType>(s->kv_type);
     if (s->backend && *s->backend) sc.backend = s->backend;

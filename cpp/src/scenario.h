@@ -1,5 +1,10 @@
 // A scenario fixes every shape before the first token (DESIGN §2): from it and a model,
-// the planner derives the pool and the two graphs. Nothing here depends on a prompt.
+// the planner derives the pool and the graphs. Nothing here depends on a prompt.
+//
+// KV layout it implies, per layer: S sink slots, then a ring of W + L window slots. A
+// token at position p < S lives in sink slot p; later tokens in ring slot
+// S + (p - S) mod (W + L). With memory on, when a new segment would overflow the ring, its
+// oldest L tokens are folded into the compressed memory (M, z) first.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -8,22 +13,36 @@
 
 namespace ei {
 
+class GgufFile;
+
 enum class KvType : int32_t { F16 = 0, F32 = 1 };
+enum class MemoryRule : int32_t { Linear = 0, Delta = 1 };
 
 struct Scenario {
-    int32_t n_ctx = 2048;    // tokens the full-attention KV cache holds
     int32_t n_batch = 128;   // L: query tokens per prefill graph run
+    int32_t n_sink = 64;     // S: first tokens kept raw forever
+    int32_t n_window = 2048; // W: most recent tokens kept raw (the ring has W + L slots)
+    bool memory = true;      // off: plain full attention, at most S + W tokens
+    MemoryRule rule = MemoryRule::Linear;
+    bool memory_rope = false;  // memory keys/queries after RoPE (default: before, "NoPE")
     int32_t n_threads = 0;   // 0: one per available core
     KvType kv_type = KvType::F16;
     std::string backend = "cpu";
 
+    int32_t kv_slots() const { return n_sink + n_window + n_batch; }
+    // Tokens that fit without folding anything: the full-attention route's limit.
+    int64_t full_capacity() const { return int64_t{n_sink} + n_window; }
+    int64_t slot_of(int64_t pos) const {
+        return pos < n_sink ? pos : n_sink + (pos - n_sink) % (int64_t{n_window} + n_batch);
+    }
+
     // Throws ei::Error(EI_ERR_INVALID_ARGUMENT) naming the bad setting.
     void validate() const;
-    // Threads to use after resolving 0.
     int32_t threads() const;
 };
 
-// Converts the C ABI struct (NULL: the defaults); validation happens when planning.
-Scenario scenario_from_c(const ei_scenario* s);
+// The scenario a C caller asked for: negative fields take the model's edgeinfinite.* keys,
+// else the built-in defaults above. NULL means all defaults.
+Scenario resolve_scenario(const ei_scenario* s, const GgufFile& model);
 
 }  // namespace ei

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 
 #include "error.h"
 #include "tokenizer.h"
@@ -22,12 +24,34 @@ Session::Session(const Model& model, const Plan& plan, uint8_t* pool, uint64_t p
     }
     check_supported(*backend_, plan_.prefill);
     check_supported(*backend_, plan_.decode);
+    check_supported(*backend_, plan_.fold);
+    reset();
 }
 
 void Session::reset() {
     n_past_ = 0;
+    ring_start_ = plan_.scenario.n_sink;
+    folded_ = 0;
+    route_ = Route::Full;
     last_logits_ = nullptr;
     finished_ = true;
+    // The memory starts empty; the KV slots need no clearing (positions say what is valid).
+    for (const char* name : {"mem.M", "mem.z"}) {
+        const Region& r = plan_.pool.region(name);
+        std::memset(pool_ + r.offset, 0, r.size);
+    }
+}
+
+Session::Placement Session::placement() const {
+    Placement p;
+    p.sink = std::min<int64_t>(n_past_, plan_.scenario.n_sink);
+    p.memory = folded_;
+    p.window = n_past_ - p.sink - p.memory;
+    return p;
+}
+
+void Session::plan_route(int64_t upcoming) {
+    if (plan_.scenario.memory && n_past_ + upcoming > plan_.scenario.full_capacity()) route_ = Route::Memory;
 }
 
 void Session::check_tokens(const int32_t* tokens, int32_t n) const {
@@ -41,39 +65,68 @@ void Session::check_tokens(const int32_t* tokens, int32_t n) const {
     }
 }
 
-const float* Session::eval(const int32_t* tokens, int32_t n, float* all_logits) {
+StepParams Session::step_params(int32_t n) const {
+    StepParams s;
+    s.n_tokens = n;
+    s.pos0 = n_past_;
+    s.ring_start = ring_start_;
+    s.mem_tokens = folded_;
+    return s;
+}
+
+void Session::fold_if_needed(int32_t incoming) {
+    const Scenario& sc = plan_.scenario;
+    if (!sc.memory) return;
+    const int64_t ring_after = n_past_ + incoming - ring_start_;
+    if (ring_after <= int64_t{sc.n_window} + sc.n_batch) return;
+    // The oldest L ring tokens leave the window: one fixed-shape fold. Incoming <= L and
+    // the ring held at most W + L, so one fold always makes room.
+    StepParams s = step_params(sc.n_batch);
+    s.fold_start = ring_start_;
+    backend_->compute(plan_.fold, s, pool_);
+    ring_start_ += sc.n_batch;
+    folded_ += sc.n_batch;
+    route_ = Route::Memory;
+}
+
+const float* Session::eval(const int32_t* tokens, int32_t n, float* all_logits, Progress progress, void* user) {
     check_tokens(tokens, n);
     if (n == 0) fail(EI_ERR_INVALID_ARGUMENT, "no tokens to evaluate");
-    const int32_t n_ctx = plan_.scenario.n_ctx;
-    if (int64_t{n_past_} + n > n_ctx) {
+    const Scenario& sc = plan_.scenario;
+    if (!sc.memory && n_past_ + n > sc.full_capacity()) {
         fail(EI_ERR_STATE, "context full: " + std::to_string(n_past_) + " tokens held + " + std::to_string(n) +
-                               " new exceed the scenario's " + std::to_string(n_ctx));
+                               " new exceed the scenario's " + std::to_string(sc.full_capacity()) +
+                               " (memory is off)");
     }
-    const int32_t L = plan_.prefill.max_tokens, n_vocab = model_.hparams().n_vocab;
+    plan_route(n);
+    const int32_t L = sc.n_batch, n_vocab = model_.hparams().n_vocab;
     const Region& tok_region = plan_.pool.region("tokens");
     float* logits = reinterpret_cast<float*>(pool_ + plan_.pool.region("logits").offset);
     for (int32_t done = 0; done < n;) {
         const int32_t chunk = std::min(L, n - done);
+        fold_if_needed(chunk);
         std::memcpy(pool_ + tok_region.offset, tokens + done, sizeof(int32_t) * chunk);
-        StepParams step;
-        step.n_tokens = chunk;
-        step.pos0 = n_past_;
+        StepParams step = step_params(chunk);
         step.all_logits = all_logits != nullptr;
         step.logits_out = all_logits ? all_logits + int64_t{done} * n_vocab : nullptr;
         backend_->compute(chunk == 1 ? plan_.decode : plan_.prefill, step, pool_);
         n_past_ += chunk;
         done += chunk;
+        if (progress) progress(user, done, n);
     }
     if (all_logits) std::memcpy(logits, all_logits + int64_t{n - 1} * n_vocab, sizeof(float) * n_vocab);
     last_logits_ = logits;
     return logits;
 }
 
-void Session::begin(const int32_t* prompt, int32_t n, const GenerateOptions& o) {
+void Session::begin(const int32_t* prompt, int32_t n, int32_t n_evaluated, const GenerateOptions& o) {
     if (o.max_tokens < 0) fail(EI_ERR_INVALID_ARGUMENT, "max_tokens must be >= 0");
+    if (n_evaluated < 0 || n_evaluated > n) fail(EI_ERR_INVALID_ARGUMENT, "n_evaluated must be in [0, n]");
     Sampler sampler(o.sampling, model_.hparams().n_vocab);  // validates before any work
-    if (n > 0) {
-        eval(prompt, n);
+    check_tokens(prompt, n);
+    plan_route(int64_t{n - n_evaluated} + o.max_tokens);
+    if (n > n_evaluated) {
+        eval(prompt + n_evaluated, n - n_evaluated);
     } else if (!last_logits_) {
         fail(EI_ERR_INVALID_ARGUMENT, "empty prompt and nothing evaluated before");
     }
@@ -105,7 +158,7 @@ const Session::Piece& Session::next() {
         return piece_;
     }
     if (generated_ > 0) {  // feed the previous token to get this step's logits
-        if (n_past_ >= plan_.scenario.n_ctx) {
+        if (!plan_.scenario.memory && n_past_ >= plan_.scenario.full_capacity()) {
             finish(StopReason::ContextFull);
             return piece_;
         }
@@ -124,6 +177,157 @@ const Session::Piece& Session::next() {
     piece_.text = stops_->push(utf8_.push(tk.token_to_piece(tok)));
     if (stops_->stopped()) finish(StopReason::StopString);
     return piece_;
+}
+
+// ------------------------------------------------------------------------ session state
+
+namespace {
+
+constexpr char kStateMagic[8] = {'E', 'I', 'S', 'T', 'A', 'T', 'E', '\0'};
+constexpr uint32_t kStateVersion = 1;
+const char* const kStateRegions[] = {"kv.k", "kv.v", "mem.M", "mem.z"};
+
+// FNV-1a, 64 bit: a fingerprint and checksum with no dependency; it catches corruption
+// and mismatches, not tampering.
+struct Fnv {
+    uint64_t h = 1469598103934665603ull;
+    void add(const void* p, size_t n) {
+        const uint8_t* b = static_cast<const uint8_t*>(p);
+        for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;
+    }
+    template <typename T>
+    void add(const T& v) {
+        add(&v, sizeof(T));
+    }
+};
+
+struct StateHeader {
+    char magic[8];
+    uint32_t version;
+    uint32_t header_size;
+    uint64_t model_fp;
+    uint64_t scenario_fp;
+    int64_t n_past;
+    int64_t ring_start;
+    int64_t folded;
+    int32_t route;
+    int32_t reserved;
+    uint64_t payload_size;
+};
+
+}  // namespace
+
+uint64_t Session::fingerprint() const {
+    Fnv f;
+    const HParams& hp = model_.hparams();
+    f.add(hp.n_vocab);
+    f.add(hp.n_embd);
+    f.add(hp.n_layer);
+    f.add(hp.n_head);
+    f.add(hp.n_head_kv);
+    f.add(hp.n_ff);
+    for (const TensorInfo& t : model_.gguf().tensors()) {
+        f.add(t.name.data(), t.name.size());
+        f.add(t.type);
+        f.add(t.ne);
+        // A few bytes of each tensor's data tell apart models of equal shape.
+        f.add(t.data, std::min<uint64_t>(t.n_bytes, 64));
+    }
+    return f.h;
+}
+
+namespace {
+uint64_t scenario_fingerprint(const Scenario& sc) {
+    Fnv f;
+    f.add(sc.n_batch);
+    f.add(sc.n_sink);
+    f.add(sc.n_window);
+    f.add(sc.memory);
+    f.add(sc.rule);
+    f.add(sc.memory_rope);
+    f.add(sc.kv_type);
+    return f.h;
+}
+}  // namespace
+
+uint64_t Session::state_size() const {
+    uint64_t payload = 0;
+    for (const char* r : kStateRegions) payload += plan_.pool.region(r).size;
+    return sizeof(StateHeader) + payload + sizeof(uint64_t);
+}
+
+void Session::save_state(const std::string& path) const {
+    StateHeader h{};
+    std::memcpy(h.magic, kStateMagic, 8);
+    h.version = kStateVersion;
+    h.header_size = sizeof(StateHeader);
+    h.model_fp = fingerprint();
+    h.scenario_fp = scenario_fingerprint(plan_.scenario);
+    h.n_past = n_past_;
+    h.ring_start = ring_start_;
+    h.folded = folded_;
+    h.route = static_cast<int32_t>(route_);
+    h.payload_size = state_size() - sizeof(StateHeader) - sizeof(uint64_t);
+    Fnv sum;
+    sum.add(&h, sizeof(h));
+    // Write beside, then rename: a crash never leaves a half-written state under the name.
+    const std::string tmp = path + ".tmp";
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) fail(EI_ERR_IO, "cannot write session state to '" + tmp + "'");
+    out.write(reinterpret_cast<const char*>(&h), sizeof(h));
+    for (const char* name : kStateRegions) {
+        const Region& r = plan_.pool.region(name);
+        sum.add(pool_ + r.offset, r.size);
+        out.write(reinterpret_cast<const char*>(pool_ + r.offset), static_cast<std::streamsize>(r.size));
+    }
+    out.write(reinterpret_cast<const char*>(&sum.h), sizeof(sum.h));
+    out.close();
+    if (!out || std::rename(tmp.c_str(), path.c_str()) != 0) {
+        std::remove(tmp.c_str());
+        fail(EI_ERR_IO, "cannot write session state to '" + path + "'");
+    }
+}
+
+void Session::load_state(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) fail(EI_ERR_IO, "cannot open session state '" + path + "'");
+    std::vector<uint8_t> data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto bad = [&](const std::string& why) { fail(EI_ERR_FORMAT, "session state '" + path + "': " + why); };
+    if (data.size() < sizeof(StateHeader) + sizeof(uint64_t)) bad("truncated (" + std::to_string(data.size()) + " bytes)");
+    StateHeader h;
+    std::memcpy(&h, data.data(), sizeof(h));
+    if (std::memcmp(h.magic, kStateMagic, 8) != 0) bad("not a session state file");
+    if (h.version != kStateVersion) bad("version " + std::to_string(h.version) + " (this runtime reads version 1)");
+    if (data.size() != state_size()) {
+        bad("size " + std::to_string(data.size()) + " bytes, this scenario's state has " + std::to_string(state_size()));
+    }
+    Fnv sum;
+    sum.add(data.data(), data.size() - sizeof(uint64_t));
+    uint64_t stored;
+    std::memcpy(&stored, data.data() + data.size() - sizeof(uint64_t), sizeof(stored));
+    if (stored != sum.h) bad("checksum mismatch (the file is corrupted)");
+    if (h.model_fp != fingerprint()) bad("it was saved from another model");
+    if (h.scenario_fp != scenario_fingerprint(plan_.scenario)) {
+        bad("it was saved with another scenario (segment, sink, window, memory or KV settings differ)");
+    }
+    const Scenario& sc = plan_.scenario;
+    if (h.n_past < 0 || h.ring_start < sc.n_sink || h.folded != h.ring_start - sc.n_sink ||
+        (h.folded > 0 && h.n_past < h.ring_start) || (h.route != 0 && h.route != 1)) {
+        bad("inconsistent positions");
+    }
+    // Everything checked: only now does the session change.
+    const uint8_t* p = data.data() + sizeof(StateHeader);
+    for (const char* name : kStateRegions) {
+        const Region& r = plan_.pool.region(name);
+        std::memcpy(pool_ + r.offset, p, r.size);
+        p += r.size;
+    }
+    n_past_ = h.n_past;
+    ring_start_ = h.ring_start;
+    folded_ = h.folded;
+    route_ = static_cast<Route>(h.route);
+    last_logits_ = nullptr;
+    finished_ = true;
 }
 
 }  // namespace ei

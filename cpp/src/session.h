@@ -1,7 +1,10 @@
-// A session: one conversation's state (KV cache, positions) in a pool the caller owns,
-// and the backend that runs the plan's graphs over it. Prompts of any length run the
-// fixed prefill graph ceil(n/L) times; generation runs the decode graph once per token.
+// A session: one conversation's state (sink, window ring, memory, positions) in a pool
+// the caller owns, and the backend that runs the plan's graphs over it. Prompts of any
+// length run the fixed prefill graph ceil(n/L) times; generation runs the decode graph
+// once per token; whenever new tokens would overflow the window ring, the fold graph
+// first moves its oldest L tokens into memory.
 #pragma once
+#include <cstdio>
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,6 +19,8 @@
 namespace ei {
 
 enum class StopReason : int32_t { None = 0, Eos = 1, StopString = 2, MaxTokens = 3, ContextFull = 4 };
+// Full: every token so far attended raw (nothing folded, nor planned to be).
+enum class Route : int32_t { Full = 0, Memory = 1 };
 
 class Session {
 public:
@@ -23,14 +28,29 @@ public:
     Session(const Model& model, const Plan& plan, uint8_t* pool, uint64_t pool_size);
 
     const Plan& plan() const { return plan_; }
-    int32_t n_past() const { return n_past_; }
+    int64_t n_past() const { return n_past_; }
     int32_t n_vocab() const { return model_.hparams().n_vocab; }
     const float* last_logits() const { return last_logits_; }
+    Route route() const { return route_; }
     void reset();
 
+    // Where the past tokens live: each is in exactly one place.
+    struct Placement {
+        int64_t sink = 0, window = 0, memory = 0;
+    };
+    Placement placement() const;
+
+    // Declares how many tokens the work ahead will add, which picks the route: full
+    // attention when everything fits in S + W, the memory route otherwise. With memory
+    // off, work that does not fit is refused here, before anything runs.
+    void plan_route(int64_t upcoming);
+
     // Runs tokens at the current position. Returns the last token's logits (valid until
-    // the next call). With all_logits, writes n x n_vocab logits there as well.
-    const float* eval(const int32_t* tokens, int32_t n, float* all_logits = nullptr);
+    // the next call). With all_logits, writes n x n_vocab logits there as well. progress,
+    // when set, is called after each segment with (tokens done, n).
+    using Progress = void (*)(void* user, int64_t done, int64_t total);
+    const float* eval(const int32_t* tokens, int32_t n, float* all_logits = nullptr, Progress progress = nullptr,
+                      void* user = nullptr);
 
     // Generation, one piece at a time: begin() feeds the prompt; next() returns the next
     // whole-UTF-8 text piece (possibly empty) and sets done when generation ends.
@@ -39,7 +59,9 @@ public:
         int32_t max_tokens = 256;
         std::vector<std::string> stop_strings;
     };
-    void begin(const int32_t* prompt, int32_t n, const GenerateOptions& options);
+    // The first n_evaluated prompt tokens were already fed by eval(); they seed the
+    // sampler's repetition history only.
+    void begin(const int32_t* prompt, int32_t n, int32_t n_evaluated, const GenerateOptions& options);
     struct Piece {
         std::string text;
         int32_t token = -1;
@@ -47,14 +69,25 @@ public:
     };
     const Piece& next();
 
+    // Fixed-size state: header, sink + ring KV, memory, positions, checksum.
+    void save_state(const std::string& path) const;
+    void load_state(const std::string& path);
+    uint64_t state_size() const;
+
 private:
     void check_tokens(const int32_t* tokens, int32_t n) const;
+    void fold_if_needed(int32_t incoming);
+    StepParams step_params(int32_t n) const;
+    uint64_t fingerprint() const;
 
     const Model& model_;
     Plan plan_;
     uint8_t* pool_;
     std::unique_ptr<Backend> backend_;
-    int32_t n_past_ = 0;
+    int64_t n_past_ = 0;
+    int64_t ring_start_ = 0;  // oldest position in the window ring (= S until a fold)
+    int64_t folded_ = 0;      // tokens in memory
+    Route route_ = Route::Full;
     const float* last_logits_ = nullptr;
 
     // generation state

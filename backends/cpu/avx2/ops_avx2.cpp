@@ -19,5 +19,12 @@ void axpy_f16_avx2(int64_t n, float a, const uint16_t* x, float* y) {
     for (; i < n; ++i) y[i] += a * fp16_to_fp32(x[i]);
 }
 
+void axpy_f32_avx2(int64_t n, float a, const float* x, float* y) {
+    const __m256 va = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; ++i) y[i] += a * x[i];
+}
+
 }  // namespace ei::cpu::ops
 #endif

@@ -17,5 +17,11 @@ void axpy_f16_neon(int64_t n, float a, const uint16_t* x, float* y) {
     for (; i < n; ++i) y[i] += a * fp16_to_fp32(x[i]);
 }
 
+void axpy_f32_neon(int64_t n, float a, const float* x, float* y) {
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), a));
+    for (; i < n; ++i) y[i] += a * x[i];
+}
+
 }  // namespace ei::cpu::ops
 #endif

@@ -100,13 +100,18 @@ typedef struct ei_model ei_model;
 typedef struct ei_plan ei_plan;
 typedef struct ei_session ei_session;
 
-/* A scenario: every shape fixed before the first token. Every field is validated when a
- * plan is made; a NULL scenario means the defaults. */
+/* A scenario: every shape fixed before the first token. A negative field takes the
+ * model's edgeinfinite.* metadata, else the built-in default; a NULL scenario means all
+ * defaults. Every field is validated when a plan is made. */
 typedef struct ei_scenario {
-    int32_t n_ctx;      /* full-attention KV capacity in tokens (e.g. 2048) */
-    int32_t n_batch;    /* L: tokens per prefill graph run (e.g. 128) */
-    int32_t n_threads;  /* 0: one per core */
-    int32_t kv_type;    /* 0: f16 (default), 1: f32 */
+    int32_t n_batch;     /* L: tokens per prefill graph run (default 128) */
+    int32_t n_sink;      /* S: first tokens kept raw (default 64) */
+    int32_t n_window;    /* W: recent tokens kept raw, >= L (default 2048) */
+    int32_t memory;      /* 1: fold older tokens into memory (default); 0: full attention up to S + W tokens */
+    int32_t memory_rule; /* 0: linear (default), 1: delta */
+    int32_t memory_rope; /* 0: memory keys before RoPE (default), 1: after */
+    int32_t n_threads;   /* 0: one per core */
+    int32_t kv_type;     /* 0: f16, 1: f32 */
     const char* backend; /* NULL or "cpu" */
 } ei_scenario;
 
@@ -134,8 +139,23 @@ EI_API ei_status ei_plan_region(const ei_plan* plan, int32_t index, const char**
 EI_API ei_status ei_session_create(const ei_model* model, const ei_plan* plan, void* pool, uint64_t pool_size,
                                    ei_session** out);
 EI_API void ei_session_free(ei_session* session);
+/* The scenario a plan resolved (model defaults applied); backend is set to NULL. */
+EI_API ei_status ei_plan_scenario(const ei_plan* plan, ei_scenario* out);
+
 /* Tokens held so far (the next token's position). */
-EI_API int32_t ei_session_n_past(const ei_session* session);
+EI_API int64_t ei_session_n_past(const ei_session* session);
+/* 0: full attention (nothing folded nor planned to be), 1: the memory route. */
+EI_API int32_t ei_session_route(const ei_session* session);
+/* Declares how many tokens the work ahead adds, so the session picks its route up front. */
+EI_API ei_status ei_session_plan_route(ei_session* session, int64_t upcoming);
+/* Where the past tokens live; sink + window + memory == n_past. */
+EI_API ei_status ei_session_placement(const ei_session* session, int64_t* sink, int64_t* window, int64_t* memory);
+/* Session state: a fixed-size file (versioned header, sink and window KV, memory,
+ * positions, checksum). Loading checks model, scenario, size and checksum before it
+ * changes anything. */
+EI_API uint64_t ei_session_state_size(const ei_session* session);
+EI_API ei_status ei_session_save(const ei_session* session, const char* path);
+EI_API ei_status ei_session_load(ei_session* session, const char* path);
 EI_API ei_status ei_session_reset(ei_session* session);
 /* Evaluates n tokens at the current position. logits_out: NULL, or room for n x n_vocab
  * floats receiving the logits of every position (row-major). */
@@ -184,9 +204,11 @@ typedef enum ei_stop_reason {
     EI_STOP_NONE = 0, EI_STOP_EOS = 1, EI_STOP_STRING = 2, EI_STOP_MAX_TOKENS = 3, EI_STOP_CONTEXT_FULL = 4
 } ei_stop_reason;
 
-/* Feeds the prompt (n may be 0 to continue after earlier tokens) and arms the sampler. */
-EI_API ei_status ei_generate_begin(ei_session* session, const int32_t* prompt, int32_t n, const ei_sampling* sampling,
-                                   const char* const* stop_strings, int32_t n_stops);
+/* Feeds the prompt and arms the sampler. The first n_evaluated prompt tokens were already
+ * fed with ei_session_eval (e.g. in chunks, to report progress): they only seed the
+ * repetition history. n may be 0 to continue after earlier tokens. */
+EI_API ei_status ei_generate_begin(ei_session* session, const int32_t* prompt, int32_t n, int32_t n_evaluated,
+                                   const ei_sampling* sampling, const char* const* stop_strings, int32_t n_stops);
 /* One step: *piece and *len receive whole UTF-8 characters (possibly none), owned by the
  * session until the next call; *token the sampled id (-1 at the end); *done the reason
  * generation ended (EI_STOP_NONE while it goes on). Stopping early is just not calling again. */

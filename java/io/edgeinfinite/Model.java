@@ -86,6 +86,23 @@ public final class Model implements AutoCloseable {
         return s;
     }
 
+    /**
+     * Opens a session and restores a state saved by {@link Session#saveState}: it continues
+     * exactly where the saved one stopped.
+     *
+     * @throws ModelFormatException for a state from another model or scenario, or a corrupted one
+     */
+    public Session restoreSession(Path state, Scenario scenario) {
+        Session s = newSession(scenario);
+        try {
+            s.loadState(state);
+            return s;
+        } catch (RuntimeException e) {
+            s.close();
+            throw e;
+        }
+    }
+
     void forget(Session s) {
         sessions.remove(s);
     }

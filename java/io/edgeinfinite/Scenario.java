@@ -2,23 +2,42 @@ package io.edgeinfinite;
 
 /**
  * Every shape fixed before the first token (DESIGN §2). From a model and a scenario the
- * runtime plans one buffer pool and two graphs (prefill of L tokens, decode of 1); nothing
- * about them depends on the prompt. Build one with {@link #builder()}; the runtime
- * validates it when a session is created and names any bad setting.
+ * runtime plans one buffer pool and the fixed graphs (prefill of L tokens, decode of 1, the
+ * memory fold of L); nothing about them depends on the prompt.
+ *
+ * <p>Each token lives in one place: the first S tokens in the sink, the most recent W (up to
+ * W + L) in the window ring, everything older folded into the compressed memory. Work that
+ * fits in S + W tokens runs plain full attention; longer work takes the memory route.
+ *
+ * <p>Settings left unset take the model's {@code edgeinfinite.*} metadata, else the built-in
+ * defaults (L 128, S 64, W 2048, memory on, linear rule, keys before RoPE). The runtime
+ * validates the result and names any bad setting (L = 0, a window smaller than a segment...).
  */
 public final class Scenario {
     /** Precision of cached keys and values. */
     public enum KvType { F16, F32 }
 
-    private final int contextSize;
-    private final int segmentLength;
+    /** How tokens leaving the window update the memory (DESIGN §1). */
+    public enum MemoryRule { LINEAR, DELTA }
+
+    /** Whether memory keys and queries are taken before RoPE (NOPE, the default) or after. */
+    public enum MemoryKeys { NOPE, ROPE }
+
+    private final Integer segmentLength, sink, window;
+    private final Boolean memory;
+    private final MemoryRule rule;
+    private final MemoryKeys keys;
     private final int threads;
     private final KvType kvType;
     private final String backend;
 
     private Scenario(Builder b) {
-        contextSize = b.contextSize;
         segmentLength = b.segmentLength;
+        sink = b.sink;
+        window = b.window;
+        memory = b.memory;
+        rule = b.rule;
+        keys = b.keys;
         threads = b.threads;
         kvType = b.kvType;
         backend = b.backend;
@@ -28,17 +47,78 @@ public final class Scenario {
         return new Builder();
     }
 
-    /** Defaults: 2048-token context, L = 128, one thread per core, f16 KV, CPU. */
+    /** The model's settings, else the built-in defaults. */
     public static Scenario defaults() {
         return builder().build();
     }
 
-    public int contextSize() {
-        return contextSize;
+    /**
+     * Long documents read once, then summarised: L = 256 halves the graph runs of L = 128 and
+     * reuses each weight row over twice the tokens (the fastest prefill); a 1024-token window
+     * is enough because a summary draws on the whole document through the memory.
+     */
+    public static Scenario summarize() {
+        return builder().segmentLength(256).sink(64).window(1024).build();
     }
 
+    /**
+     * A long document, then questions about it: L = 128 balances prefill speed against padding
+     * waste on the short question; a 2048-token window keeps the question's neighbourhood raw.
+     */
+    public static Scenario qa() {
+        return builder().segmentLength(128).sink(64).window(2048).build();
+    }
+
+    /**
+     * Dialogue: turns are short, so L = 64 keeps the padded last segment of each turn cheap;
+     * recent turns matter most, so the window is large (4096).
+     */
+    public static Scenario chat() {
+        return builder().segmentLength(64).sink(32).window(4096).build();
+    }
+
+    /** Plain full attention over at most {@code tokens} tokens, memory off (the baseline). */
+    public static Scenario fullAttention(int tokens) {
+        return builder().sink(0).window(tokens).memory(false).build();
+    }
+
+    /** A preset by name: summarize, qa, chat. */
+    public static Scenario preset(String name) {
+        return switch (name) {
+            case "summarize" -> summarize();
+            case "qa" -> qa();
+            case "chat" -> chat();
+            default -> throw new IllegalArgumentException("unknown scenario preset '" + name
+                    + "' (known: summarize, qa, chat)");
+        };
+    }
+
+    /** L, or -1 when unset (model default). */
     public int segmentLength() {
-        return segmentLength;
+        return segmentLength == null ? -1 : segmentLength;
+    }
+
+    /** S, or -1 when unset. */
+    public int sink() {
+        return sink == null ? -1 : sink;
+    }
+
+    /** W, or -1 when unset. */
+    public int window() {
+        return window == null ? -1 : window;
+    }
+
+    /** Whether older tokens fold into memory; null when unset (on). */
+    public Boolean memory() {
+        return memory;
+    }
+
+    public MemoryRule memoryRule() {
+        return rule;
+    }
+
+    public MemoryKeys memoryKeys() {
+        return keys;
     }
 
     /** Worker threads; 0 means one per core. */
@@ -55,32 +135,70 @@ public final class Scenario {
     }
 
     public Builder toBuilder() {
-        return new Builder().contextSize(contextSize).segmentLength(segmentLength).threads(threads).kvType(kvType)
-                .backend(backend);
+        Builder b = new Builder();
+        b.segmentLength = segmentLength;
+        b.sink = sink;
+        b.window = window;
+        b.memory = memory;
+        b.rule = rule;
+        b.keys = keys;
+        b.threads = threads;
+        b.kvType = kvType;
+        b.backend = backend;
+        return b;
     }
 
     @Override
     public String toString() {
-        return "Scenario[ctx=" + contextSize + ", L=" + segmentLength + ", threads=" + threads + ", kv=" + kvType
-                + ", backend=" + backend + "]";
+        return "Scenario[L=" + str(segmentLength) + ", S=" + str(sink) + ", W=" + str(window) + ", memory="
+                + (memory == null ? "default" : memory ? (rule == null ? "on" : rule.name().toLowerCase()) : "off")
+                + ", threads=" + threads + ", kv=" + kvType + ", backend=" + backend + "]";
+    }
+
+    private static String str(Integer v) {
+        return v == null ? "default" : v.toString();
     }
 
     public static final class Builder {
-        private int contextSize = 2048;
-        private int segmentLength = 128;
+        private Integer segmentLength, sink, window;
+        private Boolean memory;
+        private MemoryRule rule;
+        private MemoryKeys keys;
         private int threads = 0;
         private KvType kvType = KvType.F16;
         private String backend = "cpu";
 
-        /** Tokens the full-attention KV cache holds. */
-        public Builder contextSize(int n) {
-            contextSize = n;
-            return this;
-        }
-
         /** L: tokens per prefill graph run. */
         public Builder segmentLength(int n) {
             segmentLength = n;
+            return this;
+        }
+
+        /** S: the first tokens, kept raw for the whole session. */
+        public Builder sink(int n) {
+            sink = n;
+            return this;
+        }
+
+        /** W: the most recent tokens kept raw (the ring holds W + L). */
+        public Builder window(int n) {
+            window = n;
+            return this;
+        }
+
+        /** Off: full attention only, at most S + W tokens. */
+        public Builder memory(boolean on) {
+            memory = on;
+            return this;
+        }
+
+        public Builder memoryRule(MemoryRule r) {
+            rule = r;
+            return this;
+        }
+
+        public Builder memoryKeys(MemoryKeys k) {
+            keys = k;
             return this;
         }
 

@@ -16,7 +16,8 @@ import java.util.function.Consumer;
 public final class Session implements AutoCloseable {
     private final Model model;
     private final NativeBinding nb;
-    private final Scenario scenario;
+    private final Scenario requested;
+    private final Resolved scenario;
     private final NativeMemory pool;
     private final List<PoolRegion> regions;
     private final int vocab;
@@ -25,12 +26,18 @@ public final class Session implements AutoCloseable {
     Session(Model model, Scenario scenario) {
         this.model = model;
         this.nb = model.binding();
-        this.scenario = scenario;
+        this.requested = scenario;
         this.vocab = model.vocabSize();
-        long plan = nb.planCreate(model.handle(), scenario.contextSize(), scenario.segmentLength(), scenario.threads(),
+        long plan = nb.planCreate(model.handle(), scenario.segmentLength(), scenario.sink(), scenario.window(),
+                scenario.memory() == null ? -1 : scenario.memory() ? 1 : 0,
+                scenario.memoryRule() == null ? -1 : scenario.memoryRule().ordinal(),
+                scenario.memoryKeys() == null ? -1 : scenario.memoryKeys().ordinal(), scenario.threads(),
                 scenario.kvType().ordinal(), scenario.backend());
         NativeMemory mem = null;
         try {
+            int[] r = nb.planScenario(plan);
+            this.scenario = new Resolved(r[0], r[1], r[2], r[3] != 0, Scenario.MemoryRule.values()[r[4]],
+                    Scenario.MemoryKeys.values()[r[5]], r[6], Scenario.KvType.values()[r[7]]);
             regions = List.of(nb.planRegions(plan));
             mem = nb.allocate(nb.planPoolSize(plan), nb.planPoolAlignment(plan));
             handle = nb.sessionCreate(model.handle(), plan, mem.address(), mem.size());
@@ -52,8 +59,76 @@ public final class Session implements AutoCloseable {
         return model;
     }
 
-    public Scenario scenario() {
+    /** The scenario as asked for (unset settings included). */
+    public Scenario requestedScenario() {
+        return requested;
+    }
+
+    /** The scenario in force: model defaults and built-in defaults applied. */
+    public Resolved scenario() {
         return scenario;
+    }
+
+    /**
+     * A scenario with every setting decided.
+     *
+     * @param segmentLength L
+     * @param sink          S
+     * @param window        W
+     * @param memory        whether older tokens fold into memory
+     * @param threads       worker threads in use
+     */
+    public record Resolved(int segmentLength, int sink, int window, boolean memory, Scenario.MemoryRule memoryRule,
+            Scenario.MemoryKeys memoryKeys, int threads, Scenario.KvType kvType) {
+        /** Tokens that fit without folding: the full-attention route's limit. */
+        public long fullCapacity() {
+            return (long) sink + window;
+        }
+    }
+
+    /** Which attention a session's work took. */
+    public enum Route {
+        /** Every token attended raw: the base model, bit for bit. */
+        FULL,
+        /** Sink + window raw, older tokens folded into the compressed memory. */
+        MEMORY
+    }
+
+    /** Where the past tokens live; sink + window + memory = position(). */
+    public record Placement(long sink, long window, long memory) {}
+
+    /** Receives prefill progress: tokens done out of total. */
+    @FunctionalInterface
+    public interface ProgressListener {
+        void onProgress(long done, long total);
+    }
+
+    /** FULL until the work no longer fits in S + W tokens (or was planned not to). */
+    public synchronized Route route() {
+        return nb.sessionRoute(handle()) == 0 ? Route.FULL : Route.MEMORY;
+    }
+
+    public synchronized Placement placement() {
+        long[] p = nb.sessionPlacement(handle());
+        return new Placement(p[0], p[1], p[2]);
+    }
+
+    /** Bytes of a saved state: fixed by the model and scenario, whatever the tokens held. */
+    public synchronized long stateSize() {
+        return nb.sessionStateSize(handle());
+    }
+
+    /**
+     * Saves the session's state (sink, window, memory, positions) to a fixed-size file with a
+     * versioned header and a checksum; {@link Model#restoreSession} reads it back.
+     */
+    public synchronized void saveState(java.nio.file.Path path) {
+        nb.sessionSave(handle(), path.toString());
+    }
+
+    /** Replaces this session's state with a saved one; refused unchanged if it does not fit. */
+    synchronized void loadState(java.nio.file.Path path) {
+        nb.sessionLoad(handle(), path.toString());
     }
 
     /** Bytes of the session's buffer pool. */
@@ -68,7 +143,7 @@ public final class Session implements AutoCloseable {
     }
 
     /** Tokens held so far: the position of the next token. */
-    public synchronized int position() {
+    public synchronized long position() {
         return nb.sessionNPast(handle());
     }
 
@@ -97,12 +172,36 @@ public final class Session implements AutoCloseable {
     }
 
     /** Evaluates tokens and returns the last position's logits. */
-    public synchronized float[] eval(int[] tokens) {
+    public float[] eval(int[] tokens) {
+        return eval(tokens, null);
+    }
+
+    /**
+     * Evaluates tokens, reporting progress after each group of segments, and returns the last
+     * position's logits.
+     */
+    public synchronized float[] eval(int[] tokens, ProgressListener progress) {
         long h = handle();
-        nb.sessionEval(h, tokens, null);
+        nb.sessionPlanRoute(h, tokens.length);
+        feed(h, tokens, tokens.length, progress);
         float[] out = new float[vocab];
         nb.sessionLastLogits(h, out);
         return out;
+    }
+
+    // Feeds the first n tokens in steps of a few segments, so progress can be reported.
+    private void feed(long h, int[] tokens, int n, ProgressListener progress) {
+        if (progress == null) {
+            if (n > 0) nb.sessionEval(h, n == tokens.length ? tokens : java.util.Arrays.copyOf(tokens, n), null);
+            return;
+        }
+        int step = scenario.segmentLength() * 8;
+        for (int done = 0; done < n;) {
+            int len = Math.min(step, n - done);
+            nb.sessionEval(h, java.util.Arrays.copyOfRange(tokens, done, done + len), null);
+            done += len;
+            progress.onProgress(done, n);
+        }
     }
 
     /**
@@ -110,14 +209,28 @@ public final class Session implements AutoCloseable {
      * consumer as it is decoded.
      */
     public GenerationResult generate(String prompt, GenerateOptions options, Consumer<String> onPiece) {
-        try (Generation g = stream(prompt, options)) {
+        return generate(prompt, options, onPiece, null);
+    }
+
+    /** As above, reporting the prompt's prefill progress to the listener. */
+    public GenerationResult generate(String prompt, GenerateOptions options, Consumer<String> onPiece,
+            ProgressListener progress) {
+        try (Generation g = stream(prompt, options, progress)) {
             while (g.hasNext()) onPiece.accept(g.next());
             return g.result();
         }
     }
 
     /** Generates text for a prompt as an iterator of pieces; close or cancel it to stop early. */
-    public synchronized Generation stream(String prompt, GenerateOptions options) {
+    public Generation stream(String prompt, GenerateOptions options) {
+        return stream(prompt, options, null);
+    }
+
+    /**
+     * As {@link #stream(String, GenerateOptions)}, reporting the prompt's prefill progress;
+     * the time to first token is in the result.
+     */
+    public synchronized Generation stream(String prompt, GenerateOptions options, ProgressListener progress) {
         long h = handle();
         String text = prompt;
         List<String> stops = new ArrayList<>(options.stopStrings());
@@ -130,7 +243,11 @@ public final class Session implements AutoCloseable {
         boolean bos = nb.sessionNPast(h) == 0 && model.addsBos();
         int[] tokens = model.tokenize(text, bos, true);
         long t0 = System.nanoTime();
-        nb.generateBegin(h, tokens, options.greedy() ? 1 : 0, options.temperature(), options.topK(), options.topP(),
+        nb.sessionPlanRoute(h, (long) tokens.length + options.maxTokens());
+        // All but the last prompt token go through eval (with progress); begin feeds the last.
+        int pre = progress == null ? 0 : Math.max(0, tokens.length - 1);
+        feed(h, tokens, pre, progress);
+        nb.generateBegin(h, tokens, pre, options.greedy() ? 1 : 0, options.temperature(), options.topK(), options.topP(),
                 options.minP(), options.repeatPenalty(), options.repeatLastN(), options.seed(), options.maxTokens(),
                 stops.toArray(String[]::new));
         return new Generation(this, tokens.length, System.nanoTime() - t0);

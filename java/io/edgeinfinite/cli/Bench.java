@@ -18,14 +18,15 @@ final class Bench {
     static void run(Main.Args a, PrintStream out, PrintStream err) {
         int pp = a.intOpt("-p", 512), tg = a.intOpt("-n", 128), reps = a.intOpt("-r", 3);
         Path path = Path.of(a.required("-m"));
-        Scenario sc = Main.scenario(a).toBuilder().contextSize(Math.max(a.intOpt("--ctx", 0), pp + tg + 1)).build();
+        Scenario sc = Main.scenario(a);
         try (Model m = Model.load(path); Session s = m.newSession(sc)) {
             Random rnd = new Random(42);
             int vocab = m.vocabSize();
             int[] prompt = rnd.ints(pp, 0, vocab).toArray();
-            int threads = sc.threads() == 0 ? Runtime.getRuntime().availableProcessors() : sc.threads();
-            out.printf("model: %s | %s | threads %d | L %d%n", path.getFileName(), m.info().architecture(), threads,
-                    sc.segmentLength());
+            Session.Resolved sr = s.scenario();
+            out.printf("model: %s | %s | threads %d | L %d, S %d, W %d, memory %s%n", path.getFileName(),
+                    m.info().architecture(), sr.threads(), sr.segmentLength(), sr.sink(), sr.window(),
+                    sr.memory() ? "on" : "off");
             out.printf("%-8s %8s %18s%n", "test", "tokens", "t/s");
             if (pp > 0) {
                 double[] r = repeat(reps, () -> {

@@ -37,7 +37,7 @@ final class Demo {
         try (Model m = Model.load(model)) {
             String prompt = longPrompt(m, promptTokens);
             int n = m.tokenize(prompt, true, false).length;
-            Scenario sc = Main.scenario(a).toBuilder().contextSize(n + newTokens).build();
+            Scenario sc = Main.scenario(a);
             try (Session s = m.newSession(sc)) {
                 report(out, m, s, sc, prompt, n, newTokens);
             }

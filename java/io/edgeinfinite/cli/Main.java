@@ -37,7 +37,10 @@ public final class Main {
               bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS]
               synth --shape NAME --type TYPE -o FILE  write a random-weight model (shapes: %s)
               demo [--prompt-tokens N] [-n N]         the main job: a long prompt on a synthetic 0.5B model
-            common options: -t THREADS  --ctx N (context, 2048)  -L N (segment length, 128)  --kv f16|f32
+            scenario options (all commands that run a model):
+              --scenario summarize|qa|chat   a preset        -L N  segment length     --sink S  --window W
+              --memory on|off  --rule linear|delta  --memory-keys nope|rope  --kv f16|f32  -t THREADS
+              --ctx N   plain full attention over at most N tokens (memory off)
             """;
 
     private Main() {}
@@ -86,16 +89,34 @@ public final class Main {
     }
 
     static Scenario scenario(Args a) {
-        return Scenario.builder().contextSize(a.intOpt("--ctx", 2048)).segmentLength(a.intOpt("-L", 128))
-                .threads(a.intOpt("-t", 0)).kvType(kvType(a.opt("--kv", "f16"))).build();
+        Scenario.Builder b = a.flag("--scenario") ? Scenario.preset(a.opt("--scenario", "")).toBuilder()
+                : Scenario.builder();
+        if (a.flag("--ctx")) b.sink(0).window(a.intOpt("--ctx", 0)).memory(false);
+        if (a.flag("-L")) b.segmentLength(a.intOpt("-L", 0));
+        if (a.flag("--sink")) b.sink(a.intOpt("--sink", 0));
+        if (a.flag("--window")) b.window(a.intOpt("--window", 0));
+        if (a.flag("--memory")) b.memory(onOff(a.opt("--memory", ""), "--memory"));
+        if (a.flag("--rule")) b.memoryRule(choice(Scenario.MemoryRule.class, a.opt("--rule", ""), "--rule"));
+        if (a.flag("--memory-keys")) {
+            b.memoryKeys(choice(Scenario.MemoryKeys.class, a.opt("--memory-keys", ""), "--memory-keys"));
+        }
+        return b.threads(a.intOpt("-t", 0)).kvType(choice(Scenario.KvType.class, a.opt("--kv", "f16"), "--kv")).build();
     }
 
-    private static Scenario.KvType kvType(String s) {
-        return switch (s) {
-            case "f16" -> Scenario.KvType.F16;
-            case "f32" -> Scenario.KvType.F32;
-            default -> throw new UsageException("--kv must be f16 or f32, got '" + s + "'");
+    private static boolean onOff(String v, String opt) {
+        return switch (v) {
+            case "on" -> true;
+            case "off" -> false;
+            default -> throw new UsageException(opt + " must be on or off, got '" + v + "'");
         };
+    }
+
+    static <E extends Enum<E>> E choice(Class<E> type, String v, String opt) {
+        for (E e : type.getEnumConstants()) {
+            if (e.name().equalsIgnoreCase(v)) return e;
+        }
+        throw new UsageException(opt + " must be one of " + java.util.Arrays.toString(type.getEnumConstants()).toLowerCase()
+                + ", got '" + v + "'");
     }
 
     private static void info(Args a, PrintStream out) {
@@ -147,7 +168,7 @@ public final class Main {
         int[] tokens = Arrays.stream(a.required("--tokens").split(",")).map(String::trim).filter(s -> !s.isEmpty())
                 .mapToInt(Integer::parseInt).toArray();
         Path dest = Path.of(a.required("--out"));
-        Scenario sc = scenario(a).toBuilder().contextSize(Math.max(a.intOpt("--ctx", 2048), tokens.length)).build();
+        Scenario sc = scenario(a);
         try (Model m = Model.load(Path.of(a.required("-m"))); Session s = m.newSession(sc)) {
             float[] l = s.logits(tokens);
             ByteBuffer bb = ByteBuffer.allocate(l.length * 4).order(ByteOrder.LITTLE_ENDIAN);
@@ -160,7 +181,7 @@ public final class Main {
     private static void perplexity(Args a, PrintStream out, PrintStream err) throws IOException {
         String text = Files.readString(Path.of(a.required("-f")), StandardCharsets.UTF_8);
         int ctx = a.intOpt("--ctx", 512);
-        Scenario sc = scenario(a).toBuilder().contextSize(ctx).build();
+        Scenario sc = scenario(a);
         try (Model m = Model.load(Path.of(a.required("-m"))); Session s = m.newSession(sc)) {
             int[] all = m.tokenize(text, false, false);
             Perplexity.Result r = Perplexity.compute(s, all, ctx, m.addsBos() ? m.bosToken() : -1,
@@ -183,7 +204,8 @@ public final class Main {
     static final class Args {
         private final Map<String, List<String>> opts = new TreeMap<>();
         private final List<String> positionals = new java.util.ArrayList<>();
-        private static final List<String> FLAGS = List.of("--greedy", "--chat", "--no-echo", "--sweep", "--full");
+        private static final List<String> FLAGS = List.of("--greedy", "--chat", "--no-echo", "--sweep", "--full",
+                "--progress");
 
         Args(String[] args) {
             for (int i = 0; i < args.length; i++) {

@@ -35,13 +35,16 @@ public final class FfmBinding implements NativeBinding {
     private final MethodHandle valueType, valueInt, valueFloat, valueString, arrayType, arrayLen, arrayInt,
             arrayFloat, arrayString, arrayAt, tensorCount, tensor, typeName;
     private final MethodHandle modelLoad, modelLoadVocab, modelFree, modelParam, modelChatFormat, chatDetect, chatStop;
-    private final MethodHandle planCreate, planFree, planPoolSize, planPoolAlignment, planRegionCount, planRegion;
-    private final MethodHandle sessionCreate, sessionFree, sessionNPast, sessionReset, sessionEval, sessionLastLogits;
+    private final MethodHandle planCreate, planFree, planPoolSize, planPoolAlignment, planRegionCount, planRegion,
+            planScenario;
+    private final MethodHandle sessionCreate, sessionFree, sessionNPast, sessionReset, sessionEval, sessionLastLogits,
+            sessionRoute, sessionPlanRoute, sessionPlacement, sessionStateSize, sessionSave, sessionLoad;
     private final MethodHandle tokenize, detokenize, chatFormat, generateBegin, generateNext;
 
     private static final MemoryLayout SCENARIO = MemoryLayout.structLayout(
-            JAVA_INT.withName("n_ctx"), JAVA_INT.withName("n_batch"), JAVA_INT.withName("n_threads"),
-            JAVA_INT.withName("kv_type"), ADDRESS.withName("backend"));
+            JAVA_INT.withName("n_batch"), JAVA_INT.withName("n_sink"), JAVA_INT.withName("n_window"),
+            JAVA_INT.withName("memory"), JAVA_INT.withName("memory_rule"), JAVA_INT.withName("memory_rope"),
+            JAVA_INT.withName("n_threads"), JAVA_INT.withName("kv_type"), ADDRESS.withName("backend"));
     private static final MemoryLayout SAMPLING = MemoryLayout.structLayout(
             JAVA_INT.withName("greedy"), JAVA_FLOAT.withName("temperature"), JAVA_INT.withName("top_k"),
             JAVA_FLOAT.withName("top_p"), JAVA_FLOAT.withName("min_p"), JAVA_FLOAT.withName("repeat_penalty"),
@@ -88,9 +91,16 @@ public final class FfmBinding implements NativeBinding {
         planPoolAlignment = fn("ei_plan_pool_alignment", JAVA_LONG, ADDRESS);
         planRegionCount = fn("ei_plan_region_count", JAVA_INT, ADDRESS);
         planRegion = fn("ei_plan_region", JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS);
+        planScenario = fn("ei_plan_scenario", JAVA_INT, ADDRESS, ADDRESS);
         sessionCreate = fn("ei_session_create", JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS);
         sessionFree = fnVoid("ei_session_free", ADDRESS);
-        sessionNPast = fn("ei_session_n_past", JAVA_INT, ADDRESS);
+        sessionNPast = fn("ei_session_n_past", JAVA_LONG, ADDRESS);
+        sessionRoute = fn("ei_session_route", JAVA_INT, ADDRESS);
+        sessionPlanRoute = fn("ei_session_plan_route", JAVA_INT, ADDRESS, JAVA_LONG);
+        sessionPlacement = fn("ei_session_placement", JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS);
+        sessionStateSize = fn("ei_session_state_size", JAVA_LONG, ADDRESS);
+        sessionSave = fn("ei_session_save", JAVA_INT, ADDRESS, ADDRESS);
+        sessionLoad = fn("ei_session_load", JAVA_INT, ADDRESS, ADDRESS);
         sessionReset = fn("ei_session_reset", JAVA_INT, ADDRESS);
         sessionEval = fn("ei_session_eval", JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS);
         sessionLastLogits = fn("ei_session_last_logits", JAVA_INT, ADDRESS, ADDRESS, JAVA_INT);
@@ -99,7 +109,8 @@ public final class FfmBinding implements NativeBinding {
         detokenize = fn("ei_detokenize", JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS);
         chatFormat = fn("ei_chat_format", JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS,
                 JAVA_LONG, ADDRESS);
-        generateBegin = fn("ei_generate_begin", JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT);
+        generateBegin = fn("ei_generate_begin", JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS,
+                JAVA_INT);
         generateNext = fn("ei_generate_next", JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS);
     }
 
@@ -381,17 +392,25 @@ public final class FfmBinding implements NativeBinding {
     }
 
     @Override
-    public long planCreate(long m, int nCtx, int nBatch, int nThreads, int kvType, String backend) {
+    public long planCreate(long m, int nBatch, int nSink, int nWindow, int memory, int memoryRule, int memoryRope,
+            int nThreads, int kvType, String backend) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment sc = a.allocate(SCENARIO);
-            sc.set(JAVA_INT, 0, nCtx);
-            sc.set(JAVA_INT, 4, nBatch);
-            sc.set(JAVA_INT, 8, nThreads);
-            sc.set(JAVA_INT, 12, kvType);
-            sc.set(ADDRESS, 16, backend == null ? MemorySegment.NULL : a.allocateFrom(backend));
+            int[] fields = {nBatch, nSink, nWindow, memory, memoryRule, memoryRope, nThreads, kvType};
+            for (int i = 0; i < fields.length; i++) sc.setAtIndex(JAVA_INT, i, fields[i]);
+            sc.set(ADDRESS, 32, backend == null ? MemorySegment.NULL : a.allocateFrom(backend));
             MemorySegment out = a.allocate(ADDRESS);
             check(call(() -> (int) planCreate.invokeExact(ptr(m), sc, out)));
             return out.get(ADDRESS, 0).address();
+        }
+    }
+
+    @Override
+    public int[] planScenario(long p) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment sc = a.allocate(SCENARIO);
+            check(call(() -> (int) planScenario.invokeExact(ptr(p), sc)));
+            return sc.asSlice(0, 32).toArray(JAVA_INT);
         }
     }
 
@@ -447,8 +466,46 @@ public final class FfmBinding implements NativeBinding {
     }
 
     @Override
-    public int sessionNPast(long s) {
-        return call(() -> (int) sessionNPast.invokeExact(ptr(s)));
+    public long sessionNPast(long s) {
+        return call(() -> (long) sessionNPast.invokeExact(ptr(s)));
+    }
+
+    @Override
+    public int sessionRoute(long s) {
+        return call(() -> (int) sessionRoute.invokeExact(ptr(s)));
+    }
+
+    @Override
+    public void sessionPlanRoute(long s, long upcoming) {
+        check(call(() -> (int) sessionPlanRoute.invokeExact(ptr(s), upcoming)));
+    }
+
+    @Override
+    public long[] sessionPlacement(long s) {
+        MemorySegment o = scratch();
+        check(call(() -> (int) sessionPlacement.invokeExact(ptr(s), o, o.asSlice(8), o.asSlice(16))));
+        return o.asSlice(0, 24).toArray(JAVA_LONG);
+    }
+
+    @Override
+    public long sessionStateSize(long s) {
+        return call(() -> (long) sessionStateSize.invokeExact(ptr(s)));
+    }
+
+    @Override
+    public void sessionSave(long s, String path) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment p = a.allocateFrom(path);
+            check(call(() -> (int) sessionSave.invokeExact(ptr(s), p)));
+        }
+    }
+
+    @Override
+    public void sessionLoad(long s, String path) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment p = a.allocateFrom(path);
+            check(call(() -> (int) sessionLoad.invokeExact(ptr(s), p)));
+        }
     }
 
     @Override
@@ -530,7 +587,7 @@ public final class FfmBinding implements NativeBinding {
     // ---------------------------------------------------------------- generation
 
     @Override
-    public void generateBegin(long s, int[] prompt, int greedy, float temperature, int topK, float topP, float minP,
+    public void generateBegin(long s, int[] prompt, int nEvaluated, int greedy, float temperature, int topK, float topP, float minP,
             float repeatPenalty, int repeatLastN, long seed, int maxTokens, String[] stops) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment sp = a.allocate(SAMPLING);
@@ -546,7 +603,8 @@ public final class FfmBinding implements NativeBinding {
             MemorySegment st = a.allocate(ADDRESS, Math.max(1, stops.length));
             for (int i = 0; i < stops.length; i++) st.setAtIndex(ADDRESS, i, a.allocateFrom(stops[i]));
             MemorySegment p = a.allocateFrom(JAVA_INT, prompt);
-            check(call(() -> (int) generateBegin.invokeExact(ptr(s), p, prompt.length, sp, st, stops.length)));
+            check(call(() -> (int) generateBegin.invokeExact(ptr(s), p, prompt.length, nEvaluated, sp, st,
+                    stops.length)));
         }
     }
 

@@ -79,7 +79,12 @@ public interface NativeBinding {
     /** Stop strings of a named chat format (empty for an unknown one). */
     String[] chatStops(String format);
 
-    long planCreate(long model, int nCtx, int nBatch, int nThreads, int kvType, String backend);
+    /** Negative settings take the model's edgeinfinite.* defaults (see ei_scenario). */
+    long planCreate(long model, int nBatch, int nSink, int nWindow, int memory, int memoryRule, int memoryRope,
+            int nThreads, int kvType, String backend);
+
+    /** The plan's resolved scenario: {L, S, W, memory, rule, rope, threads, kvType}. */
+    int[] planScenario(long plan);
 
     void planFree(long plan);
 
@@ -96,7 +101,21 @@ public interface NativeBinding {
 
     void sessionFree(long session);
 
-    int sessionNPast(long session);
+    long sessionNPast(long session);
+
+    /** 0: full attention, 1: memory route. */
+    int sessionRoute(long session);
+
+    void sessionPlanRoute(long session, long upcoming);
+
+    /** {sink, window, memory} token counts. */
+    long[] sessionPlacement(long session);
+
+    long sessionStateSize(long session);
+
+    void sessionSave(long session, String path);
+
+    void sessionLoad(long session, String path);
 
     void sessionReset(long session);
 
@@ -113,7 +132,7 @@ public interface NativeBinding {
     String chatFormat(long model, String format, String[] roles, String[] contents, boolean addGenerationPrompt);
 
     // ---- generation
-    void generateBegin(long session, int[] prompt, int greedy, float temperature, int topK, float topP, float minP,
+    void generateBegin(long session, int[] prompt, int nEvaluated, int greedy, float temperature, int topK, float topP, float minP,
             float repeatPenalty, int repeatLastN, long seed, int maxTokens, String[] stops);
 
     /** One generation step; the result object may be reused by the next call on this thread. */

@@ -90,7 +90,8 @@ class GenerationTest {
 
     @Test
     void contextFullEndsGeneration() {
-        try (Model m = model(); Session s = m.newSession(Scenario.builder().contextSize(20).build())) {
+        try (Model m = model();
+                Session s = m.newSession(Scenario.fullAttention(20).toBuilder().segmentLength(8).build())) {
             GenerationResult r = s.generate(PROMPT, GenerateOptions.builder().greedy().maxTokens(50).build(), p -> {});
             assertEquals(StopReason.CONTEXT_FULL, r.stopReason());
             assertEquals(5, r.generatedTokens());  // 16 prompt tokens + 4 fed back = 20 positions, then one more sampled

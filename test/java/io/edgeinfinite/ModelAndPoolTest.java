@@ -20,7 +20,7 @@ class ModelAndPoolTest {
     @Test
     void poolSizeDependsOnScenarioNotPrompt() {
         try (Model m = Model.load(Q8)) {
-            Scenario sc = Scenario.builder().contextSize(512).segmentLength(32).threads(1).build();
+            Scenario sc = Scenario.fullAttention(512).toBuilder().segmentLength(32).threads(1).build();
             long size;
             try (Session s = m.newSession(sc)) {
                 size = s.poolSize();
@@ -33,7 +33,7 @@ class ModelAndPoolTest {
             try (Session s = m.newSession(sc)) {
                 assertEquals(size, s.poolSize(), "same scenario, same pool");
             }
-            try (Session s = m.newSession(sc.toBuilder().contextSize(1024).build())) {
+            try (Session s = m.newSession(sc.toBuilder().window(1024).build())) {
                 assertTrue(s.poolSize() > size, "a larger context plans a larger KV cache");
             }
         }
@@ -73,7 +73,8 @@ class ModelAndPoolTest {
 
     @Test
     void badTokensAndSettingsAreRefusedClearly() {
-        try (Model m = Model.load(Q8); Session s = m.newSession(Scenario.builder().contextSize(64).build())) {
+        try (Model m = Model.load(Q8);
+                Session s = m.newSession(Scenario.fullAttention(64).toBuilder().segmentLength(16).build())) {
             InvalidArgumentException e = assertThrows(InvalidArgumentException.class, () -> s.eval(new int[] {1, 1024}));
             assertTrue(e.getMessage().contains("token id 1024"), e.getMessage());
             assertThrows(InvalidArgumentException.class, () -> s.eval(new int[] {-1}));

@@ -44,7 +44,8 @@ class ReferenceLogitsTest {
         float[] ref = readF32(dir().resolve((String) c.get("logits")));
         Map<String, Object> tol = (Map<String, Object>) c.get("tolerance");
         int[] greedy = ints(c.get("greedy_after_prompt"));
-        Scenario sc = Scenario.builder().contextSize(tokens.length + greedy.length + 1).threads(2).build();
+        Scenario sc = Scenario.fullAttention(tokens.length + greedy.length + 1).toBuilder().segmentLength(16)
+                .threads(2).build();
         try (Model m = Model.load(dir().resolve((String) c.get("model"))); Session s = m.newSession(sc)) {
             float[] ours = s.logits(tokens);
             assertTrue(ours.length == ref.length && ref.length == tokens.length * vocab, "shape");
