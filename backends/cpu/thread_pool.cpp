@@ -1,5 +1,7 @@
 #include "thread_pool.h"
 
+#include <algorithm>
+
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #define EI_PAUSE() _mm_pause()
@@ -11,9 +13,19 @@
 
 namespace ei::cpu {
 
+// A job is cut into chunks that participants claim from one atomic word holding
+// (job number, chunk count, next chunk). The caller claims too, so a worker the OS has not
+// scheduled yet (a busy or shared machine) never holds the job up: the caller simply takes
+// its chunks. `active_` counts participants between announcing themselves and finishing
+// their last chunk; the caller returns, and may overwrite the job fields, only once it is 0.
 namespace {
 constexpr int kSpinIterations = 20000;  // about 50-100 us before sleeping
-}
+constexpr uint64_t kMaxChunks = 0xFFFF;
+
+uint64_t pack(uint64_t job, uint64_t chunks, uint64_t next) { return (job << 32) | (chunks << 16) | next; }
+uint64_t chunks_of(uint64_t w) { return (w >> 16) & 0xFFFF; }
+uint64_t next_of(uint64_t w) { return w & 0xFFFF; }
+}  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
     for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
@@ -29,9 +41,16 @@ ThreadPool::~ThreadPool() {
     for (auto& t : workers_) t.join();
 }
 
+// Claims and runs chunks of the current job until none is left.
 void ThreadPool::chunk(int index) {
-    int64_t b = n_ * index / n_threads_, e = n_ * (index + 1) / n_threads_;
-    if (b < e) fn_(ctx_, b, e, index);
+    for (;;) {
+        uint64_t w = word_.load(std::memory_order_acquire);
+        if (next_of(w) >= chunks_of(w)) return;  // the job's fields are published with its word
+        if (!word_.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel)) continue;
+        const int64_t c = static_cast<int64_t>(next_of(w)), chunks = static_cast<int64_t>(chunks_of(w));
+        const int64_t b = n_ * c / chunks, e = n_ * (c + 1) / chunks;
+        if (b < e) fn_(ctx_, b, e, index);
+    }
 }
 
 void ThreadPool::dispatch(int64_t n, Trampoline fn, void* ctx) {
@@ -42,15 +61,19 @@ void ThreadPool::dispatch(int64_t n, Trampoline fn, void* ctx) {
     fn_ = fn;
     ctx_ = ctx;
     n_ = n;
-    pending_.store(n_threads_ - 1, std::memory_order_relaxed);
+    // Several chunks per thread balance uneven work and late workers.
+    const uint64_t chunks = std::min<uint64_t>({static_cast<uint64_t>(n), uint64_t(n_threads_) * 4, kMaxChunks});
+    uint64_t job;
     {
-        // The lock orders the job fields before the generation bump for sleeping workers.
+        // The lock orders the job fields before the bump for workers that sleep.
         std::lock_guard<std::mutex> lock(mu_);
+        job = (generation_.load(std::memory_order_relaxed) + 1) & 0xFFFFFFFF;
+        word_.store(pack(job, chunks, 0), std::memory_order_release);
         generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
     chunk(0);
-    while (pending_.load(std::memory_order_acquire) != 0) EI_PAUSE();
+    while (active_.load(std::memory_order_acquire) != 0) EI_PAUSE();
 }
 
 void ThreadPool::worker(int index) {
@@ -65,10 +88,11 @@ void ThreadPool::worker(int index) {
             std::unique_lock<std::mutex> lock(mu_);
             wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
         }
-        seen = generation_.load(std::memory_order_acquire);
         if (stop_.load()) return;
+        active_.fetch_add(1, std::memory_order_acq_rel);
+        seen = generation_.load(std::memory_order_acquire);
         chunk(index);
-        pending_.fetch_sub(1, std::memory_order_acq_rel);
+        active_.fetch_sub(1, std::memory_order_acq_rel);
     }
 }
 

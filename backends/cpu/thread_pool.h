@@ -1,7 +1,7 @@
-// A fixed set of worker threads, created once per session. run() splits [0, n) into one
-// contiguous chunk per thread, runs the caller's chunk on the calling thread, and returns
-// when all are done. Workers spin briefly between ops (ops are microseconds apart in a
-// graph) and then sleep, so an idle session costs no CPU. No allocation per call.
+// A fixed set of worker threads, created once per session. run() splits [0, n) into a
+// few contiguous chunks per thread that the caller and the workers claim, and returns when
+// all are done. Workers spin briefly between ops (ops are microseconds apart in a graph)
+// and then sleep, so an idle session costs no CPU. No allocation per call.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -39,7 +39,8 @@ private:
     std::mutex mu_;
     std::condition_variable wake_;
     std::atomic<uint64_t> generation_{0};
-    std::atomic<int> pending_{0};
+    std::atomic<uint64_t> word_{0};  // (job, chunk count, next chunk): see thread_pool.cpp
+    std::atomic<int> active_{0};
     std::atomic<bool> stop_{false};
     Trampoline fn_ = nullptr;
     void* ctx_ = nullptr;

@@ -1,0 +1,243 @@
+// Segment attention and memory update kernels: every SIMD variant against the scalar
+// reference, on odd sizes, wrapped spans and padded segments; plus the memory rules'
+// algebra (direct recomputation, delta with a repeated key).
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "check.h"
+#include "cpu/ops.h"
+
+using namespace ei::cpu;
+
+namespace {
+
+std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> d(0.0f, scale);
+    std::vector<float> v(n);
+    for (auto& x : v) x = d(rng);
+    return v;
+}
+
+std::vector<const ops::Primitives*> variants() {
+    std::vector<const ops::Primitives*> out;
+    for (KernelVariant v : {KernelVariant::Scalar, KernelVariant::Avx2, KernelVariant::Neon, KernelVariant::NeonDotprod}) {
+        if (const ops::Primitives* p = ops::primitives(v)) out.push_back(p);
+    }
+    return out;
+}
+
+double max_rel(const std::vector<float>& a, const std::vector<float>& b) {
+    double m = 0, scale = 1e-6;
+    for (size_t i = 0; i < a.size(); ++i) scale = std::max(scale, std::fabs(double(b[i])));
+    for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - b[i]) / scale);
+    return m;
+}
+
+// A small KV cache of `slots` slots for one head of dim d, f16 or f32.
+struct Cache {
+    int32_t d;
+    int64_t slots;
+    bool f16;
+    std::vector<uint8_t> k, v;
+    Cache(int32_t d_, int64_t slots_, bool f16_, uint32_t seed) : d(d_), slots(slots_), f16(f16_) {
+        auto kf = randn(size_t(d) * slots, seed), vf = randn(size_t(d) * slots, seed + 1);
+        const size_t elem = f16 ? 2 : 4;
+        k.resize(kf.size() * elem);
+        v.resize(vf.size() * elem);
+        if (f16) {
+            ops::primitives(KernelVariant::Scalar)->f32_to_f16(kf.data(), k.data(), int64_t(kf.size()));
+            ops::primitives(KernelVariant::Scalar)->f32_to_f16(vf.data(), v.data(), int64_t(vf.size()));
+        } else {
+            std::memcpy(k.data(), kf.data(), k.size());
+            std::memcpy(v.data(), vf.data(), v.size());
+        }
+    }
+    uint64_t stride() const { return uint64_t(d) * (f16 ? 2 : 4); }
+};
+
+std::vector<float> run_head(const ops::Primitives& p, const Cache& c, const std::vector<ops::KvSpan>& spans,
+                            const std::vector<float>& q, int gate, const std::vector<float>* mem) {
+    ops::AttentionHead a;
+    std::vector<float> out(c.d), scores(size_t(c.slots) + 8);
+    a.q = q.data();
+    a.k = c.k.data();
+    a.v = c.v.data();
+    a.kv_stride = c.stride();
+    a.f16 = c.f16;
+    a.head_dim = c.d;
+    a.n_spans = int(spans.size());
+    for (size_t i = 0; i < spans.size(); ++i) a.spans[i] = spans[i];
+    a.scale = 1.0f / std::sqrt(float(c.d));
+    a.scores = scores.data();
+    a.out = out.data();
+    std::vector<float> gw = randn(2 * size_t(c.d), 99, 0.3f);
+    if (gate && mem) {
+        a.q_mem = q.data();
+        a.mem_m = mem->data();
+        a.mem_z = mem->data() + size_t(c.d) * c.d;
+        a.gate = gate;
+        a.gate_w = gw.data();
+        a.gate_b = 0.25f;
+    }
+    ops::segment_attention_head(a, p);
+    return out;
+}
+
+}  // namespace
+
+TEST(segment_attention_variants_match_scalar) {
+    const ops::Primitives* ref = ops::primitives(KernelVariant::Scalar);
+    CHECK(ref != nullptr);
+    int compared = 0;
+    for (int32_t d : {8, 40, 64, 72}) {
+        for (bool f16 : {true, false}) {
+            Cache c(d, 301, f16, 7u + d);
+            auto q = randn(size_t(d), 3u + d);
+            // memory: M (d x d) then z (d), as a fold of a few random rows would leave it
+            std::vector<float> mem(size_t(d) * d + d);
+            for (auto& x : mem) x = std::fabs(randn(1, uint32_t(&x - mem.data()))[0]);
+            const std::vector<std::vector<ops::KvSpan>> cases = {
+                {{0, 1}},                          // the first token alone
+                {{0, 4}, {4, 97}},                 // sink + unwrapped ring
+                {{0, 4}, {250, 51}, {4, 33}},      // sink + wrapped ring
+                {{0, 301}},                        // one long span (odd length)
+            };
+            for (const auto& spans : cases) {
+                for (int gate : {0, 1, 2}) {
+                    auto want = run_head(*ref, c, spans, q, gate, &mem);
+                    for (const ops::Primitives* p : variants()) {
+                        auto got = run_head(*p, c, spans, q, gate, &mem);
+                        double r = max_rel(got, want);
+                        if (r > 2e-5) std::fprintf(stderr, "%s d=%d f16=%d gate=%d rel=%g\n", p->name, d, f16, gate, r);
+                        CHECK(r <= 2e-5);
+                        ++compared;
+                    }
+                }
+            }
+        }
+    }
+    std::printf("segment attention: %d comparisons over %zu variants\n", compared, variants().size());
+#if defined(__x86_64__)
+    CHECK(ops::primitives().variant == KernelVariant::Avx2 || std::getenv("EI_CPU_DISABLE") != nullptr);
+#endif
+}
+
+TEST(contiguous_and_split_spans_are_bit_identical) {
+    // Full attention is attention over one span; the same slots cut into spans must give
+    // exactly the same bits (this is what makes the full route bit-identical).
+    Cache c(64, 200, true, 11);
+    auto q = randn(64, 12);
+    for (const ops::Primitives* p : variants()) {
+        auto one = run_head(*p, c, {{0, 150}}, q, 0, nullptr);
+        auto two = run_head(*p, c, {{0, 64}, {64, 86}}, q, 0, nullptr);
+        CHECK(std::memcmp(one.data(), two.data(), one.size() * sizeof(float)) == 0);
+    }
+}
+
+TEST(gate_zero_is_local_attention_and_memory_blends) {
+    Cache c(32, 50, false, 21);
+    auto q = randn(32, 22);
+    std::vector<float> mem(32 * 32 + 32, 0.5f);
+    const ops::Primitives& p = ops::primitives();
+    auto local = run_head(p, c, {{0, 50}}, q, 0, &mem);
+    // A scalar gate blends exactly g * A_mem + (1 - g) * A_local.
+    ops::AttentionHead a;
+    std::vector<float> out(32), scores(64);
+    float gw = 0.7f;
+    a.q = q.data();
+    a.k = c.k.data();
+    a.v = c.v.data();
+    a.kv_stride = c.stride();
+    a.f16 = false;
+    a.head_dim = 32;
+    a.n_spans = 1;
+    a.spans[0] = {0, 50};
+    a.scale = 1.0f / std::sqrt(32.0f);
+    a.scores = scores.data();
+    a.out = out.data();
+    a.q_mem = q.data();
+    a.mem_m = mem.data();
+    a.mem_z = mem.data() + 32 * 32;
+    a.gate = 1;
+    a.gate_w = &gw;
+    ops::segment_attention_head(a, p);
+    const double g = 1.0 / (1.0 + std::exp(-0.7));
+    // With M and z constant 0.5: A_mem = (sq . 0.5 1) / (sq . 0.5 + eps) = 1 in every dim.
+    for (int i = 0; i < 32; ++i) CHECK_NEAR(out[i], g * 1.0 + (1 - g) * local[i], 1e-5);
+}
+
+TEST(linear_fold_equals_direct_sum) {
+    const int32_t d = 24;
+    const int64_t n = 37;
+    auto k = randn(size_t(n) * d, 31), v = randn(size_t(n) * d, 32);
+    std::vector<double> M(size_t(d) * d, 0.0), z(d, 0.0);
+    for (int64_t t = 0; t < n; ++t) {
+        for (int32_t i = 0; i < d; ++i) {
+            const double s = ops::sigma(k[t * d + i]);
+            z[i] += s;
+            for (int32_t j = 0; j < d; ++j) M[i * d + j] += s * v[t * d + j];
+        }
+    }
+    for (const ops::Primitives* p : variants()) {
+        std::vector<float> Mf(size_t(d) * d, 0.0f), zf(d, 0.0f), r(d);
+        // Fold in two blocks of odd sizes (the last one "padded": shorter).
+        for (auto [b, e] : {std::pair<int64_t, int64_t>{0, 29}, {29, n}}) {
+            std::vector<float> sk, vv(v.begin() + b * d, v.begin() + e * d);
+            for (int64_t t = b; t < e; ++t) {
+                for (int32_t i = 0; i < d; ++i) sk.push_back(ops::sigma(k[t * d + i]));
+            }
+            ops::memory_update(Mf.data(), zf.data(), sk.data(), vv.data(), e - b, d, false, r.data(), *p);
+        }
+        for (size_t i = 0; i < Mf.size(); ++i) CHECK_NEAR(Mf[i], M[i], 1e-4 * (1 + std::fabs(M[i])));
+        for (int32_t i = 0; i < d; ++i) CHECK_NEAR(zf[i], z[i], 1e-4 * (1 + z[i]));
+    }
+}
+
+TEST(delta_fold_with_repeated_key_leaves_m_unchanged) {
+    const int32_t d = 16;
+    auto k = randn(d, 41), v = randn(d, 42);
+    std::vector<float> sk(d);
+    for (int32_t i = 0; i < d; ++i) sk[i] = ops::sigma(k[i]);
+    for (const ops::Primitives* p : variants()) {
+        std::vector<float> M(size_t(d) * d, 0.0f), z(d, 0.0f), r(d);
+        std::vector<float> v1 = v;
+        ops::memory_update(M.data(), z.data(), sk.data(), v1.data(), 1, d, true, r.data(), *p);
+        const std::vector<float> before = M;
+        double norm = 0;
+        for (float x : M) norm = std::max(norm, double(std::fabs(x)));
+        CHECK(norm > 0.1);  // the first fold stored something
+        std::vector<float> v2 = v;
+        ops::memory_update(M.data(), z.data(), sk.data(), v2.data(), 1, d, true, r.data(), *p);
+        for (size_t i = 0; i < M.size(); ++i) CHECK_NEAR(M[i], before[i], 1e-5 * norm);
+        // z still counts the key twice: the normaliser grows, the content does not.
+        for (int32_t i = 0; i < d; ++i) CHECK_NEAR(z[i], 2 * sk[i], 1e-5);
+    }
+}
+
+TEST(delta_and_linear_agree_on_an_empty_memory) {
+    const int32_t d = 12;
+    const int64_t n = 5;
+    auto k = randn(size_t(n) * d, 51), v = randn(size_t(n) * d, 52);
+    std::vector<float> sk(k.size());
+    for (size_t i = 0; i < k.size(); ++i) sk[i] = ops::sigma(k[i]);
+    const ops::Primitives& p = ops::primitives();
+    std::vector<float> Ml(size_t(d) * d, 0.0f), zl(d, 0.0f), Md = Ml, zd = zl, r(d);
+    std::vector<float> v1 = v, v2 = v;
+    ops::memory_update(Ml.data(), zl.data(), sk.data(), v1.data(), n, d, false, r.data(), p);
+    ops::memory_update(Md.data(), zd.data(), sk.data(), v2.data(), n, d, true, r.data(), p);
+    // Within one block every row sees the memory from before the block: empty, so the
+    // delta rule's correction is zero and both rules store the same thing.
+    for (size_t i = 0; i < Ml.size(); ++i) CHECK_NEAR(Ml[i], Md[i], 1e-6);
+}
+
+TEST(rope_inverse_restores_keys) {
+    auto x = randn(2 * 64, 61);
+    std::vector<float> y(x.size()), back(x.size());
+    for (bool halves : {false, true}) {
+        ops::rope(x.data(), y.data(), 2, 64, 64, 12345, 10000.0f, halves);
+        ops::rope(y.data(), back.data(), 2, 64, 64, -12345, 10000.0f, halves);
+        for (size_t i = 0; i < x.size(); ++i) CHECK_NEAR(back[i], x[i], 2e-3);
+    }
+}
