@@ -8,7 +8,6 @@
 #include <cmath>
 #include <functional>
 #include <random>
-#include <thread>
 
 #include "tool_common.h"
 
@@ -19,10 +18,7 @@ const char* const kUsage =
     "  -m MODEL    GGUF model file\n"
     "  -p N        prompt tokens processed in one eval (default 512; 0 skips pp)\n"
     "  -n N        tokens generated one at a time (default 128; 0 skips tg)\n"
-    "  -t THREADS  threads (default 0: one per core)\n"
-    "  -r N        repetitions after the warm-up run (default 3)\n"
-    "  --ctx N     context size (default: p + n + 1)\n"
-    "  -L N        prefill segment length (default 128)\n";
+    "  -r N        repetitions after the warm-up run (default 3)\n";
 
 std::string stats(const std::vector<double>& r) {
     double mean = 0;
@@ -38,9 +34,11 @@ std::string stats(const std::vector<double>& r) {
 
 int run(int argc, char** argv) {
     using namespace eitool;
-    const Args a(argc, argv, {"-m", "-p", "-n", "-t", "-r", "--ctx", "-L"}, {});
+    std::vector<std::string> valued = {"-m", "-p", "-n", "-r"};
+    valued.insert(valued.end(), kScenarioOptions.begin(), kScenarioOptions.end());
+    const Args a(argc, argv, valued, {});
     if (a.help()) {
-        std::fputs(kUsage, stdout);
+        std::printf("%s%s", kUsage, kScenarioUsage);
         return 0;
     }
     const std::string path = a.required("-m");
@@ -49,12 +47,7 @@ int run(int argc, char** argv) {
     const int reps = static_cast<int>(a.integer("-r", 3, 1, 1000));
     if (pp == 0 && tg == 0) throw UsageError("nothing to measure: -p and -n are both 0");
 
-    ei_scenario sc{};
-    sc.n_threads = static_cast<int32_t>(a.integer("-t", 0, 0, 256));
-    sc.n_batch = static_cast<int32_t>(a.integer("-L", 128, 1, 4096));
-    // tg holds one token of context plus the tg tokens; pp holds pp tokens.
-    sc.n_ctx = static_cast<int32_t>(std::max<int64_t>(a.integer("--ctx", 0, 0, 1 << 24), std::max(pp, tg + 1)));
-
+    const ei_scenario sc = scenario_from(a);
     Engine e;
     e.load(path);
     const int64_t n_vocab = e.param("n_vocab");
@@ -67,9 +60,8 @@ int run(int argc, char** argv) {
     for (int32_t& t : prompt) t = any_token(rng);
 
     const char* name = std::strrchr(path.c_str(), '/');
-    std::printf("model: %s | threads %d | L %d | ctx %d | pool %.1f MiB | cpu %s\n", name ? name + 1 : path.c_str(),
-                sc.n_threads > 0 ? sc.n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())),
-                sc.n_batch, sc.n_ctx, e.pool_size() / 1048576.0, ei_cpu_features());
+    std::printf("model: %s | %s | pool %.1f MiB | cpu %s\n", name ? name + 1 : path.c_str(),
+                describe(e.scenario()).c_str(), e.pool_size() / 1048576.0, ei_cpu_features());
     std::printf("%-8s %8s %20s\n", "test", "tokens", "t/s");
     std::fflush(stdout);
 
@@ -110,5 +102,6 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    return eitool::run_tool("ei-bench", kUsage, [&] { return run(argc, argv); });
+    const std::string usage = std::string(kUsage) + eitool::kScenarioUsage;
+    return eitool::run_tool("ei-bench", usage.c_str(), [&] { return run(argc, argv); });
 }

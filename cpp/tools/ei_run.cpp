@@ -21,9 +21,6 @@ const char* const kUsage =
     "  --repeat-last-n N  tokens the penalty looks back over (default 64)\n"
     "  --seed S           sampler seed (default 0x5EED)\n"
     "  --stop STR         stop string (repeatable)\n"
-    "  -t THREADS         threads (default 0: one per core)\n"
-    "  --ctx N            context size (default: prompt tokens + N)\n"
-    "  -L N               prefill segment length (default 128)\n"
     "  --no-echo          do not print the prompt\n";
 
 const char* stop_name(int32_t done) {
@@ -42,12 +39,12 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 int run(int argc, char** argv) {
     using namespace eitool;
-    const Args a(argc, argv,
-                 {"-m", "-p", "-n", "--temp", "--top-k", "--top-p", "--min-p", "--repeat-penalty", "--repeat-last-n",
-                  "--seed", "--stop", "-t", "--ctx", "-L"},
-                 {"--greedy", "--no-echo"});
+    std::vector<std::string> valued = {"-m",     "-p",     "-n",    "--temp", "--top-k", "--top-p", "--min-p",
+                                       "--repeat-penalty", "--repeat-last-n", "--seed", "--stop"};
+    valued.insert(valued.end(), kScenarioOptions.begin(), kScenarioOptions.end());
+    const Args a(argc, argv, valued, {"--greedy", "--no-echo"});
     if (a.help()) {
-        std::fputs(kUsage, stdout);
+        std::printf("%s%s", kUsage, kScenarioUsage);
         return 0;
     }
     const std::string path = a.required("-m");
@@ -68,10 +65,7 @@ int run(int argc, char** argv) {
     std::vector<const char*> stop_ptrs;
     for (const auto& s : stops) stop_ptrs.push_back(s.c_str());
 
-    ei_scenario sc{};
-    sc.n_threads = static_cast<int32_t>(a.integer("-t", 0, 0, 256));
-    sc.n_batch = static_cast<int32_t>(a.integer("-L", 128, 1, 4096));
-    const int64_t ctx_opt = a.integer("--ctx", 0, 1, 1 << 24);
+    const ei_scenario sc = scenario_from(a);
 
     Engine e;
     e.load(path);
@@ -79,19 +73,16 @@ int run(int argc, char** argv) {
     const bool add_bos = e.param("add_bos") != 0;
     const std::vector<int32_t> tokens = e.tokenize(prompt, add_bos, true);
     if (tokens.empty()) throw UsageError("the prompt is empty and the model adds no BOS: nothing to start from");
-    // By default the context holds exactly this job (llama.cpp's simple example does the
-    // same), so the pool is no larger than needed.
-    sc.n_ctx = static_cast<int32_t>(ctx_opt ? ctx_opt : std::min<int64_t>(static_cast<int64_t>(tokens.size()) + n_predict, 1 << 24));
     e.start(sc);
-    std::fprintf(stderr, "ei-run: %s | %zu prompt tokens | ctx %d | pool %.1f MiB | cpu %s\n", path.c_str(),
-                 tokens.size(), sc.n_ctx, e.pool_size() / 1048576.0, ei_cpu_features());
+    std::fprintf(stderr, "ei-run: %s | %zu prompt tokens | %s | pool %.1f MiB | cpu %s\n", path.c_str(), tokens.size(),
+                 describe(e.scenario()).c_str(), e.pool_size() / 1048576.0, ei_cpu_features());
 
     if (!a.flag("--no-echo")) {
         std::fputs(prompt.c_str(), stdout);
         std::fflush(stdout);
     }
     const auto t0 = std::chrono::steady_clock::now();
-    check(ei_generate_begin(e.session(), tokens.data(), static_cast<int32_t>(tokens.size()), &sp, stop_ptrs.data(),
+    check(ei_generate_begin(e.session(), tokens.data(), static_cast<int32_t>(tokens.size()), 0, &sp, stop_ptrs.data(),
                             static_cast<int32_t>(stop_ptrs.size())),
           "evaluating the prompt");
     const double t_prompt = seconds_since(t0);
@@ -121,5 +112,6 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    return eitool::run_tool("ei-run", kUsage, [&] { return run(argc, argv); });
+    const std::string usage = std::string(kUsage) + eitool::kScenarioUsage;
+    return eitool::run_tool("ei-run", usage.c_str(), [&] { return run(argc, argv); });
 }

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace eitool {
@@ -127,6 +128,58 @@ private:
     bool help_ = false;
 };
 
+// Scenario options shared by the tools, spelled as in `ei run`/`ei bench` (Java).
+inline const std::vector<std::string> kScenarioOptions = {"-t",     "-L",          "--ctx", "--sink", "--window",
+                                                          "--memory", "--rule", "--memory-keys", "--kv"};
+inline const char* const kScenarioUsage =
+    "scenario options (unset ones take the model's edgeinfinite.* metadata, else the defaults):\n"
+    "  -t THREADS         threads (default 0: one per core)\n"
+    "  -L N               segment length: tokens per prefill graph run (default 128)\n"
+    "  --sink S           first tokens kept raw (default 64)\n"
+    "  --window W         recent tokens kept raw, >= L (default 2048)\n"
+    "  --memory on|off    fold older tokens into the compressed memory (default on)\n"
+    "  --rule linear|delta      memory update rule (default linear)\n"
+    "  --memory-keys nope|rope  memory keys before or after RoPE (default nope)\n"
+    "  --kv f16|f32       KV cache precision (default f16)\n"
+    "  --ctx N            plain full attention over at most N tokens (sink 0, window N, memory off)\n";
+
+inline int32_t choice(const Args& a, const std::string& name, const std::vector<std::string>& values) {
+    if (!a.flag(name)) return -1;
+    const std::string v = a.str(name, "");
+    for (size_t i = 0; i < values.size(); ++i)
+        if (values[i] == v) return static_cast<int32_t>(i);
+    std::string known;
+    for (const auto& x : values) known += (known.empty() ? "" : ", ") + x;
+    throw UsageError(name + " must be one of " + known + ", got '" + v + "'");
+}
+
+// A negative field leaves the choice to the model's metadata, else the runtime default.
+inline ei_scenario scenario_from(const Args& a) {
+    ei_scenario sc{};
+    sc.n_batch = static_cast<int32_t>(a.integer("-L", -1, 1, 4096));
+    sc.n_sink = static_cast<int32_t>(a.integer("--sink", -1, 0, 1 << 24));
+    sc.n_window = static_cast<int32_t>(a.integer("--window", -1, 1, 1 << 24));
+    sc.memory = choice(a, "--memory", {"off", "on"});
+    sc.memory_rule = choice(a, "--rule", {"linear", "delta"});
+    sc.memory_rope = choice(a, "--memory-keys", {"nope", "rope"});
+    if (a.flag("--ctx")) {
+        sc.n_sink = 0;
+        sc.n_window = static_cast<int32_t>(a.integer("--ctx", 0, 1, 1 << 24));
+        sc.memory = 0;
+    }
+    sc.n_threads = static_cast<int32_t>(a.integer("-t", 0, 0, 256));
+    sc.kv_type = std::max(choice(a, "--kv", {"f16", "f32"}), 0);
+    sc.backend = "cpu";
+    return sc;
+}
+
+// "L 128, S 64, W 2048, memory on, threads 2": what a plan resolved, for the logs.
+inline std::string describe(const ei_scenario& r) {
+    const int threads = r.n_threads > 0 ? r.n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    return "L " + std::to_string(r.n_batch) + ", S " + std::to_string(r.n_sink) + ", W " + std::to_string(r.n_window) +
+           ", memory " + (r.memory ? "on" : "off") + ", threads " + std::to_string(threads);
+}
+
 // Model, pool and session, released in the right order (the session before its pool).
 class Engine {
 public:
@@ -139,7 +192,7 @@ public:
         ei_model_free(model_);
     }
 
-    void load(const std::string& path) { check(ei_model_load(path.c_str(), &model_), "loading " + path); }
+    void load(const std::string& path) { check(ei_model_load(path.c_str(), &model_), "loading the model"); }
 
     int64_t param(const char* name) const {
         int64_t v = 0;
@@ -163,7 +216,8 @@ public:
         // Zeroed, as the Java binding's pool is, so runs are reproducible.
         std::memset(pool_, 0, rounded);
         pool_size_ = rounded;
-        const ei_status st = ei_session_create(model_, plan, pool_, rounded, &session_);
+        ei_status st = ei_plan_scenario(plan, &resolved_);
+        if (st == EI_OK) st = ei_session_create(model_, plan, pool_, rounded, &session_);
         ei_plan_free(plan);  // the session keeps its own copy
         check(st, "creating the session");
     }
@@ -180,12 +234,14 @@ public:
     ei_model* model() const { return model_; }
     ei_session* session() const { return session_; }
     uint64_t pool_size() const { return pool_size_; }
+    const ei_scenario& scenario() const { return resolved_; }
 
 private:
     ei_model* model_ = nullptr;
     ei_session* session_ = nullptr;
     void* pool_ = nullptr;
     uint64_t pool_size_ = 0;
+    ei_scenario resolved_{};
 };
 
 // Runs a tool's body with the exit statuses both tools share: 0 ok, 1 runtime failure,
