@@ -24,16 +24,26 @@ public final class GgufFile {
     private final int version;
     private final long fileSize;
     private final long alignment;
+    private final long dataOffset;
     private final Map<String, Object> metadata;
+    private final Map<String, ValueType> types;
     private final List<TensorInfo> tensors;
 
-    private GgufFile(Path path, int version, long fileSize, long alignment, Map<String, Object> metadata,
-            List<TensorInfo> tensors) {
+    /**
+     * The GGUF type of a metadata value (numbers as in the GGUF specification), and for
+     * arrays the type of their elements; what a copy needs to write the value back unchanged.
+     */
+    public record ValueType(int type, int elementType) {}
+
+    private GgufFile(Path path, int version, long fileSize, long alignment, long dataOffset,
+            Map<String, Object> metadata, Map<String, ValueType> types, List<TensorInfo> tensors) {
         this.path = path;
         this.version = version;
         this.fileSize = fileSize;
         this.alignment = alignment;
+        this.dataOffset = dataOffset;
         this.metadata = Collections.unmodifiableMap(metadata);
+        this.types = Collections.unmodifiableMap(types);
         this.tensors = List.copyOf(tensors);
     }
 
@@ -48,12 +58,20 @@ public final class GgufFile {
         long h = b.ggufOpen(path.toString());
         try {
             Map<String, Object> md = new LinkedHashMap<>();
+            Map<String, ValueType> types = new LinkedHashMap<>();
             long n = b.ggufKvCount(h);
-            for (long i = 0; i < n; i++) md.put(b.ggufKvKey(h, i), value(b, b.ggufKvValue(h, i)));
+            for (long i = 0; i < n; i++) {
+                String key = b.ggufKvKey(h, i);
+                long v = b.ggufKvValue(h, i);
+                md.put(key, value(b, v));
+                int t = b.valueType(v);
+                types.put(key, new ValueType(t, t == ARRAY ? b.arrayType(v) : -1));
+            }
             List<TensorInfo> ts = new ArrayList<>();
             long nt = b.ggufTensorCount(h);
             for (long i = 0; i < nt; i++) ts.add(b.ggufTensor(h, i));
-            return new GgufFile(path, b.ggufVersion(h), b.ggufFileSize(h), b.ggufAlignment(h), md, ts);
+            return new GgufFile(path, b.ggufVersion(h), b.ggufFileSize(h), b.ggufAlignment(h), b.ggufDataOffset(h), md,
+                    types, ts);
         } finally {
             b.ggufClose(h);
         }
@@ -103,6 +121,16 @@ public final class GgufFile {
 
     public long alignment() {
         return alignment;
+    }
+
+    /** Byte offset of the tensor data section; a tensor's data starts at dataOffset() + offset(). */
+    public long dataOffset() {
+        return dataOffset;
+    }
+
+    /** The GGUF type of each metadata value. */
+    public Map<String, ValueType> types() {
+        return types;
     }
 
     /** All metadata in file order. */

@@ -85,10 +85,36 @@ public final class GgufWriter {
         return this;
     }
 
-    /** Copies a metadata value's encoded form from another writer-independent source. */
-    public GgufWriter putRaw(String key, byte[] typeAndValue) {
-        metadata.put(key, typeAndValue.clone());
+    /**
+     * Writes a value read by {@link GgufFile} back with its original GGUF type, so a copy of a
+     * file keeps every key exactly (nested arrays are not supported).
+     */
+    public GgufWriter putValue(String key, GgufFile.ValueType type, Object value) {
+        Buf b = new Buf().u32(type.type());
+        if (type.type() == ARRAY) {
+            if (type.elementType() == ARRAY) throw new IllegalArgumentException(key + ": nested arrays are not supported");
+            List<?> list = (List<?>) value;
+            b.u32(type.elementType()).u64(list.size());
+            for (Object o : list) scalar(b, type.elementType(), o);
+        } else {
+            scalar(b, type.type(), value);
+        }
+        metadata.put(key, b.bytes());
         return this;
+    }
+
+    private static void scalar(Buf b, int type, Object v) {
+        switch (type) {
+            case 0, 1 -> b.u8(((Long) v).intValue());
+            case 2, 3 -> b.u16(((Long) v).intValue());
+            case UINT32, INT32 -> b.u32(((Long) v).intValue());
+            case FLOAT32 -> b.f32(((Double) v).floatValue());
+            case BOOL -> b.u8((Boolean) v ? 1 : 0);
+            case STRING -> b.str((String) v);
+            case UINT64, 11 -> b.u64((Long) v);
+            case 12 -> b.f64((Double) v);
+            default -> throw new IllegalArgumentException("unknown GGUF value type " + type);
+        }
     }
 
     /**
@@ -179,6 +205,18 @@ public final class GgufWriter {
         Buf u8(int v) {
             room(1);
             bb.put((byte) v);
+            return this;
+        }
+
+        Buf u16(int v) {
+            room(2);
+            bb.putShort((short) v);
+            return this;
+        }
+
+        Buf f64(double v) {
+            room(8);
+            bb.putDouble(v);
             return this;
         }
 

@@ -170,19 +170,19 @@ public final class Scenario {
 
         /** L: tokens per prefill graph run. */
         public Builder segmentLength(int n) {
-            segmentLength = n;
+            segmentLength = nonNegative(n, "segment length L");
             return this;
         }
 
         /** S: the first tokens, kept raw for the whole session. */
         public Builder sink(int n) {
-            sink = n;
+            sink = nonNegative(n, "sink S");
             return this;
         }
 
         /** W: the most recent tokens kept raw (the ring holds W + L). */
         public Builder window(int n) {
-            window = n;
+            window = nonNegative(n, "window W");
             return this;
         }
 
@@ -203,7 +203,7 @@ public final class Scenario {
         }
 
         public Builder threads(int n) {
-            threads = n;
+            threads = nonNegative(n, "threads");
             return this;
         }
 
@@ -215,6 +215,12 @@ public final class Scenario {
         public Builder backend(String name) {
             backend = name;
             return this;
+        }
+
+        // Negative values mean "unset" to the runtime, so they are refused here.
+        private static int nonNegative(int n, String what) {
+            if (n < 0) throw new IllegalArgumentException("scenario: " + what + " must be >= 0, got " + n);
+            return n;
         }
 
         public Scenario build() {

@@ -37,6 +37,8 @@ public final class Main {
               bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS]
               synth --shape NAME --type TYPE -o FILE  write a random-weight model (shapes: %s)
               demo [--prompt-tokens N] [-n N]         the main job: a long prompt on a synthetic 0.5B model
+              gate-init -m IN --value B -o OUT [--gate scalar|adaptive] [--sink S --window W -L L --rule R]
+                                                      copy a model with constant memory gates g = sigmoid(B)
             scenario options (all commands that run a model):
               --scenario summarize|qa|chat   a preset        -L N  segment length     --sink S  --window W
               --memory on|off  --rule linear|delta  --memory-keys nope|rope  --kv f16|f32  -t THREADS
@@ -66,6 +68,7 @@ public final class Main {
                 case "bench" -> Bench.run(a, out, err);
                 case "synth" -> Synth.run(a, out);
                 case "demo" -> Demo.run(a, out);
+                case "gate-init" -> GateInit.run(a, out);
                 case "version" -> out.println("edgeinfinite " + EdgeInfinite.version() + " (" + EdgeInfinite.binding()
                         + ", " + EdgeInfinite.platform() + ", cpu: " + EdgeInfinite.cpuFeatures() + ")");
                 default -> throw new UsageException("unknown command '" + args[0] + "'");

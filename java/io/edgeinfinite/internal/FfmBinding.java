@@ -31,7 +31,8 @@ public final class FfmBinding implements NativeBinding {
             ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(256, 16));
 
     private final MethodHandle lastError, version, abiVersion, cpuFeatures;
-    private final MethodHandle ggufOpen, ggufClose, ggufVersion, ggufFileSize, ggufAlignment, ggufKvCount, ggufKv;
+    private final MethodHandle ggufOpen, ggufClose, ggufVersion, ggufFileSize, ggufAlignment, ggufDataOffset,
+            ggufKvCount, ggufKv;
     private final MethodHandle valueType, valueInt, valueFloat, valueString, arrayType, arrayLen, arrayInt,
             arrayFloat, arrayString, arrayAt, tensorCount, tensor, typeName;
     private final MethodHandle modelLoad, modelLoadVocab, modelFree, modelParam, modelChatFormat, chatDetect, chatStop;
@@ -62,6 +63,7 @@ public final class FfmBinding implements NativeBinding {
         ggufVersion = fn("ei_gguf_version", JAVA_INT, ADDRESS);
         ggufFileSize = fn("ei_gguf_file_size", JAVA_LONG, ADDRESS);
         ggufAlignment = fn("ei_gguf_alignment", JAVA_LONG, ADDRESS);
+        ggufDataOffset = fn("ei_gguf_data_offset", JAVA_LONG, ADDRESS);
         ggufKvCount = fn("ei_gguf_kv_count", JAVA_LONG, ADDRESS);
         ggufKv = fn("ei_gguf_kv", JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS, ADDRESS);
         valueType = fn("ei_value_get_type", JAVA_INT, ADDRESS);
@@ -229,6 +231,11 @@ public final class FfmBinding implements NativeBinding {
     @Override
     public long ggufAlignment(long g) {
         return call(() -> (long) ggufAlignment.invokeExact(ptr(g)));
+    }
+
+    @Override
+    public long ggufDataOffset(long g) {
+        return call(() -> (long) ggufDataOffset.invokeExact(ptr(g)));
     }
 
     @Override

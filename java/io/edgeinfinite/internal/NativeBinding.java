@@ -31,6 +31,9 @@ public interface NativeBinding {
 
     long ggufAlignment(long gguf);
 
+    /** Byte offset of the tensor data section in the file. */
+    long ggufDataOffset(long gguf);
+
     long ggufKvCount(long gguf);
 
     String ggufKvKey(long gguf, long index);

@@ -1,0 +1,199 @@
+package io.edgeinfinite;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.edgeinfinite.cli.Main;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The EdgeInfinite route through the public API: routing, placement, gates, presets, state. */
+class MemoryRouteTest {
+    @TempDir
+    static Path tmp;
+
+    static final Path TINY = TestData.model("tiny-llama-q8_0.gguf");
+    static Path gated;
+
+    static final Scenario SMALL = Scenario.builder().sink(4).window(64).segmentLength(16).threads(2).build();
+
+    @BeforeAll
+    static void writeGatedModel() {
+        gated = tmp.resolve("gated.gguf");
+        int st = Main.run(new String[] {"gate-init", "-m", TINY.toString(), "--value", "0.5", "-o", gated.toString(),
+            "--sink", "4", "--window", "64", "-L", "16"}, new PrintStream(new ByteArrayOutputStream()), System.err);
+        assertEquals(0, st);
+    }
+
+    static int[] tokens(int n, long seed) {
+        return new Random(seed).ints(n, 3, 1000).toArray();
+    }
+
+    @Test
+    void shortWorkIsFullAttentionBitForBit() {
+        int[] t = tokens(60, 1);
+        try (Model m = Model.load(TINY); Session mem = m.newSession(SMALL);
+                Session full = m.newSession(Scenario.fullAttention(68).toBuilder().sink(4).window(64).segmentLength(16)
+                        .build())) {
+            assertArrayEquals(full.logits(t), mem.logits(t));
+            assertEquals(Session.Route.FULL, mem.route());
+        }
+    }
+
+    @Test
+    void longWorkTakesTheMemoryRouteAndEveryTokenHasOnePlace() {
+        try (Model m = Model.load(TINY); Session s = m.newSession(SMALL)) {
+            int[] t = tokens(500, 2);
+            List<long[]> progress = new ArrayList<>();
+            s.eval(t, (done, total) -> progress.add(new long[] {done, total}));
+            assertEquals(Session.Route.MEMORY, s.route());
+            Session.Placement p = s.placement();
+            assertEquals(500, p.sink() + p.window() + p.memory());
+            assertEquals(4, p.sink());
+            assertTrue(p.window() >= 64 && p.window() <= 80, "window " + p.window());
+            assertFalse(progress.isEmpty());
+            assertEquals(500, progress.get(progress.size() - 1)[0]);
+        }
+    }
+
+    @Test
+    void generationPlansItsRouteUpFront() {
+        try (Model m = Model.load(TestData.model("tiny-llama-spm-f16.gguf")); Session s = m.newSession(
+                Scenario.builder().sink(4).window(32).segmentLength(16).build())) {
+            GenerationResult r = s.generate("Once upon a time", GenerateOptions.builder().greedy().maxTokens(40).build(),
+                    p -> {});
+            assertEquals(40, r.generatedTokens());
+            assertEquals(Session.Route.MEMORY, s.route(), "5 prompt + 40 new tokens exceed S + W = 36");
+        }
+    }
+
+    @Test
+    void gatesBlendMemoryOnlyOnceTokensHaveFolded() {
+        int[] shortT = tokens(50, 3), longT = tokens(400, 4);
+        try (Model plain = Model.load(TINY); Model g = Model.load(gated)) {
+            float[] a, b;
+            try (Session s1 = plain.newSession(SMALL); Session s2 = g.newSession(SMALL)) {
+                assertArrayEquals(s1.logits(shortT), s2.logits(shortT), "empty memory: the gate changes nothing");
+            }
+            try (Session s1 = plain.newSession(SMALL); Session s2 = g.newSession(SMALL)) {
+                a = s1.eval(longT);
+                b = s2.eval(longT);
+            }
+            double diff = 0;
+            for (int i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i] - b[i]));
+            assertTrue(diff > 1e-3, "g = sigmoid(0.5) must mix the memory in, max diff " + diff);
+        }
+    }
+
+    @Test
+    void modelSettingsAreDefaultsAndScenarioOverrides() {
+        try (Model g = Model.load(gated)) {
+            try (Session s = g.newSession(Scenario.defaults())) {
+                assertEquals(4, s.scenario().sink());
+                assertEquals(64, s.scenario().window());
+                assertEquals(16, s.scenario().segmentLength());
+            }
+            try (Session s = g.newSession(Scenario.builder().window(128).build())) {
+                assertEquals(128, s.scenario().window());
+                assertEquals(4, s.scenario().sink());
+            }
+        }
+        try (Model m = Model.load(TINY); Session s = m.newSession(Scenario.qa())) {
+            assertEquals(2048, s.scenario().window());
+            assertEquals(Scenario.MemoryRule.LINEAR, s.scenario().memoryRule());
+        }
+    }
+
+    @Test
+    void badScenariosAreNamed() {
+        try (Model m = Model.load(TINY)) {
+            InvalidArgumentException zero = assertThrows(InvalidArgumentException.class,
+                    () -> m.newSession(Scenario.builder().segmentLength(0).build()));
+            assertTrue(zero.getMessage().contains("segment length L"), zero.getMessage());
+            InvalidArgumentException small = assertThrows(InvalidArgumentException.class,
+                    () -> m.newSession(Scenario.builder().window(64).segmentLength(128).build()));
+            assertTrue(small.getMessage().contains("smaller than a segment"), small.getMessage());
+            assertThrows(IllegalArgumentException.class, () -> Scenario.builder().sink(-2));
+            assertThrows(IllegalArgumentException.class, () -> Scenario.preset("novel"));
+        }
+    }
+
+    @Test
+    void poolSizeIsTheSameForAnyPrompt() {
+        try (Model m = Model.load(TINY); Session s = m.newSession(SMALL)) {
+            long before = s.poolSize();
+            s.eval(tokens(3000, 5));
+            assertEquals(before, s.poolSize());
+        }
+    }
+
+    @Test
+    void restoredSessionContinuesBitIdentically() throws IOException {
+        Path state = tmp.resolve("s.state");
+        int[] doc = tokens(300, 6), question = tokens(20, 7);
+        try (Model m = Model.load(gated)) {
+            float[] expected;
+            long size;
+            try (Session s = m.newSession(SMALL)) {
+                s.eval(doc);
+                s.saveState(state);
+                size = s.stateSize();
+                expected = s.logits(question);
+            }
+            assertEquals(size, Files.size(state));
+            try (Session r = m.restoreSession(state, SMALL)) {
+                assertEquals(300, r.position());
+                assertEquals(Session.Route.MEMORY, r.route());
+                assertArrayEquals(expected, r.logits(question));
+            }
+            try (Session s = m.newSession(SMALL)) {
+                s.eval(tokens(10, 8));
+                assertEquals(size, s.stateSize(), "the state has a fixed size");
+            }
+        }
+    }
+
+    @Test
+    void foreignOrCorruptedStatesAreRefused() throws IOException {
+        Path state = tmp.resolve("t.state");
+        try (Model m = Model.load(gated); Session s = m.newSession(SMALL)) {
+            s.eval(tokens(200, 9));
+            s.saveState(state);
+        }
+        try (Model other = Model.load(TINY)) {
+            ModelFormatException e = assertThrows(ModelFormatException.class, () -> other.restoreSession(state, SMALL));
+            assertTrue(e.getMessage().contains("another model"), e.getMessage());
+        }
+        try (Model m = Model.load(gated)) {
+            ModelFormatException e = assertThrows(ModelFormatException.class,
+                    () -> m.restoreSession(state, SMALL.toBuilder().window(96).build()));
+            assertTrue(e.getMessage().contains("size") || e.getMessage().contains("scenario"), e.getMessage());
+            ModelFormatException rule = assertThrows(ModelFormatException.class,
+                    () -> m.restoreSession(state, SMALL.toBuilder().memoryRule(Scenario.MemoryRule.DELTA).build()));
+            assertTrue(rule.getMessage().contains("another scenario"), rule.getMessage());
+            byte[] bytes = Files.readAllBytes(state);
+            bytes[bytes.length / 2] ^= 0x40;
+            Path bad = tmp.resolve("bad.state");
+            Files.write(bad, bytes);
+            ModelFormatException c = assertThrows(ModelFormatException.class, () -> m.restoreSession(bad, SMALL));
+            assertTrue(c.getMessage().contains("checksum"), c.getMessage());
+            Files.write(bad, java.util.Arrays.copyOf(bytes, 100));
+            assertThrows(ModelFormatException.class, () -> m.restoreSession(bad, SMALL));
+            EdgeInfiniteException missing = assertThrows(EdgeInfiniteException.class,
+                    () -> m.restoreSession(tmp.resolve("none.state"), SMALL));
+            assertEquals(EdgeInfiniteException.Status.IO, missing.status());
+        }
+    }
+}
