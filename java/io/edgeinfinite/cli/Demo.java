@@ -1,73 +1,73 @@
 package io.edgeinfinite.cli;
 
 import io.edgeinfinite.EdgeInfinite;
-import io.edgeinfinite.GenerateOptions;
-import io.edgeinfinite.GenerationResult;
-import io.edgeinfinite.Model;
-import io.edgeinfinite.Scenario;
-import io.edgeinfinite.Session;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
 
 /**
- * {@code ei demo}: the main job. Writes a synthetic model with Qwen2.5-0.5B shapes once
- * (cached), then runs a long prompt through it and prints time to first token, prefill and
- * decode speed, and the session's pool size. The weights are random, so the text is
- * nonsense; the numbers are real.
+ * {@code ei demo}: the main job. Writes a synthetic model once (cached; random weights, real
+ * shapes, scalar memory gates), then reads one long prompt (16K tokens by default) with plain
+ * full attention and with the EdgeInfinite route, each in its own process, and prints time to
+ * first token, prefill and decode speed, and peak memory side by side.
  */
 final class Demo {
     private Demo() {}
 
-    static void run(Main.Args a, PrintStream out) throws IOException {
+    static void run(Main.Args a, PrintStream out, PrintStream err) throws IOException, InterruptedException {
         Path cache = Path.of(a.opt("--cache", "target/demo"));
+        String shape = a.opt("--shape", "demo-40m");
+        Path model = syntheticModel(cache, shape, out);
+        int n = a.intOpt("--prompt-tokens", 16384);
+        long budget = a.longOpt("--budget-s", 600);
+        out.printf("edgeinfinite %s (%s binding, cpu: %s)%n", EdgeInfinite.version(), EdgeInfinite.binding(),
+                EdgeInfinite.cpuFeatures());
+        out.printf("model: %s (random weights); prompt: %,d tokens; EdgeInfinite scenario '%s' (S 64, W 2048, L 128)%n",
+                model.getFileName(), n, Sweep.EI_SCENARIO);
+        List<Sweep.Point> points = new ArrayList<>();
+        for (String mode : List.of("full", "edgeinfinite")) {
+            err.printf("  %s attention over %,d tokens...%n", mode.equals("full") ? "full" : "EdgeInfinite", n);
+            points.add(Sweep.measure(model, mode, n, a.intOpt("-t", 0), budget));
+        }
+        out.println();
+        out.printf("%-28s %16s %16s%n", "", "full attention", "EdgeInfinite");
+        line(out, "time to first token (s)", points, p -> String.format(Locale.ROOT, "%.2f", p.ttftS()));
+        line(out, "prefill (tokens/s)", points, p -> String.format(Locale.ROOT, "%.1f", p.prefillTps()));
+        line(out, "decode after prompt (t/s)", points, p -> String.format(Locale.ROOT, "%.2f", p.decodeTps()));
+        line(out, "peak RSS (MiB)", points, p -> String.format(Locale.ROOT, "%.1f", p.rssKb() / 1024.0));
+        line(out, "buffer pool (MiB)", points, p -> String.format(Locale.ROOT, "%.1f", p.poolBytes() / 1048576.0));
+        Sweep.Point full = points.get(0), ei = points.get(1);
+        if (!Double.isNaN(full.ttftS()) && !Double.isNaN(ei.ttftS())) {
+            out.printf(Locale.ROOT, "%nEdgeInfinite: %.2fx the prefill speed and %.2fx the peak memory of full attention; "
+                    + "its pool stays %.1f MiB at any prompt length.%n", ei.prefillTps() / full.prefillTps(),
+                    (double) ei.rssKb() / full.rssKb(), ei.poolBytes() / 1048576.0);
+        }
+    }
+
+    private interface Cell {
+        String of(Sweep.Point p);
+    }
+
+    private static void line(PrintStream out, String label, List<Sweep.Point> pts, Cell cell) {
+        out.printf("%-28s", label);
+        for (Sweep.Point p : pts) out.printf(" %16s", Double.isNaN(p.ttftS()) ? p.note() : cell.of(p));
+        out.println();
+    }
+
+    /** The synthetic Q8_0 model of a shape, with scalar gates g = sigmoid(0), written once. */
+    static Path syntheticModel(Path cache, String shape, PrintStream out) throws IOException {
         Files.createDirectories(cache);
-        Path model = cache.resolve("synthetic-qwen2.5-0.5b-q8_0.gguf");
+        Path model = cache.resolve("synthetic-" + shape + "-q8_0.gguf");
         if (!Files.isRegularFile(model)) {
-            out.println("writing the synthetic Qwen2.5-0.5B-shaped Q8_0 model to " + model + " (once)...");
-            Path tmp = cache.resolve("synthetic.tmp");
-            Synth.write(Synth.SHAPES.get("qwen2.5-0.5b"), 8, 1, tmp);
+            out.println("writing the synthetic " + shape + " Q8_0 model to " + model + " (once)...");
+            Path tmp = cache.resolve(model.getFileName() + ".tmp");
+            Synth.write(Synth.SHAPES.get(shape), 8, 1, 0f, tmp);
             Files.move(tmp, model);
         }
-        int promptTokens = a.intOpt("--prompt-tokens", 1024);
-        int newTokens = a.intOpt("-n", 32);
-        out.printf("edgeinfinite %s (%s, cpu: %s)%n", EdgeInfinite.version(), EdgeInfinite.binding(),
-                EdgeInfinite.cpuFeatures());
-        try (Model m = Model.load(model)) {
-            String prompt = longPrompt(m, promptTokens);
-            int n = m.tokenize(prompt, true, false).length;
-            Scenario sc = Main.scenario(a);
-            try (Session s = m.newSession(sc)) {
-                report(out, m, s, sc, prompt, n, newTokens);
-            }
-        }
-    }
-
-    private static void report(PrintStream out, Model m, Session s, Scenario sc, String prompt, int n, int newTokens) {
-        out.printf("model: %s, %,d parameters, %s%n", m.path().getFileName(), m.info().parameterCount(), sc);
-        out.printf("pool: %.1f MiB, planned once for the scenario%n", s.poolSize() / 1048576.0);
-        GenerateOptions o = GenerateOptions.builder().maxTokens(newTokens).seed(7).build();
-        out.printf("prompt: %d tokens; generating %d tokens...%n", n, newTokens);
-        StringBuilder text = new StringBuilder();
-        GenerationResult r = s.generate(prompt, o, text::append);
-        out.printf("time to first token: %.2f s (prefill %.1f tokens/s)%n", r.prefillNanos() / 1e9,
-                r.prefillTokensPerSecond());
-        out.printf("decode: %d tokens at %.2f tokens/s (stop: %s)%n", r.generatedTokens(), r.decodeTokensPerSecond(),
-                r.stopReason().name().toLowerCase());
-        String shown = text.length() > 120 ? text.substring(0, 120) + "..." : text.toString();
-        out.println("text (random weights): " + shown.replace('\n', ' '));
-    }
-
-    /** Words repeated until the prompt has about n tokens. */
-    private static String longPrompt(Model m, int n) {
-        String[] words = {"the", "river", "carried", "old", "letters", "past", "quiet", "towns", "and", "every",
-            "reader", "kept", "one", "line", "of", "them"};
-        StringBuilder sb = new StringBuilder();
-        int i = 0;
-        while (true) {
-            sb.append(words[i++ % words.length]).append(' ');
-            if (i % 64 == 0 && m.tokenize(sb.toString(), true, false).length >= n) return sb.toString();
-        }
+        return model;
     }
 }

@@ -35,8 +35,11 @@ public final class Main {
               logits -m MODEL --tokens 1,2,3 --out FILE   float32 logits [n_tokens x n_vocab], little-endian
               perplexity -m MODEL -f TEXTFILE [--ctx N]
               bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS]
-              synth --shape NAME --type TYPE -o FILE  write a random-weight model (shapes: %s)
-              demo [--prompt-tokens N] [-n N]         the main job: a long prompt on a synthetic 0.5B model
+              bench --sweep [-m MODEL] [--lengths 1024,4096,16384,65536,131072] [--budget-s 900] [--svg FILE]
+                                                      TTFT, prefill t/s, peak RSS: full attention vs EdgeInfinite
+              synth --shape NAME --type TYPE -o FILE [--gate B]
+                                                      a random-weight model (shapes: %s), gates g = sigmoid(B)
+              demo [--prompt-tokens N] [--shape S]    the main job: a 16K-token prompt, full attention vs EdgeInfinite
               gate-init -m IN --value B -o OUT [--gate scalar|adaptive] [--sink S --window W -L L --rule R]
                                                       copy a model with constant memory gates g = sigmoid(B)
             scenario options (all commands that run a model):
@@ -65,9 +68,13 @@ public final class Main {
                 case "run" -> generate(a, out, err);
                 case "logits" -> logits(a, out);
                 case "perplexity" -> perplexity(a, out, err);
-                case "bench" -> Bench.run(a, out, err);
+                case "bench" -> {
+                    if (a.flag("--sweep")) Sweep.run(a, out, err);
+                    else Bench.run(a, out, err);
+                }
+                case "bench-point" -> Sweep.point(a, out);
                 case "synth" -> Synth.run(a, out);
-                case "demo" -> Demo.run(a, out);
+                case "demo" -> Demo.run(a, out, err);
                 case "gate-init" -> GateInit.run(a, out);
                 case "version" -> out.println("edgeinfinite " + EdgeInfinite.version() + " (" + EdgeInfinite.binding()
                         + ", " + EdgeInfinite.platform() + ", cpu: " + EdgeInfinite.cpuFeatures() + ")");
@@ -80,6 +87,10 @@ public final class Main {
             return 2;
         } catch (EdgeInfiniteException e) {
             err.println("ei: " + e.getMessage());
+            return 1;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            err.println("ei: interrupted");
             return 1;
         } catch (IOException | IllegalArgumentException | IllegalStateException e) {
             err.println("ei: " + e.getMessage());

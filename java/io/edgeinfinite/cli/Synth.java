@@ -25,6 +25,8 @@ public final class Synth {
 
     static final Map<String, Shape> SHAPES = Map.of(
             "qwen2.5-0.5b", new Shape("qwen2", 896, 24, 14, 2, 4864, 151936, true, 1e6f, 32768),
+            // Small enough for the demo to read 16K tokens in well under a minute on 2 cores.
+            "demo-40m", new Shape("qwen2", 512, 8, 8, 2, 1536, 32000, true, 1e6f, 32768),
             "tiny", new Shape("llama", 128, 2, 4, 2, 256, 512, false, 10000f, 4096));
 
     private static final Map<String, Integer> TYPES = Map.of("f32", 0, "f16", 1, "q4_0", 2, "q8_0", 8);
@@ -44,12 +46,15 @@ public final class Synth {
         if (type == null) throw new Main.UsageException("unknown type '" + typeName + "' (known: " + TYPES.keySet() + ")");
         Path dest = Path.of(a.required("-o"));
         long t0 = System.nanoTime();
-        write(s, type, a.longOpt("--seed", 1), dest);
+        write(s, type, a.longOpt("--seed", 1), a.flag("--gate") ? a.floatOpt("--gate", 0f) : Float.NaN, dest);
         out.printf("wrote %s (%s, %s) in %.1f s%n", dest, shapeName, typeName, (System.nanoTime() - t0) / 1e9);
     }
 
-    /** Writes a synthetic model of the given shape and weight type. */
-    public static void write(Shape s, int type, long seed, Path dest) throws IOException {
+    /**
+     * Writes a synthetic model of the given shape and weight type; with a finite gate value B,
+     * every layer also gets a scalar memory gate g = sigmoid(B) (as {@code ei gate-init}).
+     */
+    public static void write(Shape s, int type, long seed, float gate, Path dest) throws IOException {
         GgufWriter w = new GgufWriter();
         String p = s.arch + ".";
         w.putString("general.architecture", s.arch).putString("general.name", "synthetic-" + s.arch + "-" + s.embd)
@@ -80,6 +85,7 @@ public final class Synth {
             matrix(w, b + "ffn_gate.weight", type, s.embd, s.ff, rnd.split());
             matrix(w, b + "ffn_up.weight", type, s.embd, s.ff, rnd.split());
             matrix(w, b + "ffn_down.weight", type, s.ff, s.embd, rnd.split());
+            if (!Float.isNaN(gate)) vector(w, b + "ei_gate.weight", s.heads, gate, 0f, rnd.split());
         }
         w.write(dest);
     }
