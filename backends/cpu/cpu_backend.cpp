@@ -157,14 +157,16 @@ private:
         }
     }
 
-    // Slots a query at position qp attends: the sink, then the ring from its oldest
-    // position up to qp (one span, or two where the ring wraps).
-    static int spans_for(const Op& op, const StepParams& s, int64_t qp, ops::KvSpan* spans) {
+    // The cached rows the queries of a block attend, in position order: the sink, then
+    // the ring from its oldest position up to the block's last query (one span, or two
+    // where the ring wraps). Returns how many rows of that list query position qp sees.
+    static int spans_for(const Op& op, const StepParams& s, int64_t last_qp, ops::KvSpan* spans, int64_t* sink_rows) {
         int n = 0;
-        const int64_t sink = std::min<int64_t>(op.n_sink, qp + 1);
+        const int64_t sink = std::min<int64_t>(op.n_sink, last_qp + 1);
+        *sink_rows = sink;
         if (sink > 0) spans[n++] = {0, sink};
-        if (qp >= s.ring_start) {
-            const int64_t count = qp - s.ring_start + 1, first = slot_of(op, s.ring_start);
+        if (last_qp >= s.ring_start) {
+            const int64_t count = last_qp - s.ring_start + 1, first = slot_of(op, s.ring_start);
             const int64_t end = int64_t{op.n_sink} + op.ring;
             if (first + count <= end) {
                 spans[n++] = {first, count};
@@ -183,25 +185,37 @@ private:
         const uint64_t elem = f16 ? 2 : 4;
         const bool use_memory = s.mem_tokens > 0 && op.gate != 0;
         const ops::Primitives& prim = ops::primitives();
-        const int64_t n_tasks = int64_t{s.n_tokens} * H;
-        pool_.run(n_tasks, [&](int64_t b, int64_t e, int tid) {
-            float* scores = reinterpret_cast<float*>(pool + op.aux.offset) + static_cast<int64_t>(tid) * op.aux.cols;
+        const int64_t blocks = (s.n_tokens + ops::kMaxQueries - 1) / ops::kMaxQueries;
+        // Tasks: (query block, head); a block's queries share every key and value row they load.
+        pool_.run(blocks * H, [&](int64_t b, int64_t e, int tid) {
+            float* scores = reinterpret_cast<float*>(pool + op.aux.offset) +
+                            static_cast<int64_t>(tid) * ops::kMaxQueries * op.aux.cols;
             for (int64_t task = b; task < e; ++task) {
-                const int32_t t = static_cast<int32_t>(task / H), h = static_cast<int32_t>(task % H);
+                const int32_t blk = static_cast<int32_t>(task / H), h = static_cast<int32_t>(task % H);
                 const int32_t hk = h / group;
-                ops::AttentionHead a;
-                a.q = at<float>(pool, op.src0, t) + int64_t{h} * D;
+                const int32_t t0 = blk * ops::kMaxQueries;
+                const int32_t nq = std::min<int32_t>(ops::kMaxQueries, s.n_tokens - t0);
+                ops::AttentionBlock a;
+                a.nq = nq;
+                int64_t sink_rows;
+                a.n_spans = spans_for(op, s, s.pos0 + t0 + nq - 1, a.spans, &sink_rows);
+                for (int i = 0; i < nq; ++i) {
+                    const int64_t qp = s.pos0 + t0 + i;
+                    a.q[i] = at<float>(pool, op.src0, t0 + i) + int64_t{h} * D;
+                    a.out[i] = at<float>(pool, op.dst, t0 + i) + int64_t{h} * D;
+                    // Rows are in position order: the query sees the sink rows up to its
+                    // position and the ring rows from ring_start up to its position.
+                    a.visible[i] = qp < op.n_sink ? qp + 1 : sink_rows + std::max<int64_t>(0, qp - s.ring_start + 1);
+                    if (use_memory) a.q_mem[i] = op.memory_rope ? a.q[i] : at<float>(pool, op.q_nope, t0 + i) + int64_t{h} * D;
+                }
                 a.k = at<uint8_t>(pool, op.src1, 0) + static_cast<uint64_t>(hk) * D * elem;
                 a.v = at<uint8_t>(pool, op.src2, 0) + static_cast<uint64_t>(hk) * D * elem;
                 a.kv_stride = op.src1.row_bytes;
                 a.f16 = f16;
                 a.head_dim = D;
-                a.n_spans = spans_for(op, s, s.pos0 + t, a.spans);
                 a.scale = scale;
                 a.scores = scores;
-                a.out = at<float>(pool, op.dst, t) + int64_t{h} * D;
                 if (use_memory) {
-                    a.q_mem = (op.memory_rope ? a.q : at<float>(pool, op.q_nope, t) + int64_t{h} * D);
                     a.mem_m = at<float>(pool, op.mem_m, hk);
                     a.mem_z = at<float>(pool, op.mem_z, hk);
                     a.gate = op.gate;
@@ -209,7 +223,7 @@ private:
                     a.gate_w = op.gate == 1 ? gw + h : gw + int64_t{h} * 2 * D;
                     a.gate_b = op.gate_b.valid() ? static_cast<const float*>(op.gate_b.data)[h] : 0.0f;
                 }
-                ops::segment_attention_head(a, prim);
+                ops::segment_attention(a, prim);
             }
         });
     }

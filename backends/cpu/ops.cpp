@@ -7,23 +7,67 @@
 
 namespace ei::cpu::ops {
 
-// SIMD variants of the primitives not covered by quants.h (ops_avx2.cpp, ops_neon.cpp).
+// SIMD variants of the attention primitives (ops_avx2.cpp, ops_neon.cpp).
+#define EI_DECLARE_PRIMITIVES(sfx)                                                                              \
+    void axpy_f32_##sfx(int64_t n, float a, const float* x, float* y);                                        \
+    void kq_##sfx(const float* q, int nq, const uint8_t* k, int64_t n, uint64_t stride, bool f16, int32_t d,   \
+                  float scale, const int64_t* lim, float* s, int64_t ld);                                     \
+    void pv_##sfx(const float* p, int nq, const uint8_t* v, int64_t n, uint64_t stride, bool f16, int32_t d,   \
+                  const int64_t* lim, int64_t ld, float* const* out);                                         \
+    double exp_sum_##sfx(float* x, int64_t n, float max);                                                     \
+    void round_f16_##sfx(float* x, int64_t n);
 #if defined(EI_HAVE_AVX2_KERNELS)
-void axpy_f16_avx2(int64_t n, float a, const uint16_t* x, float* y);
-void axpy_f32_avx2(int64_t n, float a, const float* x, float* y);
+EI_DECLARE_PRIMITIVES(avx2)
 #endif
 #if defined(EI_HAVE_NEON_KERNELS)
-void axpy_f16_neon(int64_t n, float a, const uint16_t* x, float* y);
-void axpy_f32_neon(int64_t n, float a, const float* x, float* y);
+EI_DECLARE_PRIMITIVES(neon)
 #endif
+#undef EI_DECLARE_PRIMITIVES
 
 namespace {
 
-void axpy_f16_scalar(int64_t n, float a, const uint16_t* x, float* y) {
-    for (int64_t i = 0; i < n; ++i) y[i] += a * fp16_to_fp32(x[i]);
+// ---- the scalar reference primitives
+
+float row_value(const uint8_t* row, bool f16, int32_t c) {
+    return f16 ? fp16_to_fp32(reinterpret_cast<const uint16_t*>(row)[c]) : reinterpret_cast<const float*>(row)[c];
 }
+
 void axpy_f32_scalar(int64_t n, float a, const float* x, float* y) {
     for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+void kq_scalar(const float* q, int nq, const uint8_t* k, int64_t n, uint64_t stride, bool f16, int32_t d, float scale,
+               const int64_t* lim, float* s, int64_t ld) {
+    for (int i = 0; i < nq; ++i) {
+        const float* qi = q + int64_t{i} * d;
+        for (int64_t j = 0; j < std::min(n, lim[i]); ++j) {
+            const uint8_t* row = k + static_cast<uint64_t>(j) * stride;
+            float dot = 0;
+            for (int32_t c = 0; c < d; ++c) dot += qi[c] * row_value(row, f16, c);
+            s[int64_t{i} * ld + j] = dot * scale;
+        }
+    }
+}
+
+void pv_scalar(const float* p, int nq, const uint8_t* v, int64_t n, uint64_t stride, bool f16, int32_t d,
+               const int64_t* lim, int64_t ld, float* const* out) {
+    for (int i = 0; i < nq; ++i) {
+        for (int64_t j = 0; j < std::min(n, lim[i]); ++j) {
+            const uint8_t* row = v + static_cast<uint64_t>(j) * stride;
+            const float pij = p[int64_t{i} * ld + j];
+            for (int32_t c = 0; c < d; ++c) out[i][c] += pij * row_value(row, f16, c);
+        }
+    }
+}
+
+double exp_sum_scalar(float* x, int64_t n, float max) {
+    double sum = 0;
+    for (int64_t j = 0; j < n; ++j) sum += (x[j] = std::exp(x[j] - max));
+    return sum;
+}
+
+void round_f16_scalar(float* x, int64_t n) {
+    for (int64_t j = 0; j < n; ++j) x[j] = fp16_to_fp32(fp32_to_fp16(x[j]));
 }
 
 bool make_table(KernelVariant v, Primitives& t) {
@@ -32,30 +76,28 @@ bool make_table(KernelVariant v, Primitives& t) {
     if (!f16 || !f32) return false;
     t.variant = v;
     t.name = variant_name(v);
-    t.dot_f16 = f16->vec_dot;
     t.dot_f32 = f32->vec_dot;
     t.f32_to_f16 = f16->from_float;
+#define EI_FILL(sfx)                    \
+    t.axpy_f32 = axpy_f32_##sfx;        \
+    t.kq = kq_##sfx;                    \
+    t.pv = pv_##sfx;                    \
+    t.exp_sum = exp_sum_##sfx;          \
+    t.round_f16 = round_f16_##sfx;      \
+    return true;
     switch (v) {
-        case KernelVariant::Scalar:
-            t.axpy_f16 = axpy_f16_scalar;
-            t.axpy_f32 = axpy_f32_scalar;
-            return true;
+        case KernelVariant::Scalar: EI_FILL(scalar)
 #if defined(EI_HAVE_AVX2_KERNELS)
-        case KernelVariant::Avx2:
-            t.axpy_f16 = axpy_f16_avx2;
-            t.axpy_f32 = axpy_f32_avx2;
-            return true;
+        case KernelVariant::Avx2: EI_FILL(avx2)
 #endif
 #if defined(EI_HAVE_NEON_KERNELS)
         case KernelVariant::Neon:
-        case KernelVariant::NeonDotprod:
-            t.axpy_f16 = axpy_f16_neon;
-            t.axpy_f32 = axpy_f32_neon;
-            return true;
+        case KernelVariant::NeonDotprod: EI_FILL(neon)
 #endif
         default:
             return false;
     }
+#undef EI_FILL
 }
 
 struct Tables {
@@ -138,73 +180,74 @@ void swiglu(float* gate, const float* up, int64_t n) {
 
 void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) { primitives().f32_to_f16(x, y, n); }
 
+
 namespace {
-
 float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
-
-// The local (softmax) part: out = softmax(q K^T * scale) V over the spans.
-void local_attention(const AttentionHead& a, const Primitives& p) {
-    const int32_t D = a.head_dim;
-    // With an f16 cache, q and the probabilities are rounded to f16 before their dot
-    // products, as llama.cpp's mul_mat does with f16 operands; the sums stay in f32.
-    alignas(64) uint16_t q16[1024];
-    if (a.f16) p.f32_to_f16(a.q, q16, D);
-    int64_t n = 0;
-    float mx = -INFINITY;
-    for (int s = 0; s < a.n_spans; ++s) {
-        const uint8_t* k = a.k + static_cast<uint64_t>(a.spans[s].slot) * a.kv_stride;
-        for (int64_t j = 0; j < a.spans[s].count; ++j, k += a.kv_stride) {
-            float sc;
-            if (a.f16) p.dot_f16(D, &sc, k, q16);
-            else p.dot_f32(D, &sc, k, a.q);
-            sc *= a.scale;
-            a.scores[n++] = sc;
-            mx = sc > mx ? sc : mx;
-        }
-    }
-    double sum = 0;
-    for (int64_t j = 0; j < n; ++j) {
-        const float e = std::exp(a.scores[j] - mx);
-        a.scores[j] = e;
-        sum += e;
-    }
-    const float inv = static_cast<float>(1.0 / sum);
-    std::fill(a.out, a.out + D, 0.0f);
-    int64_t j = 0;
-    for (int s = 0; s < a.n_spans; ++s) {
-        const uint8_t* v = a.v + static_cast<uint64_t>(a.spans[s].slot) * a.kv_stride;
-        for (int64_t i = 0; i < a.spans[s].count; ++i, ++j, v += a.kv_stride) {
-            const float pr = a.scores[j] * inv;
-            if (a.f16) p.axpy_f16(D, fp16_to_fp32(fp32_to_fp16(pr)), reinterpret_cast<const uint16_t*>(v), a.out);
-            else p.axpy_f32(D, pr, reinterpret_cast<const float*>(v), a.out);
-        }
-    }
-}
-
 }  // namespace
 
-void segment_attention_head(const AttentionHead& a, const Primitives& p) {
-    local_attention(a, p);
-    if (!a.mem_m || a.gate == 0) return;  // g = 0: sinks + window only
+void segment_attention(const AttentionBlock& a, const Primitives& p) {
     const int32_t D = a.head_dim;
-    alignas(64) float sq[1024], mem[1024];
-    for (int32_t i = 0; i < D; ++i) sq[i] = sigma(a.q_mem[i]);
-    float den;
-    p.dot_f32(D, &den, sq, a.mem_z);
-    std::fill(mem, mem + D, 0.0f);
-    for (int32_t i = 0; i < D; ++i) p.axpy_f32(D, sq[i], a.mem_m + int64_t{i} * D, mem);
-    const float inv = 1.0f / (den + kMemoryEps);
-    for (int32_t i = 0; i < D; ++i) mem[i] *= inv;
-    float g;
-    if (a.gate == 1) {
-        g = sigmoid(a.gate_w[0] + a.gate_b);
-    } else {
-        float wm, wl;
-        p.dot_f32(D, &wm, a.gate_w, mem);
-        p.dot_f32(D, &wl, a.gate_w + D, a.out);
-        g = sigmoid(wm + wl + a.gate_b);
+    const int nq = a.nq;
+    int64_t total = 0;
+    for (int s = 0; s < a.n_spans; ++s) total += a.spans[s].count;
+    // With an f16 cache, q and the attention weights are rounded to f16 before their dot
+    // products, as llama.cpp's mul_mat does with f16 operands; the sums stay in f32.
+    alignas(64) float q[kMaxQueries * 1024];
+    for (int i = 0; i < nq; ++i) {
+        std::copy(a.q[i], a.q[i] + D, q + int64_t{i} * D);
+        if (a.f16) p.round_f16(q + int64_t{i} * D, D);
     }
-    for (int32_t i = 0; i < D; ++i) a.out[i] = g * mem[i] + (1.0f - g) * a.out[i];
+    // Each span sees, per query, the part of its prefix that falls in the span.
+    auto span_limits = [&](int64_t off, int64_t count, int64_t* lim) {
+        for (int i = 0; i < nq; ++i) lim[i] = std::clamp<int64_t>(a.visible[i] - off, 0, count);
+    };
+    int64_t lim[kMaxQueries];
+    int64_t off = 0;
+    for (int s = 0; s < a.n_spans; ++s) {
+        span_limits(off, a.spans[s].count, lim);
+        p.kq(q, nq, a.k + static_cast<uint64_t>(a.spans[s].slot) * a.kv_stride, a.spans[s].count, a.kv_stride, a.f16,
+             D, a.scale, lim, a.scores + off, total);
+        off += a.spans[s].count;
+    }
+    for (int i = 0; i < nq; ++i) {
+        float* row = a.scores + int64_t{i} * total;
+        const int64_t n = a.visible[i];
+        float mx = -INFINITY;
+        for (int64_t j = 0; j < n; ++j) mx = row[j] > mx ? row[j] : mx;
+        const float inv = static_cast<float>(1.0 / p.exp_sum(row, n, mx));
+        for (int64_t j = 0; j < n; ++j) row[j] *= inv;
+        if (a.f16) p.round_f16(row, n);
+        std::fill(a.out[i], a.out[i] + D, 0.0f);
+    }
+    off = 0;
+    for (int s = 0; s < a.n_spans; ++s) {
+        span_limits(off, a.spans[s].count, lim);
+        p.pv(a.scores + off, nq, a.v + static_cast<uint64_t>(a.spans[s].slot) * a.kv_stride, a.spans[s].count,
+             a.kv_stride, a.f16, D, lim, total, a.out);
+        off += a.spans[s].count;
+    }
+    if (!a.mem_m || a.gate == 0) return;  // g = 0: sinks + window only
+    for (int i = 0; i < nq; ++i) {
+        alignas(64) float sq[1024], mem[1024];
+        for (int32_t c = 0; c < D; ++c) sq[c] = sigma(a.q_mem[i][c]);
+        float den;
+        p.dot_f32(D, &den, sq, a.mem_z);
+        std::fill(mem, mem + D, 0.0f);
+        for (int32_t c = 0; c < D; ++c) p.axpy_f32(D, sq[c], a.mem_m + int64_t{c} * D, mem);
+        const float inv = 1.0f / (den + kMemoryEps);
+        for (int32_t c = 0; c < D; ++c) mem[c] *= inv;
+        float g;
+        if (a.gate == 1) {
+            g = sigmoid(a.gate_w[0] + a.gate_b);
+        } else {
+            float wm, wl;
+            p.dot_f32(D, &wm, a.gate_w, mem);
+            p.dot_f32(D, &wl, a.gate_w + D, a.out[i]);
+            g = sigmoid(wm + wl + a.gate_b);
+        }
+        float* o = a.out[i];
+        for (int32_t c = 0; c < D; ++c) o[c] = g * mem[c] + (1.0f - g) * o[c];
+    }
 }
 
 void memory_update(float* M, float* z, const float* sk, float* v, int64_t n, int32_t d, bool delta, float* r,

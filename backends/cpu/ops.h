@@ -13,11 +13,23 @@ namespace ei::cpu::ops {
 struct Primitives {
     KernelVariant variant;
     const char* name;
-    void (*dot_f16)(int64_t n, float* out, const void* x, const void* y);  // both f16
     void (*dot_f32)(int64_t n, float* out, const void* x, const void* y);
     void (*f32_to_f16)(const float* x, void* y, int64_t n);
-    void (*axpy_f16)(int64_t n, float a, const uint16_t* x, float* y);  // y += a * x
-    void (*axpy_f32)(int64_t n, float a, const float* x, float* y);
+    void (*axpy_f32)(int64_t n, float a, const float* x, float* y);  // y += a * x
+    // Attention over a block of nq queries (rows of q, d floats each, already rounded to
+    // the cache precision) and n cached rows (keys or values, `stride` bytes apart, f16 or
+    // f32). Each query i only looks at the first lim[i] rows. Each row is converted once and
+    // used by every query: this is what makes attention bandwidth-bound no more.
+    //   kq: s[i * ld + j] = q_i . k_j * scale              for j < lim[i]
+    //   pv: out_i += sum_j p[i * ld + j] * v_j              for j < lim[i]
+    void (*kq)(const float* q, int nq, const uint8_t* k, int64_t n, uint64_t stride, bool f16, int32_t d,
+               float scale, const int64_t* lim, float* s, int64_t ld);
+    void (*pv)(const float* p, int nq, const uint8_t* v, int64_t n, uint64_t stride, bool f16, int32_t d,
+               const int64_t* lim, int64_t ld, float* const* out);
+    // x[j] = exp(x[j] - max) for j < n; returns the sum (in double, in order of j).
+    double (*exp_sum)(float* x, int64_t n, float max);
+    // x[j] = x[j] rounded to the nearest f16 value (as f32).
+    void (*round_f16)(float* x, int64_t n);
 };
 // The best table for this CPU.
 const Primitives& primitives();
@@ -34,35 +46,40 @@ void f32_to_f16_row(const float* x, uint16_t* y, int64_t n);
 // sigma(x) = elu(x) + 1, the feature map of linear attention (Infini-attention).
 inline float sigma(float x) { return x > 0 ? x + 1.0f : std::exp(x); }
 
-// One query head of segment attention. Cached keys and values of this KV head are read
-// from up to three spans of slots, in position order (sink, then the ring from its oldest
-// position, possibly wrapping); the arithmetic over them is the same whether the slots
-// are contiguous or not, so attention without memory is bit-identical to full attention.
+// Segment attention for one head and a block of up to kMaxQueries consecutive queries of
+// a segment. The cached rows they may see form one list in position order: the sink, then
+// the ring from its oldest position (one span, or two where the ring wraps). Positions
+// grow along the list, so each query sees a prefix of it (its causal limit). Per query,
+// the arithmetic does not depend on the block or the spans, so attention without memory
+// is bit-identical to plain full attention, whatever L, threads or block sizes.
+constexpr int kMaxQueries = 16;
 struct KvSpan {
     int64_t slot = 0;
     int64_t count = 0;
 };
-struct AttentionHead {
-    const float* q = nullptr;      // rotated query (head_dim)
-    const uint8_t* k = nullptr;    // slot 0 of this KV head's keys
+struct AttentionBlock {
+    int nq = 0;
+    const float* q[kMaxQueries] = {};  // rotated queries (head_dim each)
+    float* out[kMaxQueries] = {};      // head_dim floats each
+    int64_t visible[kMaxQueries] = {}; // how many list rows each query sees
+    const uint8_t* k = nullptr;        // slot 0 of this KV head's keys
     const uint8_t* v = nullptr;
-    uint64_t kv_stride = 0;        // bytes between slots
+    uint64_t kv_stride = 0;            // bytes between slots
     bool f16 = true;
     int32_t head_dim = 0;
     KvSpan spans[3];
     int n_spans = 0;
     float scale = 1.0f;
-    float* scores = nullptr;       // scratch, one float per attended slot
-    float* out = nullptr;          // head_dim floats
+    float* scores = nullptr;           // scratch: nq x (rows of all spans) floats
     // Memory retrieval and gate; used when mem_m is set and gate != 0.
-    const float* q_mem = nullptr;  // the query as the memory sees it (pre- or post-RoPE)
-    const float* mem_m = nullptr;  // d x d
-    const float* mem_z = nullptr;  // d
-    int gate = 0;                  // 0 none, 1 scalar, 2 adaptive
-    const float* gate_w = nullptr; // scalar: 1 value; adaptive: 2*d values
+    const float* q_mem[kMaxQueries] = {};  // the query as the memory sees it (pre- or post-RoPE)
+    const float* mem_m = nullptr;      // d x d
+    const float* mem_z = nullptr;      // d
+    int gate = 0;                      // 0 none, 1 scalar, 2 adaptive
+    const float* gate_w = nullptr;     // scalar: 1 value; adaptive: 2*d values
     float gate_b = 0.0f;
 };
-void segment_attention_head(const AttentionHead& a, const Primitives& p);
+void segment_attention(const AttentionBlock& a, const Primitives& p);
 
 // Folds n rows into one KV head's memory. sk = sigma(K) rows and v rows (n x d each, f32).
 // linear: M += sk^T v; delta: M += sk^T (v - sk M / (sk z)), with M and z as they were

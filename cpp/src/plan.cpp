@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "cpu/quants.h"
+#include "cpu/ops.h"
 #include "error.h"
 
 namespace ei {
@@ -238,7 +238,8 @@ Plan make_plan(const Model& m, const Scenario& sc) {
     pb.add("ffn_gate", T * hp.n_ff * f32);
     pb.add("ffn_up", T * hp.n_ff * f32);
     pb.add("act_q", T * max_activation_row_bytes(m));
-    pb.add("scores", threads * static_cast<uint64_t>(sc.kv_slots()) * f32);
+    // Per thread: one score row per query of an attention block.
+    pb.add("scores", threads * cpu::ops::kMaxQueries * static_cast<uint64_t>(sc.kv_slots()) * f32);
     pb.add("fold", threads * (2 * T * d + d) * f32);  // per thread: sigma(K), V (or V - retrieved), a row
     pb.add("logits", static_cast<uint64_t>(hp.n_vocab) * f32);
     const uint64_t kv_bytes = layers * static_cast<uint64_t>(sc.kv_slots()) * kv_dim * kv_elem;
