@@ -170,12 +170,24 @@ public final class Main {
             GenerationResult r = s.generate(prompt, o, piece -> {
                 out.print(piece);
                 out.flush();
-            });
+            }, progressBar(err));
             out.println();
-            err.printf("[%d prompt tokens at %.1f tok/s, %d generated at %.1f tok/s, stop: %s]%n", r.promptTokens(),
-                    r.prefillTokensPerSecond(), r.generatedTokens(), r.decodeTokensPerSecond(),
-                    r.stopReason().name().toLowerCase());
+            err.printf("[%d prompt tokens at %.1f tok/s, %d generated at %.1f tok/s, stop: %s, route: %s]%n",
+                    r.promptTokens(), r.prefillTokensPerSecond(), r.generatedTokens(), r.decodeTokensPerSecond(),
+                    r.stopReason().name().toLowerCase(), s.route().name().toLowerCase());
         }
+    }
+
+    /** A prefill progress bar on stderr, drawn for prompts of several segments. */
+    static Session.ProgressListener progressBar(PrintStream err) {
+        return (done, total) -> {
+            if (total < 2048) return;
+            int width = 40, filled = (int) (width * done / total);
+            err.printf("\r[%s%s] %3d%% %,d/%,d tokens", "=".repeat(filled), " ".repeat(width - filled), 100 * done / total,
+                    done, total);
+            if (done == total) err.print("\r" + " ".repeat(width + 40) + "\r");
+            err.flush();
+        };
     }
 
     private static void logits(Args a, PrintStream out) throws IOException {
