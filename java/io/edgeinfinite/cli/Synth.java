@@ -154,17 +154,17 @@ public final class Synth {
                     for (int i = 0; i < cols; i++) bb.putFloat(amp * (float) (rnd.nextDouble() * 2 - 1));
                 }
                 case 1 -> {
-                    for (int i = 0; i < cols; i++) bb.putShort(Float.floatToFloat16(amp * (float) (rnd.nextDouble() * 2 - 1)));
+                    for (int i = 0; i < cols; i++) bb.putShort(toHalf(amp * (float) (rnd.nextDouble() * 2 - 1)));
                 }
                 case 8 -> {  // q8_0: scale, then 32 signed bytes spanning [-127, 127]
                     for (int blk = 0; blk < cols / 32; blk++) {
-                        bb.putShort(Float.floatToFloat16(amp / 127f));
+                        bb.putShort(toHalf(amp / 127f));
                         for (int i = 0; i < 32; i++) bb.put((byte) (rnd.nextInt(255) - 127));
                     }
                 }
                 case 2 -> {  // q4_0: scale, then 16 bytes of two 4-bit values offset by 8
                     for (int blk = 0; blk < cols / 32; blk++) {
-                        bb.putShort(Float.floatToFloat16(amp / 8f));
+                        bb.putShort(toHalf(amp / 8f));
                         for (int i = 0; i < 16; i++) bb.put((byte) rnd.nextInt(256));
                     }
                 }
@@ -172,5 +172,33 @@ public final class Synth {
             }
             out.write(bb.array(), 0, bb.position());
         }
+    }
+
+    /**
+     * IEEE 754 binary32 to binary16, rounding to nearest, ties to even (what
+     * Float.floatToFloat16 does, but that is Java 20 and this code must run at 17).
+     */
+    static short toHalf(float f) {
+        int x = Float.floatToRawIntBits(f);
+        int sign = (x >>> 16) & 0x8000;
+        int exp = (x >>> 23) & 0xff;
+        int mant = x & 0x7fffff;
+        if (exp == 0xff) return (short) (sign | 0x7c00 | (mant != 0 ? 0x200 | (mant >>> 13) : 0));  // inf, NaN
+        int e = exp - 127 + 15;  // the binary16 exponent
+        if (e >= 0x1f) return (short) (sign | 0x7c00);  // too large: infinity
+        int half, shift;
+        if (e > 0) {
+            half = (e << 10) | (mant >>> 13);
+            shift = 13;
+        } else {
+            if (e < -10) return (short) sign;  // below half the smallest subnormal: zero
+            mant |= 0x800000;  // subnormal result: the implicit bit becomes explicit
+            shift = 14 - e;
+            half = mant >>> shift;
+        }
+        int rest = mant & ((1 << shift) - 1), halfway = 1 << (shift - 1);
+        // A carry out of the significand bumps the exponent, up to infinity: still correct.
+        if (rest > halfway || (rest == halfway && (half & 1) != 0)) half++;
+        return (short) (sign | half);
     }
 }

@@ -1,4 +1,4 @@
-package io.edgeinfinite.internal;
+package io.edgeinfinite.internal.ffm;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
@@ -10,6 +10,8 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import io.edgeinfinite.EdgeInfiniteException;
 import io.edgeinfinite.PoolRegion;
 import io.edgeinfinite.TensorInfo;
+import io.edgeinfinite.internal.NativeBinding;
+import io.edgeinfinite.internal.NativeMemory;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
@@ -20,7 +22,11 @@ import java.lang.invoke.MethodHandle;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 
-/** The C ABI through Panama FFM: hand-written downcalls over {@link Linker#nativeLinker()}. */
+/**
+ * The C ABI through Panama FFM: hand-written downcalls over {@link Linker#nativeLinker()}.
+ * Compiled at --release 22 from its own source root (java-ffm/); the release-17 code reaches
+ * it only by name (Native), so nothing on the JNI path links to java.lang.foreign.
+ */
 public final class FfmBinding implements NativeBinding {
     private static final Linker LINKER = Linker.nativeLinker();
     private final SymbolLookup lookup;
@@ -548,12 +554,19 @@ public final class FfmBinding implements NativeBinding {
             MemorySegment t = a.allocate(Math.max(1, bytes.length));
             MemorySegment.copy(bytes, 0, t, JAVA_BYTE, 0, bytes.length);
             MemorySegment n = a.allocate(JAVA_INT);
-            int cap = bytes.length + 2;  // a token covers at least one byte (plus BOS)
+            // Usually enough; not always: SentencePiece's space prefix (3 bytes) can fall back
+            // to byte tokens, so ask again with the count the first call reports.
+            int cap = bytes.length + 2;
             MemorySegment out = a.allocate(JAVA_INT, cap);
             check(call(() -> (int) tokenize.invokeExact(ptr(m), t, (long) bytes.length, addBos ? 1 : 0,
                     parseSpecial ? 1 : 0, out, cap, n)));
             int count = n.get(JAVA_INT, 0);
-            if (count > cap) throw new IllegalStateException("tokenizer produced more tokens than bytes");
+            if (count > cap) {
+                MemorySegment big = a.allocate(JAVA_INT, count);
+                check(call(() -> (int) tokenize.invokeExact(ptr(m), t, (long) bytes.length, addBos ? 1 : 0,
+                        parseSpecial ? 1 : 0, big, count, n)));
+                return big.asSlice(0, (long) count * 4).toArray(JAVA_INT);
+            }
             return out.asSlice(0, (long) count * 4).toArray(JAVA_INT);
         }
     }
@@ -621,35 +634,5 @@ public final class FfmBinding implements NativeBinding {
         check(call(() -> (int) generateNext.invokeExact(ptr(s), o, o.asSlice(8), o.asSlice(16), o.asSlice(20))));
         String text = utf8(o.get(ADDRESS, 0), o.get(JAVA_LONG, 8));
         return new Step(text, o.get(JAVA_INT, 16), o.get(JAVA_INT, 20));
-    }
-
-    /** Pool memory from a shared arena: usable from any thread, freed exactly once by close(). */
-    private static final class FfmMemory implements NativeMemory {
-        private final Arena arena = Arena.ofShared();
-        private final MemorySegment segment;
-
-        FfmMemory(long size, long alignment) {
-            segment = arena.allocate(size, Math.max(64, alignment));
-        }
-
-        @Override
-        public long address() {
-            return segment.address();
-        }
-
-        @Override
-        public long size() {
-            return segment.byteSize();
-        }
-
-        @Override
-        public void fill(long offset, long length, byte value) {
-            segment.asSlice(offset, length).fill(value);
-        }
-
-        @Override
-        public void close() {
-            if (arena.scope().isAlive()) arena.close();
-        }
     }
 }

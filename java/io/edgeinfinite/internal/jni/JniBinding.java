@@ -1,0 +1,470 @@
+package io.edgeinfinite.internal.jni;
+
+import io.edgeinfinite.EdgeInfiniteException;
+import io.edgeinfinite.PoolRegion;
+import io.edgeinfinite.TensorInfo;
+import io.edgeinfinite.internal.NativeBinding;
+import io.edgeinfinite.internal.NativeMemory;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.bytedeco.javacpp.BytePointer;
+import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.javacpp.PointerPointer;
+
+/**
+ * The C ABI through JNI: the glue JavaCPP generates from {@link CApi}. This is the binding
+ * for Android (ART has no FFM) and for JDKs older than 22. Everything on this path compiles
+ * at --release 17 and never names java.lang.foreign (a test checks the bytecode).
+ */
+public final class JniBinding implements NativeBinding {
+    /** Base name of the JNI library: libjniEdgeInfinite.so (JavaCPP's "jni" + @Platform(library)). */
+    public static final String JNI_LIBRARY = "jniEdgeInfinite";
+
+    private static final int[] NO_INTS = new int[0];
+
+    /**
+     * Loads the runtime, then the JNI glue, from files. The runtime goes first so that the
+     * glue's DT_NEEDED entry (libedgeinfinite.so) resolves, by its soname, to this very copy
+     * (the glue also carries RUNPATH $ORIGIN for the case where both sit in one folder).
+     */
+    public static JniBinding load(Path runtime, Path jniGlue) {
+        System.load(runtime.toAbsolutePath().toString());
+        System.load(jniGlue.toAbsolutePath().toString());
+        return new JniBinding();
+    }
+
+    /** Loads both libraries by name from the system path: how an Android app finds them (jni/<abi>/ in the APK). */
+    public static JniBinding loadFromSystem() {
+        System.loadLibrary("edgeinfinite");
+        System.loadLibrary(JNI_LIBRARY);
+        return new JniBinding();
+    }
+
+    private JniBinding() {
+        int abi = CApi.ei_abi_version();  // fails fast if the glue and the runtime do not fit together
+        if (abi <= 0) throw new UnsatisfiedLinkError("edgeinfinite runtime reports ABI version " + abi);
+    }
+
+    // ---------------------------------------------------------------- plumbing
+
+    private static void check(int status) {
+        if (status != 0) {
+            throw EdgeInfiniteException.of(EdgeInfiniteException.Status.fromCode(status), CApi.ei_last_error());
+        }
+    }
+
+    /** Copies len bytes of UTF-8 owned by native code (a string of known length). */
+    private static String utf8(BytePointer data, long len) {
+        if (len == 0 || data.isNull()) return "";
+        byte[] bytes = new byte[Math.toIntExact(len)];
+        data.get(bytes);
+        return new String(bytes, StandardCharsets.UTF_8);
+    }
+
+    private static String cString(BytePointer p) {
+        return p.isNull() ? null : p.getString(StandardCharsets.UTF_8);
+    }
+
+    /** A native array of NUL-terminated UTF-8 strings; close() frees the array and the strings now, not at GC. */
+    private static final class CStrings implements AutoCloseable {
+        final PointerPointer<BytePointer> array;
+        private final BytePointer[] strings;
+
+        CStrings(String[] values) {
+            strings = new BytePointer[values.length];
+            for (int i = 0; i < values.length; i++) strings[i] = new BytePointer(values[i], StandardCharsets.UTF_8);
+            array = new PointerPointer<BytePointer>(strings);
+        }
+
+        @Override
+        public void close() {
+            array.close();
+            for (BytePointer s : strings) s.close();
+        }
+    }
+
+    // ---------------------------------------------------------------- library
+
+    @Override
+    public String name() {
+        return "jni";
+    }
+
+    @Override
+    public String version() {
+        return CApi.ei_version();
+    }
+
+    @Override
+    public int abiVersion() {
+        return CApi.ei_abi_version();
+    }
+
+    @Override
+    public String cpuFeatures() {
+        return CApi.ei_cpu_features();
+    }
+
+    // ---------------------------------------------------------------- GGUF
+
+    @Override
+    public long ggufOpen(String path) {
+        Pointer out = new Pointer();
+        check(CApi.ei_gguf_open(path, out));
+        return out.address();
+    }
+
+    @Override
+    public void ggufClose(long g) {
+        CApi.ei_gguf_close(g);
+    }
+
+    @Override
+    public int ggufVersion(long g) {
+        return CApi.ei_gguf_version(g);
+    }
+
+    @Override
+    public long ggufFileSize(long g) {
+        return CApi.ei_gguf_file_size(g);
+    }
+
+    @Override
+    public long ggufAlignment(long g) {
+        return CApi.ei_gguf_alignment(g);
+    }
+
+    @Override
+    public long ggufDataOffset(long g) {
+        return CApi.ei_gguf_data_offset(g);
+    }
+
+    @Override
+    public long ggufKvCount(long g) {
+        return CApi.ei_gguf_kv_count(g);
+    }
+
+    @Override
+    public String ggufKvKey(long g, long index) {
+        BytePointer key = new BytePointer();
+        check(CApi.ei_gguf_kv(g, index, key, null));
+        return cString(key);
+    }
+
+    @Override
+    public long ggufKvValue(long g, long index) {
+        Pointer value = new Pointer();
+        check(CApi.ei_gguf_kv(g, index, null, value));
+        return value.address();
+    }
+
+    @Override
+    public int valueType(long v) {
+        return CApi.ei_value_get_type(v);
+    }
+
+    @Override
+    public long valueInt(long v) {
+        long[] out = new long[1];
+        check(CApi.ei_value_int(v, out));
+        return out[0];
+    }
+
+    @Override
+    public double valueFloat(long v) {
+        double[] out = new double[1];
+        check(CApi.ei_value_float(v, out));
+        return out[0];
+    }
+
+    @Override
+    public String valueString(long v) {
+        BytePointer data = new BytePointer();
+        long[] len = new long[1];
+        check(CApi.ei_value_string(v, data, len));
+        return utf8(data, len[0]);
+    }
+
+    @Override
+    public int arrayType(long v) {
+        return CApi.ei_value_array_type(v);
+    }
+
+    @Override
+    public long arrayLength(long v) {
+        return CApi.ei_value_array_len(v);
+    }
+
+    @Override
+    public long arrayInt(long v, long i) {
+        long[] out = new long[1];
+        check(CApi.ei_value_array_int(v, i, out));
+        return out[0];
+    }
+
+    @Override
+    public double arrayFloat(long v, long i) {
+        double[] out = new double[1];
+        check(CApi.ei_value_array_float(v, i, out));
+        return out[0];
+    }
+
+    @Override
+    public String arrayString(long v, long i) {
+        BytePointer data = new BytePointer();
+        long[] len = new long[1];
+        check(CApi.ei_value_array_string(v, i, data, len));
+        return utf8(data, len[0]);
+    }
+
+    @Override
+    public long arrayAt(long v, long i) {
+        Pointer out = new Pointer();
+        check(CApi.ei_value_array_at(v, i, out));
+        return out.address();
+    }
+
+    @Override
+    public long ggufTensorCount(long g) {
+        return CApi.ei_gguf_tensor_count(g);
+    }
+
+    @Override
+    public TensorInfo ggufTensor(long g, long index) {
+        BytePointer name = new BytePointer();
+        int[] type = new int[1], nDims = new int[1];
+        long[] dims = new long[4], offset = new long[1], bytes = new long[1];
+        check(CApi.ei_gguf_tensor(g, index, name, type, nDims, dims, offset, bytes));
+        long[] shape = java.util.Arrays.copyOf(dims, nDims[0]);
+        return new TensorInfo(cString(name), type[0], CApi.ei_tensor_type_name(type[0]), shape, offset[0], bytes[0]);
+    }
+
+    // ---------------------------------------------------------------- models, plans, sessions
+
+    @Override
+    public long modelLoad(String path) {
+        Pointer out = new Pointer();
+        check(CApi.ei_model_load(path, out));
+        return out.address();
+    }
+
+    @Override
+    public long modelLoadVocab(String path) {
+        Pointer out = new Pointer();
+        check(CApi.ei_model_load_vocab(path, out));
+        return out.address();
+    }
+
+    @Override
+    public void modelFree(long m) {
+        CApi.ei_model_free(m);
+    }
+
+    @Override
+    public long modelParam(long m, String name) {
+        long[] out = new long[1];
+        check(CApi.ei_model_param(m, name, out));
+        return out[0];
+    }
+
+    @Override
+    public String modelChatFormat(long m) {
+        return CApi.ei_model_chat_format(m);
+    }
+
+    @Override
+    public String chatDetect(String jinja) {
+        return CApi.ei_chat_detect(jinja);
+    }
+
+    @Override
+    public String[] chatStops(String format) {
+        List<String> out = new ArrayList<>();
+        for (int i = 0;; i++) {
+            String s = CApi.ei_chat_stop_string(format, i);
+            if (s == null) return out.toArray(new String[0]);
+            out.add(s);
+        }
+    }
+
+    @Override
+    public long planCreate(long m, int nBatch, int nSink, int nWindow, int memory, int memoryRule, int memoryRope,
+            int nThreads, int kvType, String backend) {
+        try (CApi.ei_scenario sc = new CApi.ei_scenario();
+                BytePointer be = backend == null ? null : new BytePointer(backend, StandardCharsets.UTF_8)) {
+            sc.n_batch(nBatch).n_sink(nSink).n_window(nWindow).memory(memory).memory_rule(memoryRule)
+                    .memory_rope(memoryRope).n_threads(nThreads).kv_type(kvType).backend(be);
+            Pointer out = new Pointer();
+            check(CApi.ei_plan_create(m, sc, out));
+            return out.address();
+        }
+    }
+
+    @Override
+    public int[] planScenario(long p) {
+        try (CApi.ei_scenario sc = new CApi.ei_scenario()) {
+            check(CApi.ei_plan_scenario(p, sc));
+            return new int[] {sc.n_batch(), sc.n_sink(), sc.n_window(), sc.memory(), sc.memory_rule(),
+                sc.memory_rope(), sc.n_threads(), sc.kv_type()};
+        }
+    }
+
+    @Override
+    public void planFree(long p) {
+        CApi.ei_plan_free(p);
+    }
+
+    @Override
+    public long planPoolSize(long p) {
+        return CApi.ei_plan_pool_size(p);
+    }
+
+    @Override
+    public long planPoolAlignment(long p) {
+        return CApi.ei_plan_pool_alignment(p);
+    }
+
+    @Override
+    public PoolRegion[] planRegions(long p) {
+        int n = CApi.ei_plan_region_count(p);
+        PoolRegion[] out = new PoolRegion[n];
+        long[] offset = new long[1], size = new long[1];
+        for (int i = 0; i < n; i++) {
+            BytePointer name = new BytePointer();
+            check(CApi.ei_plan_region(p, i, name, offset, size));
+            out[i] = new PoolRegion(cString(name), offset[0], size[0]);
+        }
+        return out;
+    }
+
+    @Override
+    public NativeMemory allocate(long size, long alignment) {
+        return new JniMemory(size, alignment);
+    }
+
+    @Override
+    public long sessionCreate(long m, long p, long poolAddress, long poolSize) {
+        Pointer out = new Pointer();
+        check(CApi.ei_session_create(m, p, poolAddress, poolSize, out));
+        return out.address();
+    }
+
+    @Override
+    public void sessionFree(long s) {
+        CApi.ei_session_free(s);
+    }
+
+    @Override
+    public long sessionNPast(long s) {
+        return CApi.ei_session_n_past(s);
+    }
+
+    @Override
+    public int sessionRoute(long s) {
+        return CApi.ei_session_route(s);
+    }
+
+    @Override
+    public void sessionPlanRoute(long s, long upcoming) {
+        check(CApi.ei_session_plan_route(s, upcoming));
+    }
+
+    @Override
+    public long[] sessionPlacement(long s) {
+        long[] sink = new long[1], window = new long[1], memory = new long[1];
+        check(CApi.ei_session_placement(s, sink, window, memory));
+        return new long[] {sink[0], window[0], memory[0]};
+    }
+
+    @Override
+    public long sessionStateSize(long s) {
+        return CApi.ei_session_state_size(s);
+    }
+
+    @Override
+    public void sessionSave(long s, String path) {
+        check(CApi.ei_session_save(s, path));
+    }
+
+    @Override
+    public void sessionLoad(long s, String path) {
+        check(CApi.ei_session_load(s, path));
+    }
+
+    @Override
+    public void sessionReset(long s) {
+        check(CApi.ei_session_reset(s));
+    }
+
+    @Override
+    public void sessionEval(long s, int[] tokens, float[] logitsOut) {
+        check(CApi.ei_session_eval(s, tokens, tokens.length, logitsOut));
+    }
+
+    @Override
+    public void sessionLastLogits(long s, float[] out) {
+        check(CApi.ei_session_last_logits(s, out, out.length));
+    }
+
+    // ---------------------------------------------------------------- text
+
+    @Override
+    public int[] tokenize(long m, String text, boolean addBos, boolean parseSpecial) {
+        byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
+        // Usually enough; not always: SentencePiece's space prefix (3 bytes) can fall back to
+        // byte tokens, so ask again with the count the first call reports.
+        int[] out = new int[bytes.length + 2];
+        int[] n = new int[1];
+        check(CApi.ei_tokenize(m, bytes, bytes.length, addBos ? 1 : 0, parseSpecial ? 1 : 0, out, out.length, n));
+        if (n[0] > out.length) {
+            out = new int[n[0]];
+            check(CApi.ei_tokenize(m, bytes, bytes.length, addBos ? 1 : 0, parseSpecial ? 1 : 0, out, out.length, n));
+        }
+        return n[0] == out.length ? out : java.util.Arrays.copyOf(out, n[0]);
+    }
+
+    @Override
+    public String detokenize(long m, int[] tokens) {
+        long[] len = new long[1];
+        check(CApi.ei_detokenize(m, tokens, tokens.length, null, 0, len));
+        byte[] out = new byte[Math.toIntExact(len[0])];
+        check(CApi.ei_detokenize(m, tokens, tokens.length, out, out.length, len));
+        return new String(out, StandardCharsets.UTF_8);
+    }
+
+    @Override
+    public String chatFormat(long m, String format, String[] roles, String[] contents, boolean addGen) {
+        try (CStrings r = new CStrings(roles); CStrings c = new CStrings(contents)) {
+            int n = roles.length, g = addGen ? 1 : 0;
+            long[] len = new long[1];
+            check(CApi.ei_chat_format(m, format, r.array, c.array, n, g, null, 0, len));
+            byte[] out = new byte[Math.toIntExact(len[0])];
+            check(CApi.ei_chat_format(m, format, r.array, c.array, n, g, out, out.length, len));
+            return new String(out, StandardCharsets.UTF_8);
+        }
+    }
+
+    // ---------------------------------------------------------------- generation
+
+    @Override
+    public void generateBegin(long s, int[] prompt, int nEvaluated, int greedy, float temperature, int topK,
+            float topP, float minP, float repeatPenalty, int repeatLastN, long seed, int maxTokens, String[] stops) {
+        try (CApi.ei_sampling sp = new CApi.ei_sampling(); CStrings st = new CStrings(stops)) {
+            sp.greedy(greedy).temperature(temperature).top_k(topK).top_p(topP).min_p(minP)
+                    .repeat_penalty(repeatPenalty).repeat_last_n(repeatLastN).seed(seed).max_tokens(maxTokens);
+            int[] p = prompt.length == 0 ? NO_INTS : prompt;
+            check(CApi.ei_generate_begin(s, p, prompt.length, nEvaluated, sp, st.array, stops.length));
+        }
+    }
+
+    @Override
+    public Step generateNext(long s) {
+        BytePointer piece = new BytePointer();
+        long[] len = new long[1];
+        int[] token = new int[1], done = new int[1];
+        check(CApi.ei_generate_next(s, piece, len, token, done));
+        return new Step(utf8(piece, len[0]), token[0], done[0]);
+    }
+}
