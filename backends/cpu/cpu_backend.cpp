@@ -4,7 +4,10 @@
 #include "cpu_backend.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "error.h"
@@ -26,7 +29,21 @@ const uint8_t* weight_row(const TensorRef& w, int64_t row) {
 
 class CpuBackend final : public Backend {
 public:
-    explicit CpuBackend(int n_threads) : pool_(n_threads) {}
+    explicit CpuBackend(int n_threads) : pool_(n_threads), profile_(std::getenv("EI_PROFILE") != nullptr) {}
+
+    // EI_PROFILE=1: time per op kind, printed to stderr when the session ends.
+    ~CpuBackend() override {
+        if (!profile_) return;
+        double total = 0;
+        for (double t : op_seconds_) total += t;
+        std::fprintf(stderr, "cpu backend profile (%d threads):\n", pool_.size());
+        for (int k = 0; k < kOpKinds; ++k) {
+            if (op_seconds_[k] > 0) {
+                std::fprintf(stderr, "  %-18s %9.3f s %5.1f%%\n", op_name(static_cast<OpKind>(k)), op_seconds_[k],
+                             100.0 * op_seconds_[k] / total);
+            }
+        }
+    }
 
     const char* name() const override { return "cpu"; }
     uint64_t pool_alignment() const override { return 64; }
@@ -53,6 +70,7 @@ public:
                                               "' of at most " + std::to_string(g.max_tokens));
         }
         for (const Op& op : g.ops) {
+            const auto t0 = profile_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
             switch (op.kind) {
                 case OpKind::GetRows: get_rows(op, step, pool); break;
                 case OpKind::RmsNorm: rms_norm(op, step, pool); break;
@@ -62,6 +80,10 @@ public:
                 case OpKind::SegmentAttention: segment_attention(op, step, pool); break;
                 case OpKind::MemoryUpdate: memory_update(op, step, pool); break;
                 case OpKind::SwiGlu: swiglu(op, step, pool); break;
+            }
+            if (profile_) {
+                op_seconds_[static_cast<int>(op.kind)] +=
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             }
         }
     }
@@ -268,6 +290,9 @@ private:
     }
 
     ThreadPool pool_;
+    static constexpr int kOpKinds = static_cast<int>(OpKind::SwiGlu) + 1;
+    bool profile_;
+    double op_seconds_[kOpKinds] = {};
 };
 
 }  // namespace
