@@ -131,21 +131,36 @@ private:
             if (op.output_head && s.all_logits) return s.logits_out + t * N;
             return at<float>(pool, op.dst, t);
         };
-        // Blocks of weight rows, each dotted with every activation row while it is in cache.
+        // Blocks of weight rows, each dotted with every activation row while it is in cache;
+        // where the type has one, a kernel dots each weight row with 4 activation rows at once.
         constexpr int64_t kRowBlock = 16;
         const int64_t n_blocks = (N + kRowBlock - 1) / kRowBlock;
         const bool acc = op.accumulate;
+        const VecDotX4 x4 = vec_dot_x4_for(k->type, k->variant);
         pool_.run(n_blocks, [&](int64_t b, int64_t e, int) {
             for (int64_t blk = b; blk < e; ++blk) {
                 const int64_t r0 = blk * kRowBlock, r1 = std::min(N, r0 + kRowBlock);
-                for (int32_t t = 0; t < n_rows; ++t) {
+                auto store = [&](int32_t t, int64_t r, float v) {
+                    if (bias) v += bias[r];
                     float* y = dst_row(t);
+                    y[r] = acc ? y[r] + v : v;
+                };
+                int32_t t = 0;
+                if (x4) {
+                    for (; t + 4 <= n_rows; t += 4) {
+                        for (int64_t r = r0; r < r1; ++r) {
+                            float v[4];
+                            x4(K, v, weight_row(op.src0, r), act + t * act_stride, act_stride);
+                            for (int i = 0; i < 4; ++i) store(t + i, r, v[i]);
+                        }
+                    }
+                }
+                for (; t < n_rows; ++t) {
                     const uint8_t* a = act + t * act_stride;
                     for (int64_t r = r0; r < r1; ++r) {
                         float v;
                         k->vec_dot(K, &v, weight_row(op.src0, r), a);
-                        if (bias) v += bias[r];
-                        y[r] = acc ? y[r] + v : v;
+                        store(t, r, v);
                     }
                 }
             }

@@ -366,6 +366,18 @@ const TypeKernels* kernels_for(GT t) {
     return nullptr;
 }
 
+VecDotX4 vec_dot_x4_for(GT t, KernelVariant v) {
+#if defined(EI_HAVE_AVX2_KERNELS)
+    if (v == KernelVariant::Avx2 && kernels_for(t, v)) {
+        if (t == GT::Q8_0) return avx2::vec_dot_x4_q8_0_q8_0;
+        if (t == GT::Q4_0) return avx2::vec_dot_x4_q4_0_q8_0;
+    }
+#endif
+    (void)t;
+    (void)v;
+    return nullptr;
+}
+
 size_t row_size(GT t, int64_t n) {
     const TypeTraits tr = type_traits(t);
     if (!tr.name || tr.block_size <= 0 || n < 0 || n % tr.block_size != 0) return 0;

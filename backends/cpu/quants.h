@@ -148,6 +148,12 @@ struct TypeKernels {
     void (*vec_dot)(int64_t n, float* out, const void* w_row, const void* act_row);
 };
 
+// Dots of one weight row with 4 activation rows (act_stride bytes apart), each bit-identical
+// to vec_dot of that pair: prefill reuses each loaded (and unpacked) weight block 4 times.
+using VecDotX4 = void (*)(int64_t n, float* out4, const void* w_row, const void* act, uint64_t act_stride);
+// The x4 kernel of a type and variant, or nullptr where there is none (call vec_dot 4 times).
+VecDotX4 vec_dot_x4_for(ei::GgmlType t, KernelVariant v);
+
 // Best variant for this CPU; nullptr if the type has no kernels.
 const TypeKernels* kernels_for(ei::GgmlType t);
 // A specific variant; nullptr if it was not built, cannot run on this CPU (or is masked by

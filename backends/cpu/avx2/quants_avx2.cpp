@@ -296,6 +296,39 @@ void vec_dot_q4_0_q8_0(int64_t n, float* out, const void* w, const void* a) {
     *out = hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
+namespace {
+// One weight row against 4 activation rows. Each row's accumulators follow vec_dot's
+// exactly (even blocks in acc0, odd in acc1, then one horizontal sum), so every result is
+// bit-identical to vec_dot's; only the weight block's load and unpacking are shared.
+template <typename Block, typename Unpack>
+void dot_x4(int64_t n, float* out4, const void* w, const void* a, uint64_t act_stride, Unpack unpack) {
+    const Block* x = static_cast<const Block*>(w);
+    const BlockQ8_0* y[4];
+    for (int r = 0; r < 4; ++r) y[r] = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(a) + r * act_stride);
+    const int64_t nb = n / kQK;
+    __m256 acc[4][2];
+    for (int r = 0; r < 4; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+        const __m256i xq = unpack(x[b]);
+        const float dx = h2f(x[b].d);
+        const int slot = static_cast<int>(b & 1);  // vec_dot: odd blocks always go to acc1
+        for (int r = 0; r < 4; ++r) {
+            const __m256i p = dot_i8(xq, loadu256(y[r][b].qs));
+            acc[r][slot] = _mm256_fmadd_ps(_mm256_set1_ps(dx * h2f(y[r][b].d)), _mm256_cvtepi32_ps(p), acc[r][slot]);
+        }
+    }
+    for (int r = 0; r < 4; ++r) out4[r] = hsum_ps(_mm256_add_ps(acc[r][0], acc[r][1]));
+}
+}  // namespace
+
+void vec_dot_x4_q8_0_q8_0(int64_t n, float* out4, const void* w, const void* a, uint64_t act_stride) {
+    dot_x4<BlockQ8_0>(n, out4, w, a, act_stride, [](const BlockQ8_0& blk) { return loadu256(blk.qs); });
+}
+
+void vec_dot_x4_q4_0_q8_0(int64_t n, float* out4, const void* w, const void* a, uint64_t act_stride) {
+    dot_x4<BlockQ4_0>(n, out4, w, a, act_stride, [](const BlockQ4_0& blk) { return unpack_q4_0(blk.qs); });
+}
+
 void vec_dot_q4_K_q8_K(int64_t n, float* out, const void* w, const void* a) {
     const BlockQ4_K* x = static_cast<const BlockQ4_K*>(w);
     const BlockQ8_K* y = static_cast<const BlockQ8_K*>(a);

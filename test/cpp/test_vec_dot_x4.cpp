@@ -1,0 +1,54 @@
+// The 4-row dot kernels must give exactly vec_dot's bits for every row (prefill and
+// decode then agree bit for bit), on odd block counts.
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "check.h"
+#include "cpu/quants.h"
+
+using namespace ei;
+using namespace ei::cpu;
+
+TEST(x4_kernels_are_bit_identical_to_vec_dot) {
+    int tested = 0;
+    for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0}) {
+        const TypeKernels* k = kernels_for(t);
+        VecDotX4 x4 = vec_dot_x4_for(t, k->variant);
+        if (!x4) continue;
+        const TypeKernels* wq = kernels_for(GgmlType::Q8_0);  // to build random activations
+        std::mt19937 rng(5);
+        std::normal_distribution<float> nd(0.0f, 1.0f);
+        for (int64_t n : {32, 96, 224, 896}) {
+            std::vector<float> w(n), a(4 * n);
+            for (auto& v : w) v = nd(rng);
+            for (auto& v : a) v = nd(rng);
+            // Weights: quantize with the activation quantizer for q8_0; for q4_0 build random nibbles.
+            std::vector<uint8_t> wrow(row_size(t, n));
+            if (t == GgmlType::Q8_0) {
+                wq->from_float(w.data(), wrow.data(), n);
+            } else {
+                for (size_t i = 0; i < wrow.size(); ++i) wrow[i] = uint8_t(rng());
+                for (int64_t b = 0; b < n / 32; ++b) {  // sane f16 scales (0x2C00 = 1/16)
+                    wrow[b * 18] = 0x00;
+                    wrow[b * 18 + 1] = 0x2C;
+                }
+            }
+            const uint64_t stride = row_size(k->vec_dot_type, n) + 64;  // rows need not be packed
+            std::vector<uint8_t> act(4 * stride);
+            for (int r = 0; r < 4; ++r) k->from_float(a.data() + r * n, act.data() + r * stride, n);
+            float got[4];
+            x4(n, got, wrow.data(), act.data(), stride);
+            for (int r = 0; r < 4; ++r) {
+                float want;
+                k->vec_dot(n, &want, wrow.data(), act.data() + r * stride);
+                CHECK(std::memcmp(&want, &got[r], sizeof(float)) == 0);
+            }
+            ++tested;
+        }
+    }
+#if defined(__x86_64__)
+    CHECK(tested == 8 || std::getenv("EI_CPU_DISABLE") != nullptr);
+#endif
+    std::printf("%d x4 cases\n", tested);
+}
