@@ -22,11 +22,19 @@ set(CMAKE_C_COMPILER "${EI_CROSS_PREFIX}gcc")
 set(CMAKE_CXX_COMPILER "${EI_CROSS_PREFIX}g++")
 
 # Libraries and headers from the target root only; programs (cmake, python...) from the host.
+# Each mode can be overridden with -D (e.g. INCLUDE BOTH to find a host JDK's jni.h).
 set(CMAKE_FIND_ROOT_PATH "${EI_AARCH64_SYSROOT}")
-set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
-set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
-set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
-set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
+foreach(_ei_mode PROGRAM:NEVER LIBRARY:ONLY INCLUDE:ONLY PACKAGE:ONLY)
+  string(REPLACE ":" ";" _ei_mode "${_ei_mode}")
+  list(GET _ei_mode 0 _ei_what)
+  list(GET _ei_mode 1 _ei_how)
+  if(NOT DEFINED CMAKE_FIND_ROOT_PATH_MODE_${_ei_what})
+    set(CMAKE_FIND_ROOT_PATH_MODE_${_ei_what} ${_ei_how})
+  endif()
+endforeach()
+unset(_ei_mode)
+unset(_ei_what)
+unset(_ei_how)
 
 # Read on every configure, so changing EI_QEMU_CPU on a later configure only rewrites the
 # test files; nothing is recompiled. (qemu-user also honours the QEMU_CPU environment
