@@ -111,7 +111,9 @@ public final class FfmBinding implements NativeBinding {
         sessionLoad = fn("ei_session_load", JAVA_INT, ADDRESS, ADDRESS);
         sessionReset = fn("ei_session_reset", JAVA_INT, ADDRESS);
         sessionEval = fn("ei_session_eval", JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS);
-        sessionLastLogits = fn("ei_session_last_logits", JAVA_INT, ADDRESS, ADDRESS, JAVA_INT);
+        // A short copy that never calls back: the Java array is passed in place (critical, heap access).
+        sessionLastLogits = LINKER.downcallHandle(symbol("ei_session_last_logits"),
+                FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT), Linker.Option.critical(true));
         tokenize = fn("ei_tokenize", JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT,
                 ADDRESS);
         detokenize = fn("ei_detokenize", JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS);
@@ -538,11 +540,8 @@ public final class FfmBinding implements NativeBinding {
 
     @Override
     public void sessionLastLogits(long s, float[] out) {
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment o = a.allocate(JAVA_FLOAT, out.length);
-            check(call(() -> (int) sessionLastLogits.invokeExact(ptr(s), o, out.length)));
-            MemorySegment.copy(o, JAVA_FLOAT, 0, out, 0, out.length);
-        }
+        MemorySegment o = MemorySegment.ofArray(out);
+        check(call(() -> (int) sessionLastLogits.invokeExact(ptr(s), o, out.length)));
     }
 
     // ---------------------------------------------------------------- text
