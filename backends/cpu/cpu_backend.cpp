@@ -137,6 +137,7 @@ private:
         const int64_t n_blocks = (N + kRowBlock - 1) / kRowBlock;
         const bool acc = op.accumulate;
         const VecDotX4 x4 = vec_dot_x4_for(k->type, k->variant);
+        const VecDot2x2 k22 = vec_dot_2x2_for(k->type, k->variant);
         pool_.run(n_blocks, [&](int64_t b, int64_t e, int) {
             for (int64_t blk = b; blk < e; ++blk) {
                 const int64_t r0 = blk * kRowBlock, r1 = std::min(N, r0 + kRowBlock);
@@ -146,6 +147,27 @@ private:
                     y[r] = acc ? y[r] + v : v;
                 };
                 int32_t t = 0;
+                if (k22) {  // pairs of weight rows x pairs of activation rows
+                    for (; t + 2 <= n_rows; t += 2) {
+                        int64_t r = r0;
+                        for (; r + 2 <= r1; r += 2) {
+                            float v[4];
+                            k22(K, v, weight_row(op.src0, r), weight_row(op.src0, r + 1), act + t * act_stride,
+                                act + (t + 1) * act_stride);
+                            store(t, r, v[0]);
+                            store(t + 1, r, v[1]);
+                            store(t, r + 1, v[2]);
+                            store(t + 1, r + 1, v[3]);
+                        }
+                        for (; r < r1; ++r) {
+                            for (int32_t i = 0; i < 2; ++i) {
+                                float v;
+                                k->vec_dot(K, &v, weight_row(op.src0, r), act + (t + i) * act_stride);
+                                store(t + i, r, v);
+                            }
+                        }
+                    }
+                }
                 if (x4) {
                     for (; t + 4 <= n_rows; t += 4) {
                         for (int64_t r = r0; r < r1; ++r) {

@@ -92,7 +92,8 @@ bool make_table(KernelVariant v, Primitives& t) {
 #endif
 #if defined(EI_HAVE_NEON_KERNELS)
         case KernelVariant::Neon:
-        case KernelVariant::NeonDotprod: EI_FILL(neon)
+        case KernelVariant::NeonDotprod:
+        case KernelVariant::NeonI8mm: EI_FILL(neon)
 #endif
         default:
             return false;
@@ -101,13 +102,13 @@ bool make_table(KernelVariant v, Primitives& t) {
 }
 
 struct Tables {
-    Primitives table[4];
-    bool present[4] = {false, false, false, false};
+    Primitives table[5];
+    bool present[5] = {false, false, false, false, false};
     int best = 0;
     Tables() {
-        const KernelVariant order[4] = {KernelVariant::Scalar, KernelVariant::Avx2, KernelVariant::Neon,
-                                        KernelVariant::NeonDotprod};
-        for (int i = 0; i < 4; ++i) {
+        const KernelVariant order[5] = {KernelVariant::Scalar, KernelVariant::Avx2, KernelVariant::Neon,
+                                        KernelVariant::NeonDotprod, KernelVariant::NeonI8mm};
+        for (int i = 0; i < 5; ++i) {
             present[i] = make_table(order[i], table[i]);
             if (present[i]) best = i;
         }
@@ -125,6 +126,7 @@ int index_of(KernelVariant v) {
         case KernelVariant::Avx2: return 1;
         case KernelVariant::Neon: return 2;
         case KernelVariant::NeonDotprod: return 3;
+        case KernelVariant::NeonI8mm: return 4;
     }
     return 0;
 }

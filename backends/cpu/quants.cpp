@@ -316,6 +316,11 @@ constexpr TypeKernels kNeonDotprod[] = {
     {GT::Q4_K, GT::Q8_K, KV::NeonDotprod, ref::to_float_q4_K, neon::from_float_q8_K, neon_dotprod::vec_dot_q4_K_q8_K},
     {GT::Q6_K, GT::Q8_K, KV::NeonDotprod, ref::to_float_q6_K, neon::from_float_q8_K, neon_dotprod::vec_dot_q6_K_q8_K},
 };
+// Only the types SMMLA helps; the others fall through to the dotprod table.
+constexpr TypeKernels kNeonI8mm[] = {
+    {GT::Q8_0, GT::Q8_0, KV::NeonI8mm, ref::to_float_q8_0, neon::from_float_q8_0, neon_i8mm::vec_dot_q8_0_q8_0},
+    {GT::Q4_0, GT::Q8_0, KV::NeonI8mm, ref::to_float_q4_0, neon::from_float_q8_0, neon_i8mm::vec_dot_q4_0_q8_0},
+};
 #endif
 
 template <size_t N>
@@ -333,6 +338,7 @@ const char* variant_name(KernelVariant v) {
         case KV::Avx2: return "avx2";
         case KV::Neon: return "neon";
         case KV::NeonDotprod: return "neon-dotprod";
+        case KV::NeonI8mm: return "neon-i8mm";
     }
     return "?";
 }
@@ -356,12 +362,17 @@ const TypeKernels* kernels_for(GT t, KernelVariant v) {
             if (f.neon && f.dotprod) return find(kNeonDotprod, t);
 #endif
             return nullptr;
+        case KV::NeonI8mm:
+#if defined(EI_HAVE_NEON_KERNELS)
+            if (f.neon && f.dotprod && f.i8mm) return find(kNeonI8mm, t);
+#endif
+            return nullptr;
     }
     return nullptr;
 }
 
 const TypeKernels* kernels_for(GT t) {
-    for (KV v : {KV::NeonDotprod, KV::Neon, KV::Avx2, KV::Scalar})
+    for (KV v : {KV::NeonI8mm, KV::NeonDotprod, KV::Neon, KV::Avx2, KV::Scalar})
         if (const TypeKernels* k = kernels_for(t, v)) return k;
     return nullptr;
 }
@@ -371,6 +382,18 @@ VecDotX4 vec_dot_x4_for(GT t, KernelVariant v) {
     if (v == KernelVariant::Avx2 && kernels_for(t, v)) {
         if (t == GT::Q8_0) return avx2::vec_dot_x4_q8_0_q8_0;
         if (t == GT::Q4_0) return avx2::vec_dot_x4_q4_0_q8_0;
+    }
+#endif
+    (void)t;
+    (void)v;
+    return nullptr;
+}
+
+VecDot2x2 vec_dot_2x2_for(GT t, KernelVariant v) {
+#if defined(EI_HAVE_NEON_KERNELS)
+    if (v == KernelVariant::NeonI8mm && kernels_for(t, v)) {
+        if (t == GT::Q8_0) return neon_i8mm::vec_dot_2x2_q8_0_q8_0;
+        if (t == GT::Q4_0) return neon_i8mm::vec_dot_2x2_q4_0_q8_0;
     }
 #endif
     (void)t;

@@ -133,7 +133,7 @@ static inline void q4k_unpack_scales(const uint8_t* s, uint8_t out[16]) {
     std::memcpy(out + 12, &m_hi, 4);
 }
 
-enum class KernelVariant { Scalar, Avx2, Neon, NeonDotprod };
+enum class KernelVariant { Scalar, Avx2, Neon, NeonDotprod, NeonI8mm };
 const char* variant_name(KernelVariant v);
 
 struct TypeKernels {
@@ -153,6 +153,10 @@ struct TypeKernels {
 using VecDotX4 = void (*)(int64_t n, float* out4, const void* w_row, const void* act, uint64_t act_stride);
 // The x4 kernel of a type and variant, or nullptr where there is none (call vec_dot 4 times).
 VecDotX4 vec_dot_x4_for(ei::GgmlType t, KernelVariant v);
+// Dots of 2 weight rows with 2 activation rows: out4 = {w0.a0, w0.a1, w1.a0, w1.a1}, each
+// bit-identical to vec_dot of that pair (i8mm's SMMLA computes such a tile in one step).
+using VecDot2x2 = void (*)(int64_t n, float* out4, const void* w0, const void* w1, const void* a0, const void* a1);
+VecDot2x2 vec_dot_2x2_for(ei::GgmlType t, KernelVariant v);
 
 // Best variant for this CPU; nullptr if the type has no kernels.
 const TypeKernels* kernels_for(ei::GgmlType t);

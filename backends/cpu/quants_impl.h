@@ -80,6 +80,14 @@ void vec_dot_q4_0_q8_0(int64_t n, float* out, const void* w, const void* a);
 void vec_dot_q4_K_q8_K(int64_t n, float* out, const void* w, const void* a);
 void vec_dot_q6_K_q8_K(int64_t n, float* out, const void* w, const void* a);
 }  // namespace neon_dotprod
+
+// neon/quants_neon_i8mm.cpp: SMMLA (needs dotprod and i8mm at run time).
+namespace neon_i8mm {
+void vec_dot_q8_0_q8_0(int64_t n, float* out, const void* w, const void* a);
+void vec_dot_q4_0_q8_0(int64_t n, float* out, const void* w, const void* a);
+void vec_dot_2x2_q8_0_q8_0(int64_t n, float* out4, const void* w0, const void* w1, const void* a0, const void* a1);
+void vec_dot_2x2_q4_0_q8_0(int64_t n, float* out4, const void* w0, const void* w1, const void* a0, const void* a1);
+}  // namespace neon_i8mm
 #endif
 
 }  // namespace ei::cpu

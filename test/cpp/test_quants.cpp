@@ -23,7 +23,8 @@ namespace {
 
 const GgmlType kTypes[] = {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0,
                            GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K};
-const KernelVariant kSimd[] = {KernelVariant::Avx2, KernelVariant::Neon, KernelVariant::NeonDotprod};
+const KernelVariant kSimd[] = {KernelVariant::Avx2, KernelVariant::Neon, KernelVariant::NeonDotprod,
+                                KernelVariant::NeonI8mm};
 
 const char* tname(GgmlType t) { return ei::type_traits(t).name; }
 
@@ -195,7 +196,10 @@ TEST(quants_dispatch) {
         CHECK(k != nullptr);
         if (!k) continue;
         std::printf("  %-5s -> %s (dots with %s)\n", tname(t), variant_name(k->variant), tname(k->vec_dot_type));
-        CHECK(k->variant == want);
+        // i8mm kernels exist for Q8_0 and Q4_0 only; the other types keep the dotprod ones.
+        const bool i8mm_type = (t == GgmlType::Q8_0 || t == GgmlType::Q4_0) && want == KernelVariant::NeonDotprod &&
+                               f.i8mm;
+        CHECK(k->variant == (i8mm_type ? KernelVariant::NeonI8mm : want));
         CHECK(k->type == t);
         CHECK(k->to_float && k->from_float && k->vec_dot);
         const TypeKernels* s = kernels_for(t, KernelVariant::Scalar);

@@ -1,10 +1,11 @@
-// The 4-row dot kernels must give exactly vec_dot's bits for every row (prefill and
-// decode then agree bit for bit), on odd block counts.
+// The multi-row dot kernels (AVX2 1x4, i8mm 2x2) must give exactly vec_dot's bits for
+// every output (prefill and decode then agree bit for bit), on odd block counts.
 #include <cstring>
 #include <random>
 #include <vector>
 
 #include "check.h"
+#include "cpu/cpu_features.h"
 #include "cpu/quants.h"
 
 using namespace ei;
@@ -51,4 +52,51 @@ TEST(x4_kernels_are_bit_identical_to_vec_dot) {
     CHECK(tested == 8 || std::getenv("EI_CPU_DISABLE") != nullptr);
 #endif
     std::printf("%d x4 cases\n", tested);
+}
+
+TEST(i8mm_2x2_kernels_are_bit_identical_to_vec_dot) {
+    int tested = 0;
+    for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0}) {
+        const TypeKernels* k = kernels_for(t);
+        VecDot2x2 k22 = vec_dot_2x2_for(t, k->variant);
+        if (!k22) continue;
+        std::mt19937 rng(9);
+        std::normal_distribution<float> nd(0.0f, 1.0f);
+        for (int64_t n : {32, 96, 224, 896}) {
+            std::vector<uint8_t> w[2];
+            for (auto& row : w) {
+                std::vector<float> f(n);
+                for (auto& v : f) v = nd(rng);
+                row.resize(row_size(t, n));
+                if (t == GgmlType::Q8_0) {
+                    k->from_float(f.data(), row.data(), n);
+                } else {
+                    for (auto& b : row) b = uint8_t(rng());
+                    for (int64_t b = 0; b < n / 32; ++b) {
+                        row[b * 18] = 0x00;
+                        row[b * 18 + 1] = 0x2C;
+                    }
+                }
+            }
+            std::vector<uint8_t> a[2];
+            for (auto& row : a) {
+                std::vector<float> f(n);
+                for (auto& v : f) v = nd(rng);
+                row.resize(row_size(k->vec_dot_type, n));
+                k->from_float(f.data(), row.data(), n);
+            }
+            float got[4];
+            k22(n, got, w[0].data(), w[1].data(), a[0].data(), a[1].data());
+            for (int i = 0; i < 4; ++i) {
+                float want;
+                k->vec_dot(n, &want, w[i / 2].data(), a[i % 2].data());
+                CHECK(std::memcmp(&want, &got[i], sizeof(float)) == 0);
+            }
+            ++tested;
+        }
+    }
+#if defined(__aarch64__)
+    if (cpu_features().i8mm && cpu_features().dotprod && !std::getenv("EI_CPU_DISABLE")) CHECK(tested == 8);
+#endif
+    std::printf("%d 2x2 cases\n", tested);
 }
