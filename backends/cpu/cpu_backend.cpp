@@ -196,9 +196,7 @@ private:
         }
     }
 
-    static int64_t slot_of(const Op& op, int64_t pos) {
-        return pos < op.n_sink ? pos : op.n_sink + (pos - op.n_sink) % op.ring;
-    }
+    static int64_t slot_of(const Op& op, int64_t pos) { return kv_slot(pos, op.n_sink, op.ring); }
 
     void kv_store(const Op& op, const StepParams& s, uint8_t* pool) {
         const int64_t n = op.src0.cols;

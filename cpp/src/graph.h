@@ -58,7 +58,7 @@ struct Op {
     int32_t n_head = 0, n_head_kv = 0, head_dim = 0, n_rot = 0;
     float rope_base = 0;
     int32_t rope_mode = 0;      // 0 adjacent pairs, 1 halves
-    // KV slots: S sink slots then a ring of `ring` slots (Scenario::slot_of)
+    // KV slots: S sink slots then a ring of `ring` slots (kv_slot)
     int32_t n_sink = 0, ring = 0;
     // Memory (SegmentAttention, MemoryUpdate): M [n_head_kv][d][d] and z [n_head_kv][d] of
     // this layer; the queries/keys it uses are pre-RoPE unless memory_rope.
@@ -67,6 +67,13 @@ struct Op {
     bool memory_rope = false;
     bool delta_rule = false;
 };
+
+// The KV slot of a token: S sink slots hold positions 0..S-1, then a ring of `ring` slots
+// holds later positions, each at S + (pos - S) mod ring. Planner, session and backends
+// all place tokens with this one function.
+inline int64_t kv_slot(int64_t pos, int64_t n_sink, int64_t ring) {
+    return pos < n_sink ? pos : n_sink + (pos - n_sink) % ring;
+}
 
 struct Graph {
     std::string name;

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "edgeinfinite/edgeinfinite.h"
+#include "graph.h"
 
 namespace ei {
 
@@ -32,9 +33,7 @@ struct Scenario {
     int32_t kv_slots() const { return n_sink + n_window + n_batch; }
     // Tokens that fit without folding anything: the full-attention route's limit.
     int64_t full_capacity() const { return int64_t{n_sink} + n_window; }
-    int64_t slot_of(int64_t pos) const {
-        return pos < n_sink ? pos : n_sink + (pos - n_sink) % (int64_t{n_window} + n_batch);
-    }
+    int64_t slot_of(int64_t pos) const { return kv_slot(pos, n_sink, int64_t{n_window} + n_batch); }
 
     // Throws ei::Error(EI_ERR_INVALID_ARGUMENT) naming the bad setting.
     void validate() const;

@@ -4,7 +4,6 @@
 // once per token; whenever new tokens would overflow the window ring, the fold graph
 // first moves its oldest L tokens into memory.
 #pragma once
-#include <cstdio>
 #include <memory>
 #include <optional>
 #include <string>
