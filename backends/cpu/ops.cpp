@@ -12,10 +12,11 @@ namespace ei::cpu::ops {
     void axpy_f32_##sfx(int64_t n, float a, const float* x, float* y);                                        \
     void kq_##sfx(const float* q, int nq, const uint8_t* k, int64_t n, uint64_t stride, bool f16, int32_t d,   \
                   float scale, const int64_t* lim, float* s, int64_t ld);                                     \
-    void pv_##sfx(const float* p, int nq, const uint8_t* v, int64_t n, uint64_t stride, bool f16, int32_t d,   \
-                  const int64_t* lim, int64_t ld, float* const* out);                                         \
+    void pv_##sfx(const float* p, int nq, int64_t ld, const int64_t* lim, const uint8_t* v, const KvSpan* spans, \
+                  int n_spans, uint64_t stride, bool f16, int32_t d, float* const* out);                      \
     double exp_sum_##sfx(float* x, int64_t n, float max);                                                     \
-    void round_f16_##sfx(float* x, int64_t n);
+    void round_f16_##sfx(float* x, int64_t n);                                                                \
+    void silu_mul_##sfx(float* gate, const float* up, int64_t n);
 #if defined(EI_HAVE_AVX2_KERNELS)
 EI_DECLARE_PRIMITIVES(avx2)
 #endif
@@ -39,35 +40,49 @@ void axpy_f32_scalar(int64_t n, float a, const float* x, float* y) {
 void kq_scalar(const float* q, int nq, const uint8_t* k, int64_t n, uint64_t stride, bool f16, int32_t d, float scale,
                const int64_t* lim, float* s, int64_t ld) {
     for (int i = 0; i < nq; ++i) {
-        const float* qi = q + int64_t{i} * d;
+        const float* qi = q + int64_t{i} * kq_stride(d);
         for (int64_t j = 0; j < std::min(n, lim[i]); ++j) {
             const uint8_t* row = k + static_cast<uint64_t>(j) * stride;
-            float dot = 0;
-            for (int32_t c = 0; c < d; ++c) dot += qi[c] * row_value(row, f16, c);
-            s[int64_t{i} * ld + j] = dot * scale;
+            float l[kLanes] = {};
+            for (int32_t c = 0; c < d; ++c) l[c % kLanes] = std::fma(qi[c], row_value(row, f16, c), l[c % kLanes]);
+            s[int64_t{i} * ld + j] = lane16_reduce(l) * scale;
         }
     }
 }
 
-void pv_scalar(const float* p, int nq, const uint8_t* v, int64_t n, uint64_t stride, bool f16, int32_t d,
-               const int64_t* lim, int64_t ld, float* const* out) {
+void pv_scalar(const float* p, int nq, int64_t ld, const int64_t* lim, const uint8_t* v, const KvSpan* spans,
+               int n_spans, uint64_t stride, bool f16, int32_t d, float* const* out) {
     for (int i = 0; i < nq; ++i) {
-        for (int64_t j = 0; j < std::min(n, lim[i]); ++j) {
-            const uint8_t* row = v + static_cast<uint64_t>(j) * stride;
-            const float pij = p[int64_t{i} * ld + j];
-            for (int32_t c = 0; c < d; ++c) out[i][c] += pij * row_value(row, f16, c);
+        for (int32_t c = 0; c < d; ++c) {
+            float l[kLanes] = {};
+            int64_t j = 0;  // list index
+            for (int sp = 0; sp < n_spans; ++sp) {
+                for (int64_t r = 0; r < spans[sp].count && j < lim[i]; ++r, ++j) {
+                    const uint8_t* row = v + static_cast<uint64_t>(spans[sp].slot + r) * stride;
+                    l[j % kLanes] = std::fma(p[int64_t{i} * ld + j], row_value(row, f16, c), l[j % kLanes]);
+                }
+            }
+            out[i][c] = lane16_reduce(l);
         }
     }
 }
 
 double exp_sum_scalar(float* x, int64_t n, float max) {
     double sum = 0;
-    for (int64_t j = 0; j < n; ++j) sum += (x[j] = std::exp(x[j] - max));
+    for (int64_t j0 = 0; j0 < n; j0 += kLanes) {
+        float l[kLanes] = {};
+        for (int64_t j = j0; j < std::min(n, j0 + kLanes); ++j) l[j - j0] = x[j] = fast_exp(x[j] - max);
+        sum += lane16_reduce(l);
+    }
     return sum;
 }
 
 void round_f16_scalar(float* x, int64_t n) {
     for (int64_t j = 0; j < n; ++j) x[j] = fp16_to_fp32(fp32_to_fp16(x[j]));
+}
+
+void silu_mul_scalar(float* gate, const float* up, int64_t n) {
+    for (int64_t j = 0; j < n; ++j) gate[j] = fast_silu(gate[j]) * up[j];
 }
 
 bool make_table(KernelVariant v, Primitives& t) {
@@ -84,6 +99,7 @@ bool make_table(KernelVariant v, Primitives& t) {
     t.pv = pv_##sfx;                    \
     t.exp_sum = exp_sum_##sfx;          \
     t.round_f16 = round_f16_##sfx;      \
+    t.silu_mul = silu_mul_##sfx;        \
     return true;
     switch (v) {
         case KernelVariant::Scalar: EI_FILL(scalar)
@@ -167,18 +183,14 @@ void rope(const float* x, float* y, int32_t n_head, int32_t head_dim, int32_t n_
         for (int32_t i = 0; i < half; ++i) {
             const int32_t a = halves ? i : 2 * i, b = halves ? i + half : 2 * i + 1;
             const float x0 = v[a], x1 = v[b];
-            o[a] = x0 * cs[i] - x1 * sn[i];
-            o[b] = x0 * sn[i] + x1 * cs[i];
+            // Contracted to fused multiply-adds as GCC compiles ggml's rotation.
+            o[a] = std::fma(x0, cs[i], -(x1 * sn[i]));
+            o[b] = std::fma(x0, sn[i], x1 * cs[i]);
         }
     }
 }
 
-void swiglu(float* gate, const float* up, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) {
-        const float g = gate[i];
-        gate[i] = g / (1.0f + std::exp(-g)) * up[i];
-    }
-}
+void swiglu(float* gate, const float* up, int64_t n) { primitives().silu_mul(gate, up, n); }
 
 void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) { primitives().f32_to_f16(x, y, n); }
 
@@ -194,19 +206,19 @@ void segment_attention(const AttentionBlock& a, const Primitives& p) {
     for (int s = 0; s < a.n_spans; ++s) total += a.spans[s].count;
     // With an f16 cache, q and the attention weights are rounded to f16 before their dot
     // products, as llama.cpp's mul_mat does with f16 operands; the sums stay in f32.
+    const int32_t dq = kq_stride(D);
     alignas(64) float q[kMaxQueries * 1024];
     for (int i = 0; i < nq; ++i) {
-        std::copy(a.q[i], a.q[i] + D, q + int64_t{i} * D);
-        if (a.f16) p.round_f16(q + int64_t{i} * D, D);
+        float* qi = q + int64_t{i} * dq;
+        std::copy(a.q[i], a.q[i] + D, qi);
+        std::fill(qi + D, qi + dq, 0.0f);
+        if (a.f16) p.round_f16(qi, D);
     }
     // Each span sees, per query, the part of its prefix that falls in the span.
-    auto span_limits = [&](int64_t off, int64_t count, int64_t* lim) {
-        for (int i = 0; i < nq; ++i) lim[i] = std::clamp<int64_t>(a.visible[i] - off, 0, count);
-    };
     int64_t lim[kMaxQueries];
     int64_t off = 0;
     for (int s = 0; s < a.n_spans; ++s) {
-        span_limits(off, a.spans[s].count, lim);
+        for (int i = 0; i < nq; ++i) lim[i] = std::clamp<int64_t>(a.visible[i] - off, 0, a.spans[s].count);
         p.kq(q, nq, a.k + static_cast<uint64_t>(a.spans[s].slot) * a.kv_stride, a.spans[s].count, a.kv_stride, a.f16,
              D, a.scale, lim, a.scores + off, total);
         off += a.spans[s].count;
@@ -219,15 +231,8 @@ void segment_attention(const AttentionBlock& a, const Primitives& p) {
         const float inv = static_cast<float>(1.0 / p.exp_sum(row, n, mx));
         for (int64_t j = 0; j < n; ++j) row[j] *= inv;
         if (a.f16) p.round_f16(row, n);
-        std::fill(a.out[i], a.out[i] + D, 0.0f);
     }
-    off = 0;
-    for (int s = 0; s < a.n_spans; ++s) {
-        span_limits(off, a.spans[s].count, lim);
-        p.pv(a.scores + off, nq, a.v + static_cast<uint64_t>(a.spans[s].slot) * a.kv_stride, a.spans[s].count,
-             a.kv_stride, a.f16, D, lim, total, a.out);
-        off += a.spans[s].count;
-    }
+    p.pv(a.scores, nq, total, a.visible, a.v, a.spans, a.n_spans, a.kv_stride, a.f16, D, a.out);
     if (!a.mem_m || a.gate == 0) return;  // g = 0: sinks + window only
     for (int i = 0; i < nq; ++i) {
         alignas(64) float sq[1024], mem[1024];

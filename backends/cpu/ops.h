@@ -6,30 +6,46 @@
 #include <cmath>
 #include <cstdint>
 
+#include "float_math.h"
 #include "quants.h"
 
 namespace ei::cpu::ops {
 
+// One run of consecutive cache slots in an attention list (see segment_attention).
+struct KvSpan {
+    int64_t slot = 0;
+    int64_t count = 0;
+};
+
+// Queries are stored kq_stride(d) floats apart, zero-padded, so the 16-lane dots over a
+// head need no tail handling.
+constexpr int32_t kq_stride(int32_t d) { return (d + kLanes - 1) / kLanes * kLanes; }
+
+// Every primitive computes in the order of float_math.h, so all variants give the same bits.
 struct Primitives {
     KernelVariant variant;
     const char* name;
     void (*dot_f32)(int64_t n, float* out, const void* x, const void* y);
     void (*f32_to_f16)(const float* x, void* y, int64_t n);
     void (*axpy_f32)(int64_t n, float a, const float* x, float* y);  // y += a * x
-    // Attention over a block of nq queries (rows of q, d floats each, already rounded to
-    // the cache precision) and n cached rows (keys or values, `stride` bytes apart, f16 or
-    // f32). Each query i only looks at the first lim[i] rows. Each row is converted once and
-    // used by every query: this is what makes attention bandwidth-bound no more.
-    //   kq: s[i * ld + j] = q_i . k_j * scale              for j < lim[i]
-    //   pv: out_i += sum_j p[i * ld + j] * v_j              for j < lim[i]
+    // Attention over a block of nq queries (rows of q, kq_stride(d) floats apart, already
+    // rounded to the cache precision) and cached rows (keys or values, `stride` bytes
+    // apart, f16 or f32). Each query i only looks at the first lim[i] rows (lim grows with
+    // i). Each row is converted once and used by every query.
+    //   kq: s[i * ld + j] = (q_i . k_j) * scale for the n rows at k, j < lim[i]
+    //   pv: out_i = sum_j p[i * ld + j] * v_j over the rows of the spans, in list order
+    //       (the sum's lanes are list indices mod 16), j < lim[i]
     void (*kq)(const float* q, int nq, const uint8_t* k, int64_t n, uint64_t stride, bool f16, int32_t d,
                float scale, const int64_t* lim, float* s, int64_t ld);
-    void (*pv)(const float* p, int nq, const uint8_t* v, int64_t n, uint64_t stride, bool f16, int32_t d,
-               const int64_t* lim, int64_t ld, float* const* out);
-    // x[j] = exp(x[j] - max) for j < n; returns the sum (in double, in order of j).
+    void (*pv)(const float* p, int nq, int64_t ld, const int64_t* lim, const uint8_t* v, const KvSpan* spans,
+               int n_spans, uint64_t stride, bool f16, int32_t d, float* const* out);
+    // x[j] = fast_exp(x[j] - max) for j < n; returns the sum (16-lane chunks, each summed
+    // as a tree and added in double, as llama.cpp's softmax does).
     double (*exp_sum)(float* x, int64_t n, float max);
     // x[j] = x[j] rounded to the nearest f16 value (as f32).
     void (*round_f16)(float* x, int64_t n);
+    // gate[j] = fast_silu(gate[j]) * up[j]
+    void (*silu_mul)(float* gate, const float* up, int64_t n);
 };
 // The best table for this CPU.
 const Primitives& primitives();
@@ -53,10 +69,6 @@ inline float sigma(float x) { return x > 0 ? x + 1.0f : std::exp(x); }
 // the arithmetic does not depend on the block or the spans, so attention without memory
 // is bit-identical to plain full attention, whatever L, threads or block sizes.
 constexpr int kMaxQueries = 16;
-struct KvSpan {
-    int64_t slot = 0;
-    int64_t count = 0;
-};
 struct AttentionBlock {
     int nq = 0;
     const float* q[kMaxQueries] = {};  // rotated queries (head_dim each)

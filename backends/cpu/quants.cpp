@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "cpu/cpu_features.h"
+#include "cpu/float_math.h"
 #include "cpu/quants_impl.h"
 
 namespace ei::cpu {
@@ -167,23 +168,17 @@ void from_float_q8_K(const float* src, void* dst, int64_t n) {
 }
 
 // ---- dot products ----------------------------------------------------------------------
-// Float types accumulate in double, as ggml's scalar path does; the quantized ones sum
-// integers per block and scale once per block.
+// F32 and F16 use the 16-lane order of float_math.h (llama.cpp's on AVX-512); BF16 sums
+// in double; the quantized ones sum integers per block and scale once per block.
 
 void vec_dot_f32(int64_t n, float* out, const void* w, const void* a) {
-    const float* x = static_cast<const float*>(w);
-    const float* y = static_cast<const float*>(a);
-    double s = 0.0;
-    for (int64_t i = 0; i < n; ++i) s += static_cast<double>(x[i] * y[i]);
-    *out = static_cast<float>(s);
+    *out = lane16_dot(n, static_cast<const float*>(w), static_cast<const float*>(a),
+                      [](const float* p, int64_t i) { return p[i]; });
 }
 
 void vec_dot_f16(int64_t n, float* out, const void* w, const void* a) {
-    const uint16_t* x = static_cast<const uint16_t*>(w);
-    const uint16_t* y = static_cast<const uint16_t*>(a);
-    double s = 0.0;
-    for (int64_t i = 0; i < n; ++i) s += static_cast<double>(fp16_to_fp32(x[i]) * fp16_to_fp32(y[i]));
-    *out = static_cast<float>(s);
+    *out = lane16_dot(n, static_cast<const uint16_t*>(w), static_cast<const uint16_t*>(a),
+                      [](const uint16_t* p, int64_t i) { return fp16_to_fp32(p[i]); });
 }
 
 void vec_dot_bf16(int64_t n, float* out, const void* w, const void* a) {
@@ -380,6 +375,8 @@ const TypeKernels* kernels_for(GT t) {
 VecDotX4 vec_dot_x4_for(GT t, KernelVariant v) {
 #if defined(EI_HAVE_AVX2_KERNELS)
     if (v == KernelVariant::Avx2 && kernels_for(t, v)) {
+        if (t == GT::F32) return avx2::vec_dot_x4_f32;
+        if (t == GT::F16) return avx2::vec_dot_x4_f16;
         if (t == GT::Q8_0) return avx2::vec_dot_x4_q8_0_q8_0;
         if (t == GT::Q4_0) return avx2::vec_dot_x4_q4_0_q8_0;
     }

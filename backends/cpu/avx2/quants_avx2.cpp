@@ -9,6 +9,8 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "cpu/quants.h"
 #include "cpu/quants_impl.h"
 
@@ -195,39 +197,63 @@ void from_float_q8_K(const float* src, void* dst, int64_t n) {
 
 // ---- dot products ----------------------------------------------------------------------
 
-void vec_dot_f32(int64_t n, float* out, const void* w, const void* a) {
-    const float* x = static_cast<const float*>(w);
-    const float* y = static_cast<const float*>(a);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+namespace {
+// R dots of one weight row with R activation rows in the 16-lane order of float_math.h
+// (lanes 0-7 in lo, 8-15 in hi); the weight vectors are loaded once for all R rows.
+template <int R, typename T, typename Load>
+inline void lane16_dots(int64_t n, const T* w, const T* const* a, float* out, Load load) {
+    __m256 lo[R], hi[R];
+    for (int r = 0; r < R; ++r) lo[r] = hi[r] = _mm256_setzero_ps();
     int64_t i = 0;
-    // Four independent accumulators hide the FMA latency.
-    for (; i + 32 <= n; i += 32) {
-        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), acc1);
-        acc2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16), acc2);
-        acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), acc3);
+    for (; i + 16 <= n; i += 16) {
+        const __m256 w0 = load(w + i), w1 = load(w + i + 8);
+        for (int r = 0; r < R; ++r) {
+            lo[r] = _mm256_fmadd_ps(w0, load(a[r] + i), lo[r]);
+            hi[r] = _mm256_fmadd_ps(w1, load(a[r] + i + 8), hi[r]);
+        }
     }
-    for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), acc0);
-    float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
-    for (; i < n; ++i) s += x[i] * y[i];
-    *out = s;
+    if (i < n) {  // the tail as one more step over zero-padded copies
+        T wt[16] = {}, at[16];
+        std::copy(w + i, w + n, wt);
+        const __m256 w0 = load(wt), w1 = load(wt + 8);
+        for (int r = 0; r < R; ++r) {
+            std::fill(at, at + 16, T{});
+            std::copy(a[r] + i, a[r] + n, at);
+            lo[r] = _mm256_fmadd_ps(w0, load(at), lo[r]);
+            hi[r] = _mm256_fmadd_ps(w1, load(at + 8), hi[r]);
+        }
+    }
+    for (int r = 0; r < R; ++r) out[r] = hsum_ps(_mm256_add_ps(lo[r], hi[r]));
+}
+
+const auto load_f32 = [](const float* p) { return _mm256_loadu_ps(p); };
+
+template <typename T>
+const T* row_at(const void* a, int r, uint64_t stride) {
+    return reinterpret_cast<const T*>(static_cast<const uint8_t*>(a) + r * stride);
+}
+}  // namespace
+
+void vec_dot_f32(int64_t n, float* out, const void* w, const void* a) {
+    const float* rows[1] = {static_cast<const float*>(a)};
+    lane16_dots<1>(n, static_cast<const float*>(w), rows, out, load_f32);
 }
 
 void vec_dot_f16(int64_t n, float* out, const void* w, const void* a) {
-    const uint16_t* x = static_cast<const uint16_t*>(w);
-    const uint16_t* y = static_cast<const uint16_t*>(a);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        acc0 = _mm256_fmadd_ps(load_f16(x + i), load_f16(y + i), acc0);
-        acc1 = _mm256_fmadd_ps(load_f16(x + i + 8), load_f16(y + i + 8), acc1);
-        acc2 = _mm256_fmadd_ps(load_f16(x + i + 16), load_f16(y + i + 16), acc2);
-        acc3 = _mm256_fmadd_ps(load_f16(x + i + 24), load_f16(y + i + 24), acc3);
-    }
-    for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(load_f16(x + i), load_f16(y + i), acc0);
-    float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
-    for (; i < n; ++i) s += h2f(x[i]) * h2f(y[i]);
-    *out = s;
+    const uint16_t* rows[1] = {static_cast<const uint16_t*>(a)};
+    lane16_dots<1>(n, static_cast<const uint16_t*>(w), rows, out, load_f16);
+}
+
+void vec_dot_x4_f32(int64_t n, float* out4, const void* w, const void* a, uint64_t act_stride) {
+    const float* rows[4];
+    for (int r = 0; r < 4; ++r) rows[r] = row_at<float>(a, r, act_stride);
+    lane16_dots<4>(n, static_cast<const float*>(w), rows, out4, load_f32);
+}
+
+void vec_dot_x4_f16(int64_t n, float* out4, const void* w, const void* a, uint64_t act_stride) {
+    const uint16_t* rows[4];
+    for (int r = 0; r < 4; ++r) rows[r] = row_at<uint16_t>(a, r, act_stride);
+    lane16_dots<4>(n, static_cast<const uint16_t*>(w), rows, out4, load_f16);
 }
 
 void vec_dot_bf16(int64_t n, float* out, const void* w, const void* a) {

@@ -149,42 +149,47 @@ void from_float_q8_K(const float* src, void* dst, int64_t n) {
 
 // ---- dot products ----------------------------------------------------------------------
 
-void vec_dot_f32(int64_t n, float* out, const void* w, const void* a) {
-    const float* x = static_cast<const float*>(w);
-    const float* y = static_cast<const float*>(a);
-    float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+namespace {
+// The 16-lane tree sum of float_math.h over four quads (lanes 0-3, 4-7, 8-11, 12-15).
+inline float reduce16(float32x4_t q0, float32x4_t q1, float32x4_t q2, float32x4_t q3) {
+    const float32x4_t t = vaddq_f32(vaddq_f32(q0, q2), vaddq_f32(q1, q3));
+    const float32x4_t u = vaddq_f32(t, vextq_f32(t, t, 2));
+    return vgetq_lane_f32(u, 0) + vgetq_lane_f32(u, 1);
+}
+
+// A dot product in the 16-lane order; load16 fills four quads with elements i..i+15.
+template <typename T, typename Load16>
+inline float lane16_dot(int64_t n, const T* x, const T* y, Load16 load16) {
+    float32x4_t acc[4] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
+    auto step = [&](const T* xp, const T* yp) {
+        float32x4_t xv[4], yv[4];
+        load16(xp, xv);
+        load16(yp, yv);
+        for (int k = 0; k < 4; ++k) acc[k] = vfmaq_f32(acc[k], xv[k], yv[k]);
+    };
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        acc0 = vfmaq_f32(acc0, vld1q_f32(x + i), vld1q_f32(y + i));
-        acc1 = vfmaq_f32(acc1, vld1q_f32(x + i + 4), vld1q_f32(y + i + 4));
-        acc2 = vfmaq_f32(acc2, vld1q_f32(x + i + 8), vld1q_f32(y + i + 8));
-        acc3 = vfmaq_f32(acc3, vld1q_f32(x + i + 12), vld1q_f32(y + i + 12));
+    for (; i + 16 <= n; i += 16) step(x + i, y + i);
+    if (i < n) {  // the tail as one more step over zero-padded copies
+        T xt[16] = {}, yt[16] = {};
+        for (int64_t k = i; k < n; ++k) xt[k - i] = x[k], yt[k - i] = y[k];
+        step(xt, yt);
     }
-    for (; i + 4 <= n; i += 4) acc0 = vfmaq_f32(acc0, vld1q_f32(x + i), vld1q_f32(y + i));
-    float s = vaddvq_f32(vaddq_f32(vaddq_f32(acc0, acc1), vaddq_f32(acc2, acc3)));
-    for (; i < n; ++i) s += x[i] * y[i];
-    *out = s;
+    return reduce16(acc[0], acc[1], acc[2], acc[3]);
+}
+}  // namespace
+
+void vec_dot_f32(int64_t n, float* out, const void* w, const void* a) {
+    *out = lane16_dot(n, static_cast<const float*>(w), static_cast<const float*>(a), [](const float* p, float32x4_t* v) {
+        for (int k = 0; k < 4; ++k) v[k] = vld1q_f32(p + 4 * k);
+    });
 }
 
 void vec_dot_f16(int64_t n, float* out, const void* w, const void* a) {
-    const uint16_t* x = static_cast<const uint16_t*>(w);
-    const uint16_t* y = static_cast<const uint16_t*>(a);
-    float32x4_t acc0 = vdupq_n_f32(0.0f), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        float32x4_t x0, x1, x2, x3, y0, y1, y2, y3;
-        load_f16x8(x + i, x0, x1);
-        load_f16x8(x + i + 8, x2, x3);
-        load_f16x8(y + i, y0, y1);
-        load_f16x8(y + i + 8, y2, y3);
-        acc0 = vfmaq_f32(acc0, x0, y0);
-        acc1 = vfmaq_f32(acc1, x1, y1);
-        acc2 = vfmaq_f32(acc2, x2, y2);
-        acc3 = vfmaq_f32(acc3, x3, y3);
-    }
-    float s = vaddvq_f32(vaddq_f32(vaddq_f32(acc0, acc1), vaddq_f32(acc2, acc3)));
-    for (; i < n; ++i) s += fp16_to_fp32(x[i]) * fp16_to_fp32(y[i]);
-    *out = s;
+    *out = lane16_dot(n, static_cast<const uint16_t*>(w), static_cast<const uint16_t*>(a),
+                      [](const uint16_t* p, float32x4_t* v) {
+                          load_f16x8(p, v[0], v[1]);
+                          load_f16x8(p + 8, v[2], v[3]);
+                      });
 }
 
 void vec_dot_bf16(int64_t n, float* out, const void* w, const void* a) {
