@@ -34,7 +34,7 @@ float row_value(const uint8_t* row, bool f16, int32_t c) {
 }
 
 void axpy_f32_scalar(int64_t n, float a, const float* x, float* y) {
-    for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+    for (int64_t i = 0; i < n; ++i) y[i] = std::fma(a, x[i], y[i]);
 }
 
 void kq_scalar(const float* q, int nq, const uint8_t* k, int64_t n, uint64_t stride, bool f16, int32_t d, float scale,

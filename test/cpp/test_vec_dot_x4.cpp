@@ -1,4 +1,4 @@
-// The multi-row dot kernels (AVX2 1x4, i8mm 2x2) must give exactly vec_dot's bits for
+// The multi-row dot kernels (AVX2 1x4 for Q8_0, Q4_0, F32, F16; i8mm 2x2) must give exactly vec_dot's bits for
 // every output (prefill and decode then agree bit for bit), on odd block counts.
 #include <cstring>
 #include <random>
@@ -13,20 +13,22 @@ using namespace ei::cpu;
 
 TEST(x4_kernels_are_bit_identical_to_vec_dot) {
     int tested = 0;
-    for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0}) {
+    for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::F32, GgmlType::F16}) {
         const TypeKernels* k = kernels_for(t);
         VecDotX4 x4 = vec_dot_x4_for(t, k->variant);
         if (!x4) continue;
-        const TypeKernels* wq = kernels_for(GgmlType::Q8_0);  // to build random activations
+        const TypeKernels* wq = kernels_for(t == GgmlType::Q4_0 ? GgmlType::Q8_0 : t);  // builds weight rows
+        const bool blocks = t == GgmlType::Q8_0 || t == GgmlType::Q4_0;
         std::mt19937 rng(5);
         std::normal_distribution<float> nd(0.0f, 1.0f);
-        for (int64_t n : {32, 96, 224, 896}) {
+        // Float rows also get lengths that are not a multiple of 16 (the padded tail).
+        for (int64_t n : blocks ? std::vector<int64_t>{32, 96, 224, 896} : std::vector<int64_t>{7, 33, 224, 901}) {
             std::vector<float> w(n), a(4 * n);
             for (auto& v : w) v = nd(rng);
             for (auto& v : a) v = nd(rng);
             // Weights: quantize with the activation quantizer for q8_0; for q4_0 build random nibbles.
             std::vector<uint8_t> wrow(row_size(t, n));
-            if (t == GgmlType::Q8_0) {
+            if (t != GgmlType::Q4_0) {
                 wq->from_float(w.data(), wrow.data(), n);
             } else {
                 for (size_t i = 0; i < wrow.size(); ++i) wrow[i] = uint8_t(rng());
@@ -49,7 +51,7 @@ TEST(x4_kernels_are_bit_identical_to_vec_dot) {
         }
     }
 #if defined(__x86_64__)
-    CHECK(tested == 8 || std::getenv("EI_CPU_DISABLE") != nullptr);
+    CHECK(tested == 16 || std::getenv("EI_CPU_DISABLE") != nullptr);
 #endif
     std::printf("%d x4 cases\n", tested);
 }

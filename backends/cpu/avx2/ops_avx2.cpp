@@ -79,7 +79,7 @@ void axpy_f32_avx2(int64_t n, float a, const float* x, float* y) {
     const __m256 va = _mm256_set1_ps(a);
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; ++i) y[i] += a * x[i];
+    for (; i < n; ++i) y[i] = std::fma(a, x[i], y[i]);
 }
 
 void kq_avx2(const float* q, int nq, const uint8_t* k, int64_t n, uint64_t stride, bool f16, int32_t d, float scale,

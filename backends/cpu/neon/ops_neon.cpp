@@ -75,7 +75,7 @@ inline float32x4_t fast_exp4(float32x4_t x) {
 void axpy_f32_neon(int64_t n, float a, const float* x, float* y) {
     int64_t i = 0;
     for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), a));
-    for (; i < n; ++i) y[i] += a * x[i];
+    for (; i < n; ++i) y[i] = std::fma(a, x[i], y[i]);
 }
 
 void kq_neon(const float* q, int nq, const uint8_t* k, int64_t n, uint64_t stride, bool f16, int32_t d, float scale,
