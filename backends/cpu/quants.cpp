@@ -379,6 +379,8 @@ VecDotX4 vec_dot_x4_for(GT t, KernelVariant v) {
         if (t == GT::F16) return avx2::vec_dot_x4_f16;
         if (t == GT::Q8_0) return avx2::vec_dot_x4_q8_0_q8_0;
         if (t == GT::Q4_0) return avx2::vec_dot_x4_q4_0_q8_0;
+        if (t == GT::Q4_K) return avx2::vec_dot_x4_q4_K_q8_K;
+        if (t == GT::Q6_K) return avx2::vec_dot_x4_q6_K_q8_K;
     }
 #endif
     (void)t;

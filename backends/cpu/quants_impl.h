@@ -53,6 +53,8 @@ void vec_dot_x4_q8_0_q8_0(int64_t n, float* out4, const void* w, const void* a, 
 void vec_dot_x4_q4_0_q8_0(int64_t n, float* out4, const void* w, const void* a, uint64_t act_stride);
 void vec_dot_q4_K_q8_K(int64_t n, float* out, const void* w, const void* a);
 void vec_dot_q6_K_q8_K(int64_t n, float* out, const void* w, const void* a);
+void vec_dot_x4_q4_K_q8_K(int64_t n, float* out4, const void* w, const void* a, uint64_t act_stride);
+void vec_dot_x4_q6_K_q8_K(int64_t n, float* out4, const void* w, const void* a, uint64_t act_stride);
 }  // namespace avx2
 #endif
 

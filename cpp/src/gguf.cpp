@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "error.h"
 
@@ -138,12 +140,23 @@ void read_value(Cursor& c, uint32_t type, ei_value& out, const std::string& fiel
 
 bool ei_value::is_numeric() const { return scalar_size(type) != 0; }
 
+// A float read as an integer truncates toward zero and saturates (NaN gives 0): any value a
+// file holds converts without undefined behaviour (found by fuzzing).
 int64_t ei_value::as_int() const {
-    if (is_float(type)) return static_cast<int64_t>(num.f);
+    if (is_float(type)) {
+        if (std::isnan(num.f)) return 0;
+        if (num.f >= 9223372036854775808.0) return std::numeric_limits<int64_t>::max();
+        if (num.f <= -9223372036854775808.0) return std::numeric_limits<int64_t>::min();
+        return static_cast<int64_t>(num.f);
+    }
     return is_signed(type) ? num.i : static_cast<int64_t>(num.u);
 }
 uint64_t ei_value::as_uint() const {
-    if (is_float(type)) return static_cast<uint64_t>(num.f);
+    if (is_float(type)) {
+        if (!(num.f > 0)) return 0;  // NaN and negatives
+        if (num.f >= 18446744073709551616.0) return std::numeric_limits<uint64_t>::max();
+        return static_cast<uint64_t>(num.f);
+    }
     return is_signed(type) ? static_cast<uint64_t>(num.i) : num.u;
 }
 double ei_value::as_float() const {

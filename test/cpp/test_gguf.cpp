@@ -1,5 +1,7 @@
 // GGUF reader: every shared file reads correctly; every malformed file is refused with
 // a message naming the field and byte offset; nothing malformed crashes.
+#include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <dirent.h>
 #include <fstream>
@@ -231,4 +233,19 @@ TEST(truncated_and_mutated_corpus) {
     }
     CHECK(errors > 0);
     CHECK_EQ(parsed + errors, 3000);
+}
+
+TEST(float_values_read_as_integers_saturate) {
+    // A float where an integer is read (the fuzzer's find: -3.4e221 as int64 was undefined
+    // behaviour) truncates toward zero and saturates; NaN gives 0.
+    ei::Value v;
+    v.type = EI_VALUE_FLOAT64;
+    const double cases[] = {-3.38084e+221, 1e300, std::nan(""), -2.5, 2.5, 9.3e18, -1.0};
+    const int64_t want_i[] = {INT64_MIN, INT64_MAX, 0, -2, 2, INT64_MAX, -1};
+    const uint64_t want_u[] = {0, UINT64_MAX, 0, 0, 2, 9300000000000000000ull, 0};
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); ++k) {
+        v.num.f = cases[k];
+        CHECK_EQ(v.as_int(), want_i[k]);
+        CHECK_EQ(v.as_uint(), want_u[k]);
+    }
 }

@@ -1,5 +1,6 @@
-// The multi-row dot kernels (AVX2 1x4 for Q8_0, Q4_0, F32, F16; i8mm 2x2) must give exactly vec_dot's bits for
+// The multi-row dot kernels (AVX2 1x4 for every weight type but BF16; i8mm 2x2) must give exactly vec_dot's bits for
 // every output (prefill and decode then agree bit for bit), on odd block counts.
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -11,30 +12,54 @@
 using namespace ei;
 using namespace ei::cpu;
 
+namespace {
+// Offsets of the f16 scales in a block of each type that gets random bytes as weights:
+// they are set to 1/16 (0x2C00) so the block's values stay finite and sane.
+struct RandomBlocks {
+    GgmlType type;
+    int block_bytes;
+    std::vector<int> scale_offsets;
+};
+const RandomBlocks kRandom[] = {
+    {GgmlType::Q4_0, 18, {0}},
+    {GgmlType::Q4_K, 144, {0, 2}},
+    {GgmlType::Q6_K, 210, {208}},
+};
+const RandomBlocks* random_blocks(GgmlType t) {
+    for (const RandomBlocks& r : kRandom)
+        if (r.type == t) return &r;
+    return nullptr;  // weights made by the type's own quantizer (Q8_0, F32, F16)
+}
+}  // namespace
+
 TEST(x4_kernels_are_bit_identical_to_vec_dot) {
     int tested = 0;
-    for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::F32, GgmlType::F16}) {
+    for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::F32, GgmlType::F16}) {
         const TypeKernels* k = kernels_for(t);
         VecDotX4 x4 = vec_dot_x4_for(t, k->variant);
         if (!x4) continue;
-        const TypeKernels* wq = kernels_for(t == GgmlType::Q4_0 ? GgmlType::Q8_0 : t);  // builds weight rows
-        const bool blocks = t == GgmlType::Q8_0 || t == GgmlType::Q4_0;
+        const RandomBlocks* rb = random_blocks(t);
+        const int bs = type_traits(t).block_size;
         std::mt19937 rng(5);
         std::normal_distribution<float> nd(0.0f, 1.0f);
-        // Float rows also get lengths that are not a multiple of 16 (the padded tail).
-        for (int64_t n : blocks ? std::vector<int64_t>{32, 96, 224, 896} : std::vector<int64_t>{7, 33, 224, 901}) {
+        // Odd block counts; float rows also get lengths that are not a multiple of 16 (the
+        // 16-lane order's padded tail).
+        const std::vector<int64_t> sizes = bs == 1 ? std::vector<int64_t>{7, 33, 224, 901}
+                                                   : std::vector<int64_t>{1 * bs, 3 * bs, 7 * bs, 28 * bs};
+        for (int64_t n : sizes) {
             std::vector<float> w(n), a(4 * n);
             for (auto& v : w) v = nd(rng);
             for (auto& v : a) v = nd(rng);
-            // Weights: quantize with the activation quantizer for q8_0; for q4_0 build random nibbles.
             std::vector<uint8_t> wrow(row_size(t, n));
-            if (t != GgmlType::Q4_0) {
-                wq->from_float(w.data(), wrow.data(), n);
+            if (!rb) {
+                k->from_float(w.data(), wrow.data(), n);  // vec_dot_type == type for these
             } else {
-                for (size_t i = 0; i < wrow.size(); ++i) wrow[i] = uint8_t(rng());
-                for (int64_t b = 0; b < n / 32; ++b) {  // sane f16 scales (0x2C00 = 1/16)
-                    wrow[b * 18] = 0x00;
-                    wrow[b * 18 + 1] = 0x2C;
+                for (auto& byte : wrow) byte = uint8_t(rng());
+                for (int64_t b = 0; b < n / bs; ++b) {
+                    for (int off : rb->scale_offsets) {
+                        wrow[b * rb->block_bytes + off] = 0x00;
+                        wrow[b * rb->block_bytes + off + 1] = 0x2C;
+                    }
                 }
             }
             const uint64_t stride = row_size(k->vec_dot_type, n) + 64;  // rows need not be packed
@@ -45,13 +70,14 @@ TEST(x4_kernels_are_bit_identical_to_vec_dot) {
             for (int r = 0; r < 4; ++r) {
                 float want;
                 k->vec_dot(n, &want, wrow.data(), act.data() + r * stride);
+                CHECK(std::isfinite(want));
                 CHECK(std::memcmp(&want, &got[r], sizeof(float)) == 0);
             }
             ++tested;
         }
     }
 #if defined(__x86_64__)
-    CHECK(tested == 16 || std::getenv("EI_CPU_DISABLE") != nullptr);
+    CHECK(tested == 24 || std::getenv("EI_CPU_DISABLE") != nullptr);
 #endif
     std::printf("%d x4 cases\n", tested);
 }

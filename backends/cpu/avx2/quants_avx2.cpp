@@ -390,6 +390,46 @@ void vec_dot_q4_K_q8_K(int64_t n, float* out, const void* w, const void* a) {
     *out = hsum_ps(acc);
 }
 
+// vec_dot_q4_K_q8_K for 4 activation rows: the weight block's nibbles and scales are
+// unpacked once; each row's arithmetic is vec_dot's, so every result has its bits.
+void vec_dot_x4_q4_K_q8_K(int64_t n, float* out4, const void* w, const void* a, uint64_t act_stride) {
+    const BlockQ4_K* x = static_cast<const BlockQ4_K*>(w);
+    const BlockQ8_K* y[4];
+    for (int r = 0; r < 4; ++r) y[r] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(a) + r * act_stride);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t b = 0; b < n / kQK_K; ++b) {
+        alignas(16) uint8_t sm[16];
+        q4k_unpack_scales(x[b].scales, sm);
+        const __m128i scm = _mm_load_si128(reinterpret_cast<const __m128i*>(sm));
+        const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scm));
+        const __m128i mins8 = _mm_srli_si128(scm, 8);
+        const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mins8, mins8));
+        __m256i lo[4], hi[4], sa[4], sb[4];
+        for (int c = 0; c < 4; ++c) {
+            const __m256i q = loadu256(x[b].qs + 32 * c);
+            lo[c] = _mm256_and_si256(q, m4);
+            hi[c] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            sa[c] = _mm256_shuffle_epi8(sc16, bcast16(2 * c));
+            sb[c] = _mm256_shuffle_epi8(sc16, bcast16(2 * c + 1));
+        }
+        const float xd = h2f(x[b].d), xdmin = h2f(x[b].dmin);
+        for (int r = 0; r < 4; ++r) {
+            const BlockQ8_K& yb = y[r][b];
+            const __m256i msum = _mm256_madd_epi16(loadu256(yb.bsums), mins16);
+            __m256i sumi = _mm256_setzero_si256();
+            for (int c = 0; c < 4; ++c) {
+                const __m256i pa = _mm256_maddubs_epi16(lo[c], loadu256(yb.qs + 64 * c));
+                const __m256i pb = _mm256_maddubs_epi16(hi[c], loadu256(yb.qs + 64 * c + 32));
+                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(_mm256_madd_epi16(pa, sa[c]), _mm256_madd_epi16(pb, sb[c])));
+            }
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(xd * yb.d), _mm256_cvtepi32_ps(sumi), acc[r]);
+            acc[r] = _mm256_fnmadd_ps(_mm256_set1_ps(xdmin * yb.d), _mm256_cvtepi32_ps(msum), acc[r]);
+        }
+    }
+    for (int r = 0; r < 4; ++r) out4[r] = hsum_ps(acc[r]);
+}
+
 // q6 stays unsigned (0..63) for maddubs; the -32 offset is applied once per block through
 // Q8_K's group sums: sum sc*(q-32)*y = sum sc*q*y - 32 * sum sc*bsum.
 void vec_dot_q6_K_q8_K(int64_t n, float* out, const void* w, const void* a) {
@@ -430,6 +470,55 @@ void vec_dot_q6_K_q8_K(int64_t n, float* out, const void* w, const void* a) {
         acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * y[b].d), _mm256_cvtepi32_ps(sumi), acc);
     }
     *out = hsum_ps(acc);
+}
+
+// vec_dot_q6_K_q8_K for 4 activation rows: the 6-bit values are assembled once per
+// weight block; each row's arithmetic is vec_dot's, so every result has its bits.
+void vec_dot_x4_q6_K_q8_K(int64_t n, float* out4, const void* w, const void* a, uint64_t act_stride) {
+    const BlockQ6_K* x = static_cast<const BlockQ6_K*>(w);
+    const BlockQ8_K* y[4];
+    for (int r = 0; r < 4; ++r) y[r] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(a) + r * act_stride);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i m30 = _mm256_set1_epi8(0x30);
+    const __m256i sel[4] = {
+        _mm256_set_m128i(_mm256_castsi256_si128(bcast16(1)), _mm256_castsi256_si128(bcast16(0))),
+        _mm256_set_m128i(_mm256_castsi256_si128(bcast16(3)), _mm256_castsi256_si128(bcast16(2))),
+        _mm256_set_m128i(_mm256_castsi256_si128(bcast16(5)), _mm256_castsi256_si128(bcast16(4))),
+        _mm256_set_m128i(_mm256_castsi256_si128(bcast16(7)), _mm256_castsi256_si128(bcast16(6))),
+    };
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t b = 0; b < n / kQK_K; ++b) {
+        const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].scales));
+        const __m256i sc16 = _mm256_cvtepi8_epi16(sc);
+        __m256i q[2][4], s[2][4];
+        for (int h = 0; h < 2; ++h) {
+            const __m256i s16 = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(h ? _mm_srli_si128(sc, 8) : sc));
+            const __m256i ql0 = loadu256(x[b].ql + 64 * h);
+            const __m256i ql1 = loadu256(x[b].ql + 64 * h + 32);
+            const __m256i qh = loadu256(x[b].qh + 32 * h);
+            q[h][0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
+            q[h][1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
+            q[h][2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, m30));
+            q[h][3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                      _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
+            for (int k = 0; k < 4; ++k) s[h][k] = _mm256_shuffle_epi8(s16, sel[k]);
+        }
+        const float xd = h2f(x[b].d);
+        for (int r = 0; r < 4; ++r) {
+            const BlockQ8_K& yb = y[r][b];
+            const __m256i corr = _mm256_madd_epi16(sc16, loadu256(yb.bsums));
+            __m256i sumi = _mm256_setzero_si256();
+            for (int h = 0; h < 2; ++h) {
+                for (int k = 0; k < 4; ++k) {
+                    const __m256i p = _mm256_maddubs_epi16(q[h][k], loadu256(yb.qs + 128 * h + 32 * k));
+                    sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, s[h][k]));
+                }
+            }
+            sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(corr, 5));
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(xd * yb.d), _mm256_cvtepi32_ps(sumi), acc[r]);
+        }
+    }
+    for (int r = 0; r < 4; ++r) out4[r] = hsum_ps(acc[r]);
 }
 
 }  // namespace ei::cpu::avx2

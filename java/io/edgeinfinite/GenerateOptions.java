@@ -9,8 +9,22 @@ import java.util.List;
 public record GenerateOptions(boolean greedy, float temperature, int topK, float topP, float minP,
         float repeatPenalty, int repeatLastN, long seed, int maxTokens, List<String> stopStrings, boolean chat) {
 
+    /**
+     * Checks every setting here, before a session sees any of it, so that a bad setting
+     * never leaves a prompt half consumed (the native sampler applies the same rules).
+     */
     public GenerateOptions {
         stopStrings = List.copyOf(stopStrings);
+        if (!Float.isFinite(temperature) || temperature < 0) {
+            throw new InvalidArgumentException("temperature must be finite and >= 0, got " + temperature);
+        }
+        if (!(topP > 0 && topP <= 1)) throw new InvalidArgumentException("top_p must be in (0, 1], got " + topP);
+        if (Float.isNaN(minP) || minP > 1) throw new InvalidArgumentException("min_p must be <= 1, got " + minP);
+        if (!Float.isFinite(repeatPenalty) || repeatPenalty <= 0) {
+            throw new InvalidArgumentException("repeat_penalty must be finite and > 0, got " + repeatPenalty);
+        }
+        if (repeatLastN < 0) throw new InvalidArgumentException("repeat_last_n must be >= 0, got " + repeatLastN);
+        if (maxTokens < 0) throw new InvalidArgumentException("max_tokens must be >= 0, got " + maxTokens);
     }
 
     public static Builder builder() {

@@ -55,6 +55,18 @@ class GenerationTest {
         }
     }
 
+    @Test
+    void badSamplingSettingsAreRefusedBeforeAnyTokenIsFed() {
+        var b = GenerateOptions.builder();
+        assertThrows(InvalidArgumentException.class, () -> b.temperature(-1f).build());
+        assertThrows(InvalidArgumentException.class, () -> GenerateOptions.builder().topP(0f).build());
+        assertThrows(InvalidArgumentException.class, () -> GenerateOptions.builder().minP(Float.NaN).build());
+        assertThrows(InvalidArgumentException.class, () -> GenerateOptions.builder().repeatPenalty(0f, 64).build());
+        assertThrows(InvalidArgumentException.class, () -> GenerateOptions.builder().maxTokens(-1).build());
+        var e = assertThrows(InvalidArgumentException.class, () -> GenerateOptions.builder().topP(1.5f).build());
+        assertTrue(e.getMessage().contains("top_p must be in (0, 1], got 1.5"), e.getMessage());
+    }
+
     private static String run(Model m, long seed) {
         try (Session s = m.newSession(Scenario.defaults())) {
             return s.generate(PROMPT, GenerateOptions.builder().temperature(1.5f).topK(0).topP(1f).minP(0f).seed(seed)
