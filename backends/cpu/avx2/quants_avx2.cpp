@@ -355,11 +355,21 @@ void vec_dot_x4_q4_0_q8_0(int64_t n, float* out4, const void* w, const void* a, 
     dot_x4<BlockQ4_0>(n, out4, w, a, act_stride, [](const BlockQ4_0& blk) { return unpack_q4_0(blk.qs); });
 }
 
-void vec_dot_q4_K_q8_K(int64_t n, float* out, const void* w, const void* a) {
-    const BlockQ4_K* x = static_cast<const BlockQ4_K*>(w);
-    const BlockQ8_K* y = static_cast<const BlockQ8_K*>(a);
+namespace {
+// Activation row r of R, act_stride bytes apart.
+template <int R>
+void rows_of(const void* a, uint64_t act_stride, const BlockQ8_K* y[R]) {
+    for (int r = 0; r < R; ++r) y[r] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(a) + r * act_stride);
+}
+
+// One Q4_K weight row against R Q8_K activation rows. The weight block's nibbles and scales
+// are unpacked once for all R rows; each row's arithmetic is the same whatever R is, so
+// the 4-row kernel gives exactly vec_dot's bits.
+template <int R>
+void q4_K_dots(int64_t n, const BlockQ4_K* x, const BlockQ8_K* const* y, float* out) {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / kQK_K; ++b) {
         alignas(16) uint8_t sm[16];
         q4k_unpack_scales(x[b].scales, sm);
@@ -367,42 +377,6 @@ void vec_dot_q4_K_q8_K(int64_t n, float* out, const void* w, const void* a) {
         // Scales as int16, the same 8 in both lanes, for per-sub-block broadcasts.
         const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scm));
         // Mins: m_j times the two Q8_K group sums of sub-block j, in one madd.
-        const __m128i mins8 = _mm_srli_si128(scm, 8);
-        const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mins8, mins8));
-        const __m256i msum = _mm256_madd_epi16(loadu256(y[b].bsums), mins16);
-
-        __m256i sumi = _mm256_setzero_si256();
-        for (int c = 0; c < 4; ++c) {
-            const __m256i q = loadu256(x[b].qs + 32 * c);
-            const __m256i lo = _mm256_and_si256(q, m4);
-            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            const __m256i pa = _mm256_maddubs_epi16(lo, loadu256(y[b].qs + 64 * c));
-            const __m256i pb = _mm256_maddubs_epi16(hi, loadu256(y[b].qs + 64 * c + 32));
-            const __m256i sa = _mm256_shuffle_epi8(sc16, bcast16(2 * c));
-            const __m256i sb = _mm256_shuffle_epi8(sc16, bcast16(2 * c + 1));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(_mm256_madd_epi16(pa, sa), _mm256_madd_epi16(pb, sb)));
-        }
-        const float d = h2f(x[b].d) * y[b].d;
-        const float dmin = h2f(x[b].dmin) * y[b].d;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-        acc = _mm256_fnmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(msum), acc);
-    }
-    *out = hsum_ps(acc);
-}
-
-// vec_dot_q4_K_q8_K for 4 activation rows: the weight block's nibbles and scales are
-// unpacked once; each row's arithmetic is vec_dot's, so every result has its bits.
-void vec_dot_x4_q4_K_q8_K(int64_t n, float* out4, const void* w, const void* a, uint64_t act_stride) {
-    const BlockQ4_K* x = static_cast<const BlockQ4_K*>(w);
-    const BlockQ8_K* y[4];
-    for (int r = 0; r < 4; ++r) y[r] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(a) + r * act_stride);
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int64_t b = 0; b < n / kQK_K; ++b) {
-        alignas(16) uint8_t sm[16];
-        q4k_unpack_scales(x[b].scales, sm);
-        const __m128i scm = _mm_load_si128(reinterpret_cast<const __m128i*>(sm));
-        const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scm));
         const __m128i mins8 = _mm_srli_si128(scm, 8);
         const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mins8, mins8));
         __m256i lo[4], hi[4], sa[4], sb[4];
@@ -414,7 +388,7 @@ void vec_dot_x4_q4_K_q8_K(int64_t n, float* out4, const void* w, const void* a, 
             sb[c] = _mm256_shuffle_epi8(sc16, bcast16(2 * c + 1));
         }
         const float xd = h2f(x[b].d), xdmin = h2f(x[b].dmin);
-        for (int r = 0; r < 4; ++r) {
+        for (int r = 0; r < R; ++r) {
             const BlockQ8_K& yb = y[r][b];
             const __m256i msum = _mm256_madd_epi16(loadu256(yb.bsums), mins16);
             __m256i sumi = _mm256_setzero_si256();
@@ -427,14 +401,14 @@ void vec_dot_x4_q4_K_q8_K(int64_t n, float* out4, const void* w, const void* a, 
             acc[r] = _mm256_fnmadd_ps(_mm256_set1_ps(xdmin * yb.d), _mm256_cvtepi32_ps(msum), acc[r]);
         }
     }
-    for (int r = 0; r < 4; ++r) out4[r] = hsum_ps(acc[r]);
+    for (int r = 0; r < R; ++r) out[r] = hsum_ps(acc[r]);
 }
 
-// q6 stays unsigned (0..63) for maddubs; the -32 offset is applied once per block through
-// Q8_K's group sums: sum sc*(q-32)*y = sum sc*q*y - 32 * sum sc*bsum.
-void vec_dot_q6_K_q8_K(int64_t n, float* out, const void* w, const void* a) {
-    const BlockQ6_K* x = static_cast<const BlockQ6_K*>(w);
-    const BlockQ8_K* y = static_cast<const BlockQ8_K*>(a);
+// One Q6_K weight row against R Q8_K activation rows, the 6-bit values assembled once per
+// weight block. q6 stays unsigned (0..63) for maddubs; the -32 offset is applied once per
+// block through Q8_K's group sums: sum sc*(q-32)*y = sum sc*q*y - 32 * sum sc*bsum.
+template <int R>
+void q6_K_dots(int64_t n, const BlockQ6_K* x, const BlockQ8_K* const* y, float* out) {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     const __m256i m30 = _mm256_set1_epi8(0x30);
     // Quarter k of a half covers groups 2k (low lane) and 2k+1 (high lane).
@@ -444,49 +418,8 @@ void vec_dot_q6_K_q8_K(int64_t n, float* out, const void* w, const void* a) {
         _mm256_set_m128i(_mm256_castsi256_si128(bcast16(5)), _mm256_castsi256_si128(bcast16(4))),
         _mm256_set_m128i(_mm256_castsi256_si128(bcast16(7)), _mm256_castsi256_si128(bcast16(6))),
     };
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = 0; b < n / kQK_K; ++b) {
-        const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].scales));
-        const __m256i corr = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc), loadu256(y[b].bsums));
-        __m256i sumi = _mm256_setzero_si256();
-        for (int h = 0; h < 2; ++h) {
-            const __m256i s16 = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(h ? _mm_srli_si128(sc, 8) : sc));
-            const __m256i ql0 = loadu256(x[b].ql + 64 * h);
-            const __m256i ql1 = loadu256(x[b].ql + 64 * h + 32);
-            const __m256i qh = loadu256(x[b].qh + 32 * h);
-            // 16-bit shifts spill bits across bytes; the masks drop them.
-            __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
-            q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, m30));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                                   _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
-            for (int k = 0; k < 4; ++k) {
-                const __m256i p = _mm256_maddubs_epi16(q[k], loadu256(y[b].qs + 128 * h + 32 * k));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_shuffle_epi8(s16, sel[k])));
-            }
-        }
-        sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(corr, 5));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[b].d) * y[b].d), _mm256_cvtepi32_ps(sumi), acc);
-    }
-    *out = hsum_ps(acc);
-}
-
-// vec_dot_q6_K_q8_K for 4 activation rows: the 6-bit values are assembled once per
-// weight block; each row's arithmetic is vec_dot's, so every result has its bits.
-void vec_dot_x4_q6_K_q8_K(int64_t n, float* out4, const void* w, const void* a, uint64_t act_stride) {
-    const BlockQ6_K* x = static_cast<const BlockQ6_K*>(w);
-    const BlockQ8_K* y[4];
-    for (int r = 0; r < 4; ++r) y[r] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(a) + r * act_stride);
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    const __m256i m30 = _mm256_set1_epi8(0x30);
-    const __m256i sel[4] = {
-        _mm256_set_m128i(_mm256_castsi256_si128(bcast16(1)), _mm256_castsi256_si128(bcast16(0))),
-        _mm256_set_m128i(_mm256_castsi256_si128(bcast16(3)), _mm256_castsi256_si128(bcast16(2))),
-        _mm256_set_m128i(_mm256_castsi256_si128(bcast16(5)), _mm256_castsi256_si128(bcast16(4))),
-        _mm256_set_m128i(_mm256_castsi256_si128(bcast16(7)), _mm256_castsi256_si128(bcast16(6))),
-    };
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m256 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / kQK_K; ++b) {
         const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].scales));
         const __m256i sc16 = _mm256_cvtepi8_epi16(sc);
@@ -496,6 +429,7 @@ void vec_dot_x4_q6_K_q8_K(int64_t n, float* out4, const void* w, const void* a, 
             const __m256i ql0 = loadu256(x[b].ql + 64 * h);
             const __m256i ql1 = loadu256(x[b].ql + 64 * h + 32);
             const __m256i qh = loadu256(x[b].qh + 32 * h);
+            // 16-bit shifts spill bits across bytes; the masks drop them.
             q[h][0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
             q[h][1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
             q[h][2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, m30));
@@ -504,7 +438,7 @@ void vec_dot_x4_q6_K_q8_K(int64_t n, float* out4, const void* w, const void* a, 
             for (int k = 0; k < 4; ++k) s[h][k] = _mm256_shuffle_epi8(s16, sel[k]);
         }
         const float xd = h2f(x[b].d);
-        for (int r = 0; r < 4; ++r) {
+        for (int r = 0; r < R; ++r) {
             const BlockQ8_K& yb = y[r][b];
             const __m256i corr = _mm256_madd_epi16(sc16, loadu256(yb.bsums));
             __m256i sumi = _mm256_setzero_si256();
@@ -518,7 +452,32 @@ void vec_dot_x4_q6_K_q8_K(int64_t n, float* out4, const void* w, const void* a, 
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(xd * yb.d), _mm256_cvtepi32_ps(sumi), acc[r]);
         }
     }
-    for (int r = 0; r < 4; ++r) out4[r] = hsum_ps(acc[r]);
+    for (int r = 0; r < R; ++r) out[r] = hsum_ps(acc[r]);
+}
+}  // namespace
+
+void vec_dot_q4_K_q8_K(int64_t n, float* out, const void* w, const void* a) {
+    const BlockQ8_K* y[1];
+    rows_of<1>(a, 0, y);
+    q4_K_dots<1>(n, static_cast<const BlockQ4_K*>(w), y, out);
+}
+
+void vec_dot_x4_q4_K_q8_K(int64_t n, float* out4, const void* w, const void* a, uint64_t act_stride) {
+    const BlockQ8_K* y[4];
+    rows_of<4>(a, act_stride, y);
+    q4_K_dots<4>(n, static_cast<const BlockQ4_K*>(w), y, out4);
+}
+
+void vec_dot_q6_K_q8_K(int64_t n, float* out, const void* w, const void* a) {
+    const BlockQ8_K* y[1];
+    rows_of<1>(a, 0, y);
+    q6_K_dots<1>(n, static_cast<const BlockQ6_K*>(w), y, out);
+}
+
+void vec_dot_x4_q6_K_q8_K(int64_t n, float* out4, const void* w, const void* a, uint64_t act_stride) {
+    const BlockQ8_K* y[4];
+    rows_of<4>(a, act_stride, y);
+    q6_K_dots<4>(n, static_cast<const BlockQ6_K*>(w), y, out4);
 }
 
 }  // namespace ei::cpu::avx2
