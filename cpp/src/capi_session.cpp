@@ -8,8 +8,11 @@
 #include "session.h"
 #include "tokenizer.h"
 
+// Plans and sessions hold the model by reference count: freeing a model handle while
+// plans or sessions made from it are open is safe, the weights stay mapped until the
+// last of them is freed.
 struct ei_model {
-    std::unique_ptr<ei::Model> model;
+    std::shared_ptr<const ei::Model> model;
     std::string chat_format;  // "" when none is recognised
 };
 struct ei_plan {
@@ -32,7 +35,7 @@ void copy_out(const std::string& s, char* out, uint64_t capacity, uint64_t* len_
 
 const ei::Model& model_of(const ei_model* m) { return *require(m, "model")->model; }
 
-ei_model* wrap_model(std::unique_ptr<ei::Model> model) {
+ei_model* wrap_model(std::shared_ptr<const ei::Model> model) {
     auto m = std::make_unique<ei_model>();
     m->model = std::move(model);
     if (auto f = ei::detect_chat_format(m->model->gguf().get_string("tokenizer.chat_template"))) {
@@ -82,7 +85,7 @@ ei_status ei_plan_create(const ei_model* model, const ei_scenario* scenario, ei_
         *require(out, "out") = nullptr;
         auto p = std::make_unique<ei_plan>();
         const ei::Model& m = model_of(model);
-        p->plan = ei::make_plan(m, ei::resolve_scenario(scenario, m.gguf()));
+        p->plan = ei::make_plan(model->model, ei::resolve_scenario(scenario, m.gguf()));
         *out = p.release();
     });
 }
@@ -108,9 +111,12 @@ ei_status ei_session_create(const ei_model* model, const ei_plan* plan, void* po
                             ei_session** out) {
     return guard([&] {
         *require(out, "out") = nullptr;
+        const ei::Plan& pl = require(plan, "plan")->plan;
+        if (pl.model.get() != &model_of(model)) {
+            ei::fail(EI_ERR_INVALID_ARGUMENT, "the plan was made for another model");
+        }
         auto s = std::make_unique<ei_session>();
-        s->session = std::make_unique<ei::Session>(model_of(model), require(plan, "plan")->plan,
-                                                   static_cast<uint8_t*>(pool), pool_size);
+        s->session = std::make_unique<ei::Session>(pl, static_cast<uint8_t*>(pool), pool_size);
         *out = s.release();
     });
 }

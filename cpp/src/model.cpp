@@ -86,7 +86,7 @@ HParams read_hparams(const GgufFile& f) {
 
 Model::~Model() = default;
 
-std::unique_ptr<Model> Model::load(const std::string& path) {
+std::shared_ptr<const Model> Model::load(const std::string& path) {
     std::unique_ptr<Model> m(new Model());
     m->file_ = GgufFile::open(path);
     const GgufFile& f = *m->file_;
@@ -155,7 +155,7 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
     return m;
 }
 
-std::unique_ptr<Model> Model::load_vocab(const std::string& path) {
+std::shared_ptr<const Model> Model::load_vocab(const std::string& path) {
     std::unique_ptr<Model> m(new Model());
     m->file_ = GgufFile::open(path);
     m->tokenizer_ = Tokenizer::from_gguf(*m->file_);

@@ -60,9 +60,9 @@ struct LayerWeights {
 class Model {
 public:
     // Opens, validates and maps a model; throws ei::Error naming what is wrong.
-    static std::unique_ptr<Model> load(const std::string& path);
+    static std::shared_ptr<const Model> load(const std::string& path);
     // Tokenizer only (vocabulary files); weights(), layers() are empty and planning fails.
-    static std::unique_ptr<Model> load_vocab(const std::string& path);
+    static std::shared_ptr<const Model> load_vocab(const std::string& path);
     bool vocab_only() const { return vocab_only_; }
     ~Model();
 

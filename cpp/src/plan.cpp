@@ -214,11 +214,14 @@ uint64_t max_activation_row_bytes(const Model& m) {
 
 }  // namespace
 
-Plan make_plan(const Model& m, const Scenario& sc) {
+Plan make_plan(std::shared_ptr<const Model> model, const Scenario& sc) {
+    if (!model) fail(EI_ERR_INVALID_ARGUMENT, "model is null");
+    const Model& m = *model;
     sc.validate();
     if (m.vocab_only()) fail(EI_ERR_STATE, "the model was loaded vocabulary-only and cannot run");
     const HParams& hp = m.hparams();
     Plan plan;
+    plan.model = std::move(model);
     plan.scenario = sc;
     const uint64_t T = static_cast<uint64_t>(sc.n_batch), threads = static_cast<uint64_t>(sc.threads());
     const uint64_t f32 = 4, q_dim = static_cast<uint64_t>(hp.n_head) * hp.head_dim, kv_dim = hp.n_embd_kv();

@@ -3,6 +3,7 @@
 // running never allocates.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,9 @@ struct PoolPlan {
 };
 
 struct Plan {
+    // The model the graphs were built for: they point into its weights, so the plan (and
+    // every session made from it) keeps the model alive.
+    std::shared_ptr<const Model> model;
     Scenario scenario;
     PoolPlan pool;
     Graph prefill;  // up to scenario.n_batch tokens
@@ -34,6 +38,6 @@ struct Plan {
     Graph fold;     // folds the oldest L window tokens of every layer into memory
 };
 
-Plan make_plan(const Model& model, const Scenario& scenario);
+Plan make_plan(std::shared_ptr<const Model> model, const Scenario& scenario);
 
 }  // namespace ei

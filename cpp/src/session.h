@@ -23,12 +23,14 @@ enum class Route : int32_t { Full = 0, Memory = 1 };
 
 class Session {
 public:
-    // Checks the pool against the plan (size, alignment) and the backend against the graphs.
-    Session(const Model& model, const Plan& plan, uint8_t* pool, uint64_t pool_size);
+    // Runs the plan's model (which the session keeps alive) in the pool. Checks the pool
+    // against the plan (size, alignment) and the backend against the graphs.
+    Session(const Plan& plan, uint8_t* pool, uint64_t pool_size);
 
     const Plan& plan() const { return plan_; }
     int64_t n_past() const { return n_past_; }
-    int32_t n_vocab() const { return model_.hparams().n_vocab; }
+    const Model& model() const { return *model_; }
+    int32_t n_vocab() const { return model_->hparams().n_vocab; }
     const float* last_logits() const { return last_logits_; }
     Route route() const { return route_; }
     void reset();
@@ -79,8 +81,8 @@ private:
     StepParams step_params(int32_t n) const;
     uint64_t fingerprint() const;
 
-    const Model& model_;
     Plan plan_;
+    std::shared_ptr<const Model> model_;  // == plan_.model
     uint8_t* pool_;
     std::unique_ptr<Backend> backend_;
     int64_t n_past_ = 0;

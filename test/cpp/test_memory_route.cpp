@@ -18,15 +18,15 @@ using namespace ei;
 namespace {
 
 struct Harness {
-    std::unique_ptr<Model> model;
+    std::shared_ptr<const Model> model;
     Plan plan;
     uint8_t* pool = nullptr;
     std::unique_ptr<Session> session;
 
     Harness(const std::string& path, const Scenario& sc) : model(Model::load(path)) {
-        plan = make_plan(*model, sc);
+        plan = make_plan(model, sc);
         pool = static_cast<uint8_t*>(std::aligned_alloc(64, plan.pool.size));
-        session = std::make_unique<Session>(*model, plan, pool, plan.pool.size);
+        session = std::make_unique<Session>(plan, pool, plan.pool.size);
     }
     ~Harness() {
         session.reset();
@@ -241,7 +241,7 @@ TEST(pool_and_peak_rss_do_not_grow_with_prompt_length) {
     const int64_t rss_long = peak_rss_kb();
     std::printf("pool %.1f MiB; peak RSS after 1K tokens %lld KiB, after %lld tokens %lld KiB\n", pool_size / 1048576.0,
                 (long long)rss_1k, (long long)long_n, (long long)rss_long);
-    CHECK(make_plan(*h.model, sc).pool.size == pool_size);
+    CHECK(make_plan(h.model, sc).pool.size == pool_size);
     CHECK_EQ(h.session->placement().sink + h.session->placement().window + h.session->placement().memory, long_n);
     CHECK(rss_long - rss_1k < 1024);  // < 1 MiB of drift (allocator noise), not per-token growth
 }
