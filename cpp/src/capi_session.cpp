@@ -177,6 +177,10 @@ ei_status ei_session_eval(ei_session* s, const int32_t* tokens, int32_t n, float
     return guard([&] { require(s, "session")->session->eval(tokens, n, logits_out); });
 }
 
+ei_status ei_session_cancel(ei_session* s, int32_t cancel) {
+    return guard([&] { require(s, "session")->session->set_cancel(cancel != 0); });
+}
+
 ei_status ei_session_last_logits(const ei_session* s, float* out, int32_t n_vocab) {
     return guard([&] {
         const ei::Session& ss = *require(s, "session")->session;

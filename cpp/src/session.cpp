@@ -105,6 +105,15 @@ const float* Session::eval(const int32_t* tokens, int32_t n, float* all_logits, 
     const Region& tok_region = plan_.pool.region("tokens");
     float* logits = reinterpret_cast<float*>(pool_ + plan_.pool.region("logits").offset);
     for (int32_t done = 0; done < n;) {
+        if (cancel_.load(std::memory_order_relaxed)) {
+            // Leave the session consistent: its last logits are those of the last token run.
+            if (done > 0 && all_logits) {
+                std::memcpy(logits, all_logits + int64_t{done - 1} * n_vocab, sizeof(float) * n_vocab);
+            }
+            if (done > 0) last_logits_ = logits;
+            fail(EI_ERR_CANCELLED, "cancelled after " + std::to_string(done) + " of " + std::to_string(n) +
+                                       " tokens (they stay in the session)");
+        }
         const int32_t chunk = std::min(L, n - done);
         fold_if_needed(chunk);
         std::memcpy(pool_ + tok_region.offset, tokens + done, sizeof(int32_t) * chunk);

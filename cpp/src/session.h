@@ -4,6 +4,7 @@
 // once per token; whenever new tokens would overflow the window ring, the fold graph
 // first moves its oldest L tokens into memory.
 #pragma once
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -49,6 +50,8 @@ public:
     // Runs tokens at the current position. Returns the last token's logits (valid until
     // the next call). With all_logits, writes n x n_vocab logits there as well. progress,
     // when set, is called after each segment with (tokens done, n).
+    // Stops before the next segment with EI_ERR_CANCELLED while a cancel is requested; the
+    // segments already run stay in the session (n_past says how far it got).
     using Progress = void (*)(void* user, int64_t done, int64_t total);
     const float* eval(const int32_t* tokens, int32_t n, float* all_logits = nullptr, Progress progress = nullptr,
                       void* user = nullptr);
@@ -70,6 +73,10 @@ public:
     };
     const Piece& next();
 
+    // Requests (or withdraws) a cancel of eval; the only member that may be called while
+    // another thread is inside a call on this session. The request stays until withdrawn.
+    void set_cancel(bool cancel) { cancel_.store(cancel, std::memory_order_relaxed); }
+
     // Fixed-size state: header, sink + ring KV, memory, positions, checksum.
     void save_state(const std::string& path) const;
     void load_state(const std::string& path);
@@ -90,6 +97,7 @@ private:
     int64_t folded_ = 0;      // tokens in memory
     Route route_ = Route::Full;
     const float* last_logits_ = nullptr;
+    std::atomic<bool> cancel_{false};
 
     // generation state
     std::optional<Sampler> sampler_;

@@ -8,6 +8,20 @@
  *  - strings passed in are NUL-terminated UTF-8; strings returned are owned by the handle
  *    they came from and live as long as it;
  *  - memory for the buffer pool is owned by the caller (Java), never by the runtime.
+ *
+ * Threads:
+ *  - functions without a handle, and ei_last_error, may be called from any thread;
+ *  - a model (ei_model) may be shared: its const functions (tokenize, detokenize,
+ *    chat formatting, parameters, plan creation, session creation) may run concurrently
+ *    on any number of threads;
+ *  - plans and sessions hold their model by reference count: ei_model_free may be called
+ *    while plans or sessions made from it are open; the model's memory is released with
+ *    the last of them. A handle must not be freed while another thread is inside a call
+ *    on that same handle (the Java API guarantees this with its locks);
+ *  - a session is used by one thread at a time; the one exception is ei_session_cancel,
+ *    which may be called from any thread while another thread is inside a call on the
+ *    session (but not concurrently with ei_session_free);
+ *  - a plan is immutable once made and may be shared.
  */
 #ifndef EDGEINFINITE_H
 #define EDGEINFINITE_H
@@ -160,6 +174,11 @@ EI_API ei_status ei_session_reset(ei_session* session);
 /* Evaluates n tokens at the current position. logits_out: NULL, or room for n x n_vocab
  * floats receiving the logits of every position (row-major). */
 EI_API ei_status ei_session_eval(ei_session* session, const int32_t* tokens, int32_t n, float* logits_out);
+/* Requests (cancel != 0) or withdraws (0) a cancel. While requested, ei_session_eval and
+ * ei_generate_begin / ei_generate_next stop before their next segment of L tokens with
+ * EI_ERR_CANCELLED; the segments already run stay in the session (ei_session_n_past).
+ * The request stays until withdrawn. Thread-safe: see "Threads" above. */
+EI_API ei_status ei_session_cancel(ei_session* session, int32_t cancel);
 /* Copies the last evaluated position's logits (n_vocab floats). */
 EI_API ei_status ei_session_last_logits(const ei_session* session, float* out, int32_t n_vocab);
 

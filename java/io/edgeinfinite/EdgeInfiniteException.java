@@ -26,6 +26,7 @@ public class EdgeInfiniteException extends RuntimeException {
             case UNSUPPORTED -> new UnsupportedModelException(message);
             case POOL -> new PoolException(message);
             case INVALID_ARGUMENT -> new InvalidArgumentException(message);
+            case CANCELLED -> new CancelledException(message);
             default -> new EdgeInfiniteException(status, message);
         };
     }

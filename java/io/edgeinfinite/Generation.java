@@ -10,24 +10,34 @@ import java.util.stream.StreamSupport;
 
 /**
  * A generation in progress: an iterator of text pieces, each made of whole UTF-8
- * characters. {@link #cancel()} (from any thread) or {@link #close()} stops it after the
- * current step; {@link #result()} tells what was produced and why it ended.
+ * characters. The prompt is read on the first {@link #hasNext()}. {@link #cancel()} (from
+ * any thread) stops it: during the prompt's prefill before the next segment of L tokens,
+ * during generation after the current token. {@link #close()} stops it too;
+ * {@link #result()} tells what was produced and why it ended. The iterator itself is used
+ * by one thread at a time.
  */
 public final class Generation implements Iterator<String>, AutoCloseable {
     private final Session session;
-    private final int promptTokens;
-    private final long prefillNanos;
+    private final int[] prompt;
+    private final GenerateOptions options;
+    private final String[] stops;
+    private final Session.ProgressListener progress;
     private final StringBuilder text = new StringBuilder();
     private volatile boolean cancelled;
+    private boolean started;
+    private long prefillNanos;
     private StopReason reason = StopReason.NONE;
     private int generated;
     private long decodeNanos;
     private String pending;
 
-    Generation(Session session, int promptTokens, long prefillNanos) {
+    Generation(Session session, int[] prompt, GenerateOptions options, String[] stops,
+            Session.ProgressListener progress) {
         this.session = session;
-        this.promptTokens = promptTokens;
-        this.prefillNanos = prefillNanos;
+        this.prompt = prompt;
+        this.options = options;
+        this.stops = stops;
+        this.progress = progress;
     }
 
     @Override
@@ -37,9 +47,28 @@ public final class Generation implements Iterator<String>, AutoCloseable {
                 reason = StopReason.CANCELLED;
                 break;
             }
+            if (!started) {
+                started = true;
+                long t0 = System.nanoTime();
+                try {
+                    if (!session.prefill(this, prompt, options, stops, progress)) reason = StopReason.CANCELLED;
+                } catch (CancelledException e) {
+                    reason = StopReason.CANCELLED;
+                } finally {
+                    prefillNanos = System.nanoTime() - t0;
+                }
+                continue;
+            }
             long t0 = System.nanoTime();
-            NativeBinding.Step s = session.step();
-            decodeNanos += System.nanoTime() - t0;
+            NativeBinding.Step s;
+            try {
+                s = session.step();
+            } catch (CancelledException e) {
+                reason = StopReason.CANCELLED;
+                break;
+            } finally {
+                decodeNanos += System.nanoTime() - t0;
+            }
             if (s.token() >= 0) generated++;
             if (s.done() != 0) reason = StopReason.fromCode(s.done());
             if (!s.text().isEmpty()) pending = s.text();
@@ -61,9 +90,19 @@ public final class Generation implements Iterator<String>, AutoCloseable {
         return StreamSupport.stream(Spliterators.spliteratorUnknownSize(this, Spliterator.ORDERED), false);
     }
 
-    /** Stops the generation at the next step; safe from any thread. */
+    /**
+     * Stops the generation: a prefill in progress before its next segment, a generation after
+     * the current token. Safe from any thread, any time.
+     */
     public void cancel() {
-        cancelled = true;
+        cancelled = true; // first: Session.prefill checks it after withdrawing older cancels
+        // Unconditional: this thread cannot know whether a prefill is running; a request that
+        // finds nothing running is withdrawn by the session's next evaluation.
+        session.cancel();
+    }
+
+    boolean isCancelled() {
+        return cancelled;
     }
 
     /** Why the generation ended, or NONE while it goes on. */
@@ -72,7 +111,7 @@ public final class Generation implements Iterator<String>, AutoCloseable {
     }
 
     public GenerationResult result() {
-        return new GenerationResult(text.toString(), promptTokens, generated, reason, prefillNanos, decodeNanos);
+        return new GenerationResult(text.toString(), prompt.length, generated, reason, prefillNanos, decodeNanos);
     }
 
     @Override

@@ -7,18 +7,27 @@ import java.util.List;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.function.LongFunction;
 
 /**
  * A loaded model: weights mapped read-only from the GGUF file, hyper-parameters, tokenizer.
- * One model can serve several sessions, each on its own thread. Closing the model closes
- * the sessions still open on it.
+ *
+ * <p>Thread safety: a model is shared freely. Any number of threads may tokenize, format
+ * chats and open sessions on it at once; each session is then used by one thread at a time
+ * (see {@link Session}). {@link #close()} may be called from any thread at any moment: calls
+ * already inside the native runtime finish first (an evaluation in progress on one of its
+ * sessions is cancelled at its next segment), later calls throw
+ * {@link IllegalStateException}. Closing the model closes the sessions still open on it.
  */
 public final class Model implements AutoCloseable {
     private final NativeBinding nb = Native.binding();
     private final Path path;
-    private final Object lock = new Object();
+    // Read lock: a call that uses the native handle; write lock: close() retiring it. So the
+    // handle is never freed while a call on it is in flight.
+    private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
     private final Set<Session> sessions = ConcurrentHashMap.newKeySet();
-    private volatile long handle;
+    private long handle; // guarded by lock
     private volatile ModelInfo info;
 
     private Model(Path path, long handle) {
@@ -45,10 +54,24 @@ public final class Model implements AutoCloseable {
         return new Model(path, Native.binding().modelLoadVocab(path.toString()));
     }
 
-    long handle() {
-        long h = handle;
-        if (h == 0) throw new IllegalStateException("model is closed");
-        return h;
+    /** The native handle; only valid under the read lock, so callers use {@link #withHandle}. */
+    private long handle() {
+        if (handle == 0) throw new IllegalStateException("model is closed");
+        return handle;
+    }
+
+    /** Runs a native call on the model's handle, which stays valid until the call returns. */
+    <T> T withHandle(LongFunction<T> call) {
+        lock.readLock().lock();
+        try {
+            return call.apply(handle());
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    private long param(String name) {
+        return withHandle(h -> nb.modelParam(h, name));
     }
 
     public Path path() {
@@ -63,27 +86,30 @@ public final class Model implements AutoCloseable {
     }
 
     public int vocabSize() {
-        return (int) nb.modelParam(handle(), "n_vocab");
+        return (int) param("n_vocab");
     }
 
     public int bosToken() {
-        return (int) nb.modelParam(handle(), "bos");
+        return (int) param("bos");
     }
 
     public int eosToken() {
-        return (int) nb.modelParam(handle(), "eos");
+        return (int) param("eos");
     }
 
     /** Whether prompts start with BOS, as the model's tokenizer metadata says. */
     public boolean addsBos() {
-        return nb.modelParam(handle(), "add_bos") != 0;
+        return param("add_bos") != 0;
     }
 
     /** Opens a session with its own buffer pool, planned from this model and the scenario. */
     public Session newSession(Scenario scenario) {
-        Session s = new Session(this, scenario);
-        sessions.add(s);
-        return s;
+        // Under the read lock: close() cannot slip between creating and registering it.
+        return withHandle(h -> {
+            Session s = new Session(this, h, scenario);
+            sessions.add(s);
+            return s;
+        });
     }
 
     /**
@@ -109,17 +135,17 @@ public final class Model implements AutoCloseable {
 
     /** Text to token ids. parseSpecial: recognise special-token text such as {@code <|im_start|>}. */
     public int[] tokenize(String text, boolean addBos, boolean parseSpecial) {
-        return nb.tokenize(handle(), text, addBos, parseSpecial);
+        return withHandle(h -> nb.tokenize(h, text, addBos, parseSpecial));
     }
 
     /** Token ids to text. */
     public String detokenize(int[] tokens) {
-        return nb.detokenize(handle(), tokens);
+        return withHandle(h -> nb.detokenize(h, tokens));
     }
 
     /** The built-in chat format the model's template is recognised as ("chatml", "llama3", "llama2"). */
     public Optional<String> chatFormat() {
-        String f = nb.modelChatFormat(handle());
+        String f = withHandle(nb::modelChatFormat);
         return f == null || f.isEmpty() ? Optional.empty() : Optional.of(f);
     }
 
@@ -131,7 +157,7 @@ public final class Model implements AutoCloseable {
     public String formatChat(List<ChatMessage> messages, boolean addGenerationPrompt, String format) {
         String[] roles = messages.stream().map(ChatMessage::role).toArray(String[]::new);
         String[] contents = messages.stream().map(ChatMessage::content).toArray(String[]::new);
-        return nb.chatFormat(handle(), format, roles, contents, addGenerationPrompt);
+        return withHandle(h -> nb.chatFormat(h, format, roles, contents, addGenerationPrompt));
     }
 
     /** Stop strings that end the assistant's turn in a chat format. */
@@ -139,13 +165,31 @@ public final class Model implements AutoCloseable {
         return List.of(nb.chatStops(format));
     }
 
+    /** Whether {@link #close()} was called. */
+    public boolean isClosed() {
+        lock.readLock().lock();
+        try {
+            return handle == 0;
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
     @Override
     public void close() {
-        synchronized (lock) {
+        long h;
+        lock.writeLock().lock();
+        try {
             if (handle == 0) return;
-            for (Session s : List.copyOf(sessions)) s.close();
-            nb.modelFree(handle);
-            handle = 0;
+            h = handle;
+            handle = 0; // from here on no new call or session can start
+        } finally {
+            lock.writeLock().unlock();
         }
+        // Outside the lock: a session call in flight may itself be waiting for the read lock
+        // (Session.stream tokenizes through the model); it now fails fast instead of deadlocking.
+        for (Session s : List.copyOf(sessions)) s.close();
+        // Natively, sessions hold the model by reference count, so this is safe in any order.
+        nb.modelFree(h);
     }
 }

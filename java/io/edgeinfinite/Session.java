@@ -9,9 +9,14 @@ import java.util.function.Consumer;
 /**
  * One conversation's state over a model: a buffer pool that Java allocates and owns,
  * planned by the runtime from the model and the scenario (its size never depends on the
- * prompt), and the position reached so far. A session is used by one thread at a time;
- * its methods are synchronized, and {@link #close()} frees the pool after any call in
- * flight has returned. Any use after close throws {@link IllegalStateException}.
+ * prompt), and the position reached so far.
+ *
+ * <p>Thread safety: a session is meant for one thread at a time; its methods are
+ * synchronized, so concurrent calls are serialized, never interleaved. {@link #cancel()}
+ * and {@link #close()} may be called from any thread at any time: cancel stops an
+ * evaluation in progress before its next segment (it throws {@link CancelledException}),
+ * close cancels it and frees the pool once it has returned. Any use after close (or after
+ * its model was closed) throws {@link IllegalStateException}.
  */
 public final class Session implements AutoCloseable {
     private final Model model;
@@ -21,14 +26,18 @@ public final class Session implements AutoCloseable {
     private final NativeMemory pool;
     private final List<PoolRegion> regions;
     private final int vocab;
-    private long handle;
+    // Guards handle against cancel() racing close(): cancel is the one call that does not
+    // wait for the session's monitor, so it must not see a handle being freed.
+    private final Object cancelLock = new Object();
+    private long handle; // written under this and cancelLock
 
-    Session(Model model, Scenario scenario) {
+    /** Called by {@link Model#newSession} under the model's read lock, with its live handle. */
+    Session(Model model, long modelHandle, Scenario scenario) {
         this.model = model;
         this.nb = model.binding();
         this.requested = scenario;
-        this.vocab = model.vocabSize();
-        long plan = nb.planCreate(model.handle(), scenario.segmentLength(), scenario.sink(), scenario.window(),
+        this.vocab = (int) nb.modelParam(modelHandle, "n_vocab");
+        long plan = nb.planCreate(modelHandle, scenario.segmentLength(), scenario.sink(), scenario.window(),
                 scenario.memory() == null ? -1 : scenario.memory() ? 1 : 0,
                 scenario.memoryRule() == null ? -1 : scenario.memoryRule().ordinal(),
                 scenario.memoryKeys() == null ? -1 : scenario.memoryKeys().ordinal(), scenario.threads(),
@@ -40,7 +49,7 @@ public final class Session implements AutoCloseable {
                     Scenario.MemoryKeys.values()[r[5]], r[6], Scenario.KvType.values()[r[7]]);
             regions = List.of(nb.planRegions(plan));
             mem = nb.allocate(nb.planPoolSize(plan), nb.planPoolAlignment(plan));
-            handle = nb.sessionCreate(model.handle(), plan, mem.address(), mem.size());
+            handle = nb.sessionCreate(modelHandle, plan, mem.address(), mem.size());
             pool = mem;
         } catch (RuntimeException e) {
             if (mem != null) mem.close();
@@ -53,6 +62,26 @@ public final class Session implements AutoCloseable {
     private long handle() {
         if (handle == 0) throw new IllegalStateException("session is closed");
         return handle;
+    }
+
+    /** The handle of a call that evaluates: a cancel requested before it started is withdrawn. */
+    private long evalHandle() {
+        long h = handle();
+        nb.sessionCancel(h, false);
+        return h;
+    }
+
+    /**
+     * Stops the evaluation running on this session (from another thread) before its next
+     * segment of L tokens: that call throws {@link CancelledException}, and the segments it
+     * already ran stay in the session ({@link #position()} tells how far it got). A cancel
+     * that arrives while nothing runs is forgotten when the next evaluation starts. Safe from
+     * any thread, any time, also after close.
+     */
+    public void cancel() {
+        synchronized (cancelLock) {
+            if (handle != 0) nb.sessionCancel(handle, true);
+        }
     }
 
     public Model model() {
@@ -165,7 +194,7 @@ public final class Session implements AutoCloseable {
      * row-major {@code [tokens.length x vocab]}.
      */
     public synchronized float[] logits(int[] tokens) {
-        long h = handle();
+        long h = evalHandle();
         float[] out = new float[Math.multiplyExact(tokens.length, vocab)];
         nb.sessionEval(h, tokens, out);
         return out;
@@ -181,7 +210,7 @@ public final class Session implements AutoCloseable {
      * position's logits.
      */
     public synchronized float[] eval(int[] tokens, ProgressListener progress) {
-        long h = handle();
+        long h = evalHandle();
         nb.sessionPlanRoute(h, tokens.length);
         feed(h, tokens, tokens.length, progress);
         float[] out = new float[vocab];
@@ -221,7 +250,11 @@ public final class Session implements AutoCloseable {
         }
     }
 
-    /** Generates text for a prompt as an iterator of pieces; close or cancel it to stop early. */
+    /**
+     * Generates text for a prompt as an iterator of pieces; close or cancel it to stop early.
+     * The prompt is read on the first {@link Generation#hasNext()}, so a cancel from another
+     * thread also stops a long prefill.
+     */
     public Generation stream(String prompt, GenerateOptions options) {
         return stream(prompt, options, null);
     }
@@ -242,28 +275,57 @@ public final class Session implements AutoCloseable {
         }
         boolean bos = nb.sessionNPast(h) == 0 && model.addsBos();
         int[] tokens = model.tokenize(text, bos, true);
-        long t0 = System.nanoTime();
+        return new Generation(this, tokens, options, stops.toArray(String[]::new), progress);
+    }
+
+    /**
+     * Reads a generation's prompt and arms its sampler (called by {@link Generation}).
+     * Returns false, having run nothing, when the generation was cancelled before it began.
+     */
+    synchronized boolean prefill(Generation g, int[] tokens, GenerateOptions options, String[] stops,
+            ProgressListener progress) {
+        long h = evalHandle();
+        // After the withdrawal above: a cancel that came earlier is seen here, a later one
+        // reaches the native flag and stops the prefill at its next segment.
+        if (g.isCancelled()) return false;
         nb.sessionPlanRoute(h, (long) tokens.length + options.maxTokens());
         // All but the last prompt token go through eval (with progress); begin feeds the last.
         int pre = progress == null ? 0 : Math.max(0, tokens.length - 1);
         feed(h, tokens, pre, progress);
         nb.generateBegin(h, tokens, pre, options.greedy() ? 1 : 0, options.temperature(), options.topK(), options.topP(),
                 options.minP(), options.repeatPenalty(), options.repeatLastN(), options.seed(), options.maxTokens(),
-                stops.toArray(String[]::new));
-        return new Generation(this, tokens.length, System.nanoTime() - t0);
+                stops);
+        return true;
     }
 
     /** One step of the generation in progress (called by {@link Generation}). */
     synchronized NativeBinding.Step step() {
-        return nb.generateNext(handle());
+        return nb.generateNext(evalHandle());
     }
 
+    /** Whether {@link #close()} was called (directly or by closing the model). */
+    public boolean isClosed() {
+        synchronized (cancelLock) {
+            return handle == 0;
+        }
+    }
+
+    /**
+     * Frees the session's native state and its pool. From another thread, an evaluation in
+     * progress is cancelled first and the pool freed once it has returned.
+     */
     @Override
-    public synchronized void close() {
-        if (handle == 0) return;
-        nb.sessionFree(handle);
-        handle = 0;
-        pool.close();
-        model.forget(this);
+    public void close() {
+        cancel();
+        synchronized (this) {
+            if (handle == 0) return;
+            long h = handle;
+            synchronized (cancelLock) {
+                handle = 0;
+            }
+            nb.sessionFree(h);
+            pool.close();
+            model.forget(this);
+        }
     }
 }

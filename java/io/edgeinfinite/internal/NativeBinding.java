@@ -122,6 +122,12 @@ public interface NativeBinding {
 
     void sessionReset(long session);
 
+    /**
+     * Requests (true) or withdraws (false) a cancel of the session's evaluation; the one call
+     * that may run while another thread is inside a call on the same session.
+     */
+    void sessionCancel(long session, boolean cancel);
+
     /** Evaluates tokens; fills logitsOut (n x n_vocab) when it is not null. */
     void sessionEval(long session, int[] tokens, float[] logitsOut);
 

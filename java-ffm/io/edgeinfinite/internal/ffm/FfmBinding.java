@@ -44,7 +44,7 @@ public final class FfmBinding implements NativeBinding {
     private final MethodHandle modelLoad, modelLoadVocab, modelFree, modelParam, modelChatFormat, chatDetect, chatStop;
     private final MethodHandle planCreate, planFree, planPoolSize, planPoolAlignment, planRegionCount, planRegion,
             planScenario;
-    private final MethodHandle sessionCreate, sessionFree, sessionNPast, sessionReset, sessionEval, sessionLastLogits,
+    private final MethodHandle sessionCreate, sessionFree, sessionNPast, sessionReset, sessionCancel, sessionEval, sessionLastLogits,
             sessionRoute, sessionPlanRoute, sessionPlacement, sessionStateSize, sessionSave, sessionLoad;
     private final MethodHandle tokenize, detokenize, chatFormat, generateBegin, generateNext;
 
@@ -110,6 +110,7 @@ public final class FfmBinding implements NativeBinding {
         sessionSave = fn("ei_session_save", JAVA_INT, ADDRESS, ADDRESS);
         sessionLoad = fn("ei_session_load", JAVA_INT, ADDRESS, ADDRESS);
         sessionReset = fn("ei_session_reset", JAVA_INT, ADDRESS);
+        sessionCancel = fn("ei_session_cancel", JAVA_INT, ADDRESS, JAVA_INT);
         sessionEval = fn("ei_session_eval", JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS);
         // A short copy that never calls back: the Java array is passed in place (critical, heap access).
         sessionLastLogits = LINKER.downcallHandle(symbol("ei_session_last_logits"),
@@ -526,6 +527,11 @@ public final class FfmBinding implements NativeBinding {
     @Override
     public void sessionReset(long s) {
         check(call(() -> (int) sessionReset.invokeExact(ptr(s))));
+    }
+
+    @Override
+    public void sessionCancel(long s, boolean cancel) {
+        check(call(() -> (int) sessionCancel.invokeExact(ptr(s), cancel ? 1 : 0)));
     }
 
     @Override

@@ -399,6 +399,11 @@ public final class JniBinding implements NativeBinding {
     }
 
     @Override
+    public void sessionCancel(long s, boolean cancel) {
+        check(CApi.ei_session_cancel(s, cancel ? 1 : 0));
+    }
+
+    @Override
     public void sessionEval(long s, int[] tokens, float[] logitsOut) {
         check(CApi.ei_session_eval(s, tokens, tokens.length, logitsOut));
     }

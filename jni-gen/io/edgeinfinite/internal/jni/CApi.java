@@ -150,6 +150,8 @@ public final class CApi {
 
     public static native int ei_session_reset(@Cast("ei_session*") long session);
 
+    public static native int ei_session_cancel(@Cast("ei_session*") long session, int cancel);
+
     public static native int ei_session_eval(@Cast("ei_session*") long session, @Cast("const int32_t*") int[] tokens,
             int n, float[] logitsOut);
 
