@@ -9,11 +9,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <unordered_map>
 
 #include "error.h"
 #include "ops.h"
+#include "packed_gemm.h"
 #include "quants.h"
 #include "thread_pool.h"
+#include "weight_cache.h"
 
 namespace ei::cpu {
 
@@ -64,6 +67,25 @@ public:
         return false;
     }
 
+    // Weights with a packed GEMM on this CPU are repacked once per model (the cache is the
+    // model's); the session keeps a map from each weight to its packed copy.
+    void prepare(const Graph& g, WeightCache& cache) override {
+        for (const Op& op : g.ops) {
+            if (op.kind != OpKind::MatMul || packed_.count(op.src0.data)) continue;
+            const PackedGemm* pg = packed_gemm_for(op.src0.type);
+            if (!pg) continue;
+            const TensorRef& w = op.src0;
+            const int64_t groups = (w.rows + kPackRows - 1) / kPackRows;
+            const uint8_t* data =
+                cache.get(w.data, std::string("r16-") + pg->name, pg->packed_size(w.rows, w.cols), [&](uint8_t* out) {
+                    pool_.run(groups, [&](int64_t b, int64_t e, int) {
+                        pg->pack(static_cast<const uint8_t*>(w.data), w.row_bytes, w.rows, w.cols, b, e, out);
+                    });
+                });
+            packed_.emplace(w.data, Packed{pg, data});
+        }
+    }
+
     void compute(const Graph& g, const StepParams& step, uint8_t* pool) override {
         if (step.n_tokens < 1 || step.n_tokens > g.max_tokens) {
             fail(EI_ERR_INVALID_ARGUMENT, "step of " + std::to_string(step.n_tokens) + " tokens for graph '" + g.name +
@@ -111,6 +133,10 @@ private:
         const bool head_last_only = op.output_head && !s.all_logits;
         const int32_t first = head_last_only ? s.n_tokens - 1 : 0;
         const int32_t n_rows = head_last_only ? 1 : s.n_tokens;
+        if (auto it = packed_.find(op.src0.data); it != packed_.end()) {
+            packed_mat_mul(op, s, pool, it->second, first, n_rows);
+            return;
+        }
 
         // Convert activations once into the type the weights dot with.
         const uint8_t* act = nullptr;
@@ -186,6 +212,29 @@ private:
                     }
                 }
             }
+        });
+    }
+
+    struct Packed {
+        const PackedGemm* kernels;
+        const uint8_t* data;
+    };
+
+    void packed_mat_mul(const Op& op, const StepParams& s, uint8_t* pool, const Packed& p, int32_t first,
+                        int32_t n_rows) {
+        const PackedGemm& pg = *p.kernels;
+        const int64_t K = op.src0.cols, N = op.src0.rows;
+        const uint64_t act_stride = pg.act_row_size(K);
+        uint8_t* act = pool + op.aux.offset;
+        pool_.run(n_rows, [&](int64_t b, int64_t e, int) {
+            for (int64_t t = b; t < e; ++t) pg.prepare_act(at<float>(pool, op.src1, first + t), K, act + t * act_stride);
+        });
+        const bool to_logits = op.output_head && s.all_logits;
+        float* y = to_logits ? s.logits_out : at<float>(pool, op.dst, 0);
+        const uint64_t y_stride = to_logits ? static_cast<uint64_t>(N) : op.dst.row_bytes / sizeof(float);
+        const float* bias = op.src2.valid() ? static_cast<const float*>(op.src2.data) : nullptr;
+        pool_.run((N + kPackRows - 1) / kPackRows, [&](int64_t b, int64_t e, int) {
+            pg.gemm(p.data, N, K, b, e, act, act_stride, n_rows, y, y_stride, bias, op.accumulate);
         });
     }
 
@@ -325,6 +374,7 @@ private:
     }
 
     ThreadPool pool_;
+    std::unordered_map<const void*, Packed> packed_;  // filled by prepare(), read-only after
     static constexpr int kOpKinds = static_cast<int>(OpKind::SwiGlu) + 1;
     bool profile_;
     double op_seconds_[kOpKinds] = {};

@@ -34,9 +34,14 @@ void detect(CpuFeatures& f) {
     if (!ymm_ok) return;
     f.fma = (c >> 12) & 1;
     f.f16c = (c >> 29) & 1;
+    // XCR0 bits 5-7: opmask, upper halves of ZMM0-15, ZMM16-31.
+    const bool zmm_ok = (read_xcr0() & 0xE6) == 0xE6;
     if (__get_cpuid_max(0, nullptr) >= 7) {
         __cpuid_count(7, 0, a, b, c, d);
         f.avx2 = (b >> 5) & 1;
+        const bool f512 = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
+        f.avx512 = zmm_ok && f512 && dq && bw && vl;
+        f.avx512vnni = f.avx512 && ((c >> 11) & 1);
     }
 }
 #elif defined(__aarch64__)
@@ -70,6 +75,8 @@ void apply_mask(CpuFeatures& f, const char* list) {
             if (all || name == "avx2") f.avx2 = false;
             if (all || name == "fma") f.fma = false;
             if (all || name == "f16c") f.f16c = false;
+            if (all || name == "avx512") f.avx512 = f.avx512vnni = false;
+            if (all || name == "avx512vnni") f.avx512vnni = false;
             if (all || name == "neon") f.neon = false;
             if (all || name == "dotprod") f.dotprod = false;
             if (all || name == "fp16") f.fp16 = false;
@@ -108,6 +115,8 @@ std::string cpu_features_string() {
     add(f.avx2, "avx2");
     add(f.fma, "fma");
     add(f.f16c, "f16c");
+    add(f.avx512, "avx512");
+    add(f.avx512vnni, "avx512vnni");
     add(f.neon, "neon");
     add(f.dotprod, "dotprod");
     add(f.fp16, "fp16");

@@ -11,6 +11,10 @@ struct CpuFeatures {
     bool avx2 = false;
     bool fma = false;
     bool f16c = false;
+    // AVX-512 F + BW + VL + DQ, reported only when the OS saves the ZMM and mask registers;
+    // vnni: VPDPBUSD on 512-bit registers (the packed int8 GEMM needs both).
+    bool avx512 = false;
+    bool avx512vnni = false;
     // aarch64
     bool neon = false;     // Advanced SIMD (always present on Linux/Android aarch64)
     bool dotprod = false;  // SDOT/UDOT (armv8.2 optional, armv8.4 mandatory)

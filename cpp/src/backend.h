@@ -13,6 +13,7 @@
 namespace ei {
 
 struct Scenario;
+class WeightCache;
 
 class Backend {
 public:
@@ -22,6 +23,12 @@ public:
     virtual bool supports(const Op& op) const = 0;
     // Alignment the backend needs for the pool base and every region.
     virtual uint64_t pool_alignment() const = 0;
+    // Makes (or finds in the model's cache) whatever form of the graph's weights the
+    // backend computes with; called once per graph when a session is created.
+    virtual void prepare(const Graph& graph, WeightCache& cache) {
+        (void)graph;
+        (void)cache;
+    }
     // Runs every op of graph over the pool for one step. Never allocates.
     virtual void compute(const Graph& graph, const StepParams& step, uint8_t* pool) = 0;
 };

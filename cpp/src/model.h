@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "gguf.h"
+#include "weight_cache.h"
 
 namespace ei {
 
@@ -78,6 +79,9 @@ public:
     // Largest input width of any matmul (sizes the quantized-activation scratch).
     int64_t max_matmul_k() const;
 
+    // Backends' prepared copies of the weights, shared by all sessions (thread-safe).
+    WeightCache& weight_cache() const { return weight_cache_; }
+
 private:
     Model() = default;
     std::unique_ptr<GgufFile> file_;
@@ -88,6 +92,7 @@ private:
     const TensorInfo* output_ = nullptr;
     std::vector<LayerWeights> layers_;
     bool vocab_only_ = false;
+    mutable WeightCache weight_cache_;
 };
 
 // Reads and validates the hyper-parameters of a GGUF (no weights needed).

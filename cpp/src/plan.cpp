@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "cpu/ops.h"
+#include "cpu/packed_gemm.h"
 #include "error.h"
 
 namespace ei {
@@ -204,6 +205,9 @@ uint64_t max_activation_row_bytes(const Model& m) {
         if (!t) return;
         const cpu::TypeKernels* k = cpu::kernels_for(static_cast<GgmlType>(t->type));
         if (k) best = std::max<uint64_t>(best, cpu::row_size(k->vec_dot_type, t->ne[0]));
+        if (const cpu::PackedGemm* p = cpu::packed_gemm_for(static_cast<GgmlType>(t->type))) {
+            best = std::max<uint64_t>(best, p->act_row_size(t->ne[0]));
+        }
     };
     consider(m.output());
     for (const LayerWeights& l : m.layers()) {

@@ -27,6 +27,7 @@ Session::Session(const Plan& plan, uint8_t* pool, uint64_t pool_size)
     check_supported(*backend_, plan_.prefill);
     check_supported(*backend_, plan_.decode);
     check_supported(*backend_, plan_.fold);
+    for (const Graph* g : {&plan_.prefill, &plan_.decode, &plan_.fold}) backend_->prepare(*g, model_->weight_cache());
     reset();
 }
 

@@ -1,0 +1,148 @@
+// The r16 packed GEMM on AVX-512 with VNNI (see packed_gemm.h for layout and arithmetic).
+// A tile is 16 weight rows (one ZMM of outputs) x C tokens: per 32-element block, the 8
+// weight chunks are loaded (and for Q4_0 unpacked) once and serve all C tokens; each token
+// adds its 8 broadcast activation words with VPDPBUSD into one integer accumulator started at
+// its correction term, so after 8 instructions every lane holds a row's exact block dot.
+// GCC 12 flags its own _mm512_undefined_ps() inside _mm512_cvtepi32_ps as maybe-uninitialized.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "cpu/packed_gemm.h"
+#include "cpu/packed_gemm_impl.h"
+#include "cpu/quants_impl.h"
+
+namespace ei::cpu::avx512vnni {
+
+namespace {
+
+template <bool Q4>
+void prepare_act(const float* x, int64_t k, uint8_t* out) {
+    const int64_t nb = k / kQK;
+    for (int64_t b = 0; b < nb; ++b) {
+        BlockQ8_0 blk;
+        avx2::from_float_q8_0(x + b * kQK, &blk, kQK);  // bit-identical to the reference
+        r16::finish_act(blk, b, nb, Q4 ? 8 : 128, out);
+    }
+}
+
+inline __m512i bcast32(const int8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+// One tile: 16 rows (mask: the valid ones) x C tokens.
+template <int C, bool Q4>
+inline void tile(const uint8_t* wg, int64_t nb, const uint8_t* act, uint64_t act_stride, float* y, uint64_t y_stride,
+                 const float* bias, bool accumulate, __mmask16 mask) {
+    constexpr size_t kBlock = Q4 ? 320 : 576;
+    const int8_t* aq[C];
+    const float* as[C];
+    const int32_t* ac[C];
+    for (int c = 0; c < C; ++c) {
+        const uint8_t* base = act + static_cast<uint64_t>(c) * act_stride;
+        aq[c] = reinterpret_cast<const int8_t*>(base);
+        as[c] = reinterpret_cast<const float*>(base + nb * kQK);
+        ac[c] = reinterpret_cast<const int32_t*>(base + nb * (kQK + 4));
+    }
+    __m512 facc[C];
+    for (int c = 0; c < C; ++c) facc[c] = _mm512_setzero_ps();
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* blk = wg + static_cast<size_t>(b) * kBlock;
+        const __m512 dw = _mm512_loadu_ps(blk);
+        __m512i w[8];
+        if constexpr (Q4) {
+            for (int p = 0; p < 4; ++p) {
+                const __m512i v = _mm512_loadu_si512(blk + 64 + 64 * p);
+                w[p] = _mm512_and_si512(v, m4);
+                w[p + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            }
+        } else {
+            for (int j = 0; j < 8; ++j) w[j] = _mm512_loadu_si512(blk + 64 + 64 * j);
+        }
+        __m512i isum[C];
+        if constexpr (C <= 2) {
+            // Few tokens: two dependency chains per token hide VPDPBUSD's latency (integer
+            // sums are exact, so the split does not change the result).
+            __m512i hi[C];
+            for (int c = 0; c < C; ++c) {
+                isum[c] = _mm512_set1_epi32(ac[c][b]);
+                hi[c] = _mm512_setzero_si512();
+            }
+            for (int j = 0; j < 4; ++j) {
+                for (int c = 0; c < C; ++c) {
+                    const int8_t* a = aq[c] + b * kQK;
+                    isum[c] = _mm512_dpbusd_epi32(isum[c], w[j], bcast32(a + 4 * j));
+                    hi[c] = _mm512_dpbusd_epi32(hi[c], w[j + 4], bcast32(a + 16 + 4 * j));
+                }
+            }
+            for (int c = 0; c < C; ++c) isum[c] = _mm512_add_epi32(isum[c], hi[c]);
+        } else {
+            for (int c = 0; c < C; ++c) isum[c] = _mm512_set1_epi32(ac[c][b]);
+            for (int j = 0; j < 8; ++j) {
+                for (int c = 0; c < C; ++c) isum[c] = _mm512_dpbusd_epi32(isum[c], w[j], bcast32(aq[c] + b * kQK + 4 * j));
+            }
+        }
+        for (int c = 0; c < C; ++c) {
+            const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(as[c][b]));
+            facc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), scale, facc[c]);
+        }
+    }
+    for (int c = 0; c < C; ++c) {
+        __m512 v = facc[c];
+        if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, bias));
+        float* out = y + static_cast<uint64_t>(c) * y_stride;
+        if (accumulate) v = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, out), v);
+        _mm512_mask_storeu_ps(out, mask, v);
+    }
+}
+
+template <bool Q4>
+void gemm(const uint8_t* packed, int64_t rows, int64_t k, int64_t g0, int64_t g1, const uint8_t* act,
+          uint64_t act_stride, int32_t n_tok, float* y, uint64_t y_stride, const float* bias, bool accumulate) {
+    constexpr size_t kBlock = Q4 ? 320 : 576;
+    const int64_t nb = k / kQK;
+    for (int64_t g = g0; g < g1; ++g) {
+        const int64_t r0 = g * kPackRows;
+        const int64_t valid = rows - r0;
+        const __mmask16 mask = valid >= kPackRows ? __mmask16(0xFFFF) : __mmask16((1u << valid) - 1);
+        const uint8_t* wg = packed + static_cast<size_t>(g) * static_cast<size_t>(nb) * kBlock;
+        const float* bg = bias ? bias + r0 : nullptr;
+        int32_t t = 0;
+        auto at = [&](int32_t tok) { return act + static_cast<uint64_t>(tok) * act_stride; };
+        auto out = [&](int32_t tok) { return y + static_cast<uint64_t>(tok) * y_stride + static_cast<uint64_t>(r0); };
+        for (; t + 8 <= n_tok; t += 8) tile<8, Q4>(wg, nb, at(t), act_stride, out(t), y_stride, bg, accumulate, mask);
+        switch (n_tok - t) {
+            case 7: tile<7, Q4>(wg, nb, at(t), act_stride, out(t), y_stride, bg, accumulate, mask); break;
+            case 6: tile<6, Q4>(wg, nb, at(t), act_stride, out(t), y_stride, bg, accumulate, mask); break;
+            case 5: tile<5, Q4>(wg, nb, at(t), act_stride, out(t), y_stride, bg, accumulate, mask); break;
+            case 4: tile<4, Q4>(wg, nb, at(t), act_stride, out(t), y_stride, bg, accumulate, mask); break;
+            case 3: tile<3, Q4>(wg, nb, at(t), act_stride, out(t), y_stride, bg, accumulate, mask); break;
+            case 2: tile<2, Q4>(wg, nb, at(t), act_stride, out(t), y_stride, bg, accumulate, mask); break;
+            case 1: tile<1, Q4>(wg, nb, at(t), act_stride, out(t), y_stride, bg, accumulate, mask); break;
+            default: break;
+        }
+    }
+}
+
+}  // namespace
+
+void prepare_act_q8_0(const float* x, int64_t k, uint8_t* out) { prepare_act<false>(x, k, out); }
+void prepare_act_q4_0(const float* x, int64_t k, uint8_t* out) { prepare_act<true>(x, k, out); }
+
+void gemm_q8_0(const uint8_t* packed, int64_t rows, int64_t k, int64_t g0, int64_t g1, const uint8_t* act,
+               uint64_t act_stride, int32_t n_tok, float* y, uint64_t y_stride, const float* bias, bool accumulate) {
+    gemm<false>(packed, rows, k, g0, g1, act, act_stride, n_tok, y, y_stride, bias, accumulate);
+}
+
+void gemm_q4_0(const uint8_t* packed, int64_t rows, int64_t k, int64_t g0, int64_t g1, const uint8_t* act,
+               uint64_t act_stride, int32_t n_tok, float* y, uint64_t y_stride, const float* bias, bool accumulate) {
+    gemm<true>(packed, rows, k, g0, g1, act, act_stride, n_tok, y, y_stride, bias, accumulate);
+}
+
+}  // namespace ei::cpu::avx512vnni

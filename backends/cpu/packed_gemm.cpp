@@ -1,0 +1,183 @@
+// The r16 packed layout (see packed_gemm.h): packing and activation preparation shared by
+// every instruction set, the scalar reference GEMM, and the dispatch.
+#include "packed_gemm.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "cpu_features.h"
+#include "packed_gemm_impl.h"
+#include "quants.h"
+#include "quants_impl.h"
+
+namespace ei::cpu {
+
+namespace r16 {
+
+namespace {
+int64_t groups(int64_t rows) { return (rows + kPackRows - 1) / kPackRows; }
+}  // namespace
+
+size_t block_bytes(bool q4) { return 64 + (q4 ? 256 : 512); }
+
+size_t packed_size(bool q4, int64_t rows, int64_t k) {
+    return static_cast<size_t>(groups(rows)) * static_cast<size_t>(k / kQK) * block_bytes(q4);
+}
+
+void pack(bool q4, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t k, int64_t g0, int64_t g1,
+          uint8_t* out) {
+    const int64_t nb = k / kQK;
+    const size_t bb = block_bytes(q4);
+    for (int64_t g = g0; g < g1; ++g) {
+        uint8_t* dst = out + static_cast<size_t>(g) * static_cast<size_t>(nb) * bb;
+        for (int64_t b = 0; b < nb; ++b, dst += bb) {
+            float* scales = reinterpret_cast<float*>(dst);
+            uint8_t* q = dst + 64;
+            std::memset(dst, 0, bb);
+            for (int r = 0; r < kPackRows; ++r) {
+                const int64_t row = g * kPackRows + r;
+                if (row >= rows) {
+                    // Padding rows: scale 0 and the values a zero weight has in this layout.
+                    if (!q4) {
+                        for (int j = 0; j < 8; ++j) std::memset(q + 64 * j + 4 * r, 128, 4);
+                    }
+                    continue;
+                }
+                const uint8_t* src = w + static_cast<uint64_t>(row) * row_bytes;
+                if (q4) {
+                    const BlockQ4_0& blk = reinterpret_cast<const BlockQ4_0*>(src)[b];
+                    scales[r] = fp16_to_fp32(blk.d);
+                    for (int p = 0; p < 4; ++p) std::memcpy(q + 64 * p + 4 * r, blk.qs + 4 * p, 4);
+                } else {
+                    const BlockQ8_0& blk = reinterpret_cast<const BlockQ8_0*>(src)[b];
+                    scales[r] = fp16_to_fp32(blk.d);
+                    for (int j = 0; j < 8; ++j) {
+                        for (int i = 0; i < 4; ++i) {
+                            q[64 * j + 4 * r + i] = static_cast<uint8_t>(blk.qs[4 * j + i] + 128);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+size_t act_row_size(int64_t k) { return static_cast<size_t>(k / kQK) * (kQK + 4 + 4); }
+
+void finish_act(const BlockQ8_0& blk, int64_t b, int64_t nb, int32_t offset, uint8_t* out) {
+    std::memcpy(out + b * kQK, blk.qs, kQK);
+    const float d = fp16_to_fp32(blk.d);
+    std::memcpy(out + nb * kQK + b * 4, &d, 4);
+    int32_t sum = 0;
+    for (int i = 0; i < kQK; ++i) sum += blk.qs[i];
+    const int32_t corr = -offset * sum;
+    std::memcpy(out + nb * (kQK + 4) + b * 4, &corr, 4);
+}
+
+namespace {
+
+template <bool Q4>
+void prepare_act_ref(const float* x, int64_t k, uint8_t* out) {
+    const int64_t nb = k / kQK;
+    for (int64_t b = 0; b < nb; ++b) {
+        BlockQ8_0 blk;
+        ref::from_float_q8_0(x + b * kQK, &blk, kQK);
+        finish_act(blk, b, nb, Q4 ? 8 : 128, out);
+    }
+}
+
+// Element (r, 4j + i) of a block as its unsigned layout value.
+template <bool Q4>
+uint8_t packed_value(const uint8_t* q, int r, int e) {
+    if (!Q4) return q[64 * (e / 4) + 4 * r + e % 4];
+    const int lo = e < 16 ? e : e - 16;  // position among the 16 quant bytes
+    const uint8_t byte = q[64 * (lo / 4) + 4 * r + lo % 4];
+    return e < 16 ? (byte & 0x0F) : (byte >> 4);
+}
+
+template <bool Q4>
+void gemm_ref(const uint8_t* packed, int64_t rows, int64_t k, int64_t g0, int64_t g1, const uint8_t* act,
+              uint64_t act_stride, int32_t n_tok, float* y, uint64_t y_stride, const float* bias, bool accumulate) {
+    const int64_t nb = k / kQK;
+    const size_t bb = block_bytes(Q4);
+    for (int64_t g = g0; g < g1; ++g) {
+        const uint8_t* wg = packed + static_cast<size_t>(g) * static_cast<size_t>(nb) * bb;
+        for (int r = 0; r < kPackRows; ++r) {
+            const int64_t row = g * kPackRows + r;
+            if (row >= rows) break;
+            for (int32_t t = 0; t < n_tok; ++t) {
+                const uint8_t* a = act + static_cast<uint64_t>(t) * act_stride;
+                const int8_t* aq = reinterpret_cast<const int8_t*>(a);
+                float acc = 0.0f;
+                for (int64_t b = 0; b < nb; ++b) {
+                    const uint8_t* blk = wg + static_cast<size_t>(b) * bb;
+                    float ws, as;
+                    int32_t isum;
+                    std::memcpy(&ws, blk + 4 * r, 4);
+                    std::memcpy(&as, a + nb * kQK + b * 4, 4);
+                    std::memcpy(&isum, a + nb * (kQK + 4) + b * 4, 4);
+                    for (int e = 0; e < kQK; ++e) isum += packed_value<Q4>(blk + 64, r, e) * aq[b * kQK + e];
+                    acc = std::fma(static_cast<float>(isum), ws * as, acc);
+                }
+                float v = acc;
+                if (bias) v += bias[row];
+                float& out = y[static_cast<uint64_t>(t) * y_stride + static_cast<uint64_t>(row)];
+                out = accumulate ? out + v : v;
+            }
+        }
+    }
+}
+
+template <bool Q4>
+size_t packed_size_t(int64_t rows, int64_t k) {
+    return packed_size(Q4, rows, k);
+}
+template <bool Q4>
+void pack_t(const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t k, int64_t g0, int64_t g1, uint8_t* out) {
+    pack(Q4, w, row_bytes, rows, k, g0, g1, out);
+}
+
+}  // namespace
+}  // namespace r16
+
+namespace {
+
+using GT = ei::GgmlType;
+
+constexpr PackedGemm kReference[] = {
+    {GT::Q8_0, "scalar", r16::packed_size_t<false>, r16::pack_t<false>, r16::act_row_size,
+     r16::prepare_act_ref<false>, r16::gemm_ref<false>},
+    {GT::Q4_0, "scalar", r16::packed_size_t<true>, r16::pack_t<true>, r16::act_row_size, r16::prepare_act_ref<true>,
+     r16::gemm_ref<true>},
+};
+
+#if defined(EI_HAVE_AVX512_KERNELS)
+constexpr PackedGemm kAvx512Vnni[] = {
+    {GT::Q8_0, "avx512vnni", r16::packed_size_t<false>, r16::pack_t<false>, r16::act_row_size,
+     avx512vnni::prepare_act_q8_0, avx512vnni::gemm_q8_0},
+    {GT::Q4_0, "avx512vnni", r16::packed_size_t<true>, r16::pack_t<true>, r16::act_row_size,
+     avx512vnni::prepare_act_q4_0, avx512vnni::gemm_q4_0},
+};
+#endif
+
+template <size_t N>
+const PackedGemm* find(const PackedGemm (&table)[N], GT t) {
+    for (const PackedGemm& g : table)
+        if (g.type == t) return &g;
+    return nullptr;
+}
+
+}  // namespace
+
+const PackedGemm* packed_gemm_for(GT t) {
+#if defined(EI_HAVE_AVX512_KERNELS)
+    const CpuFeatures& f = cpu_features();
+    if (f.avx512vnni && f.avx2 && f.fma && f.f16c) return find(kAvx512Vnni, t);
+#endif
+    (void)t;
+    return nullptr;
+}
+
+const PackedGemm* packed_gemm_reference(GT t) { return find(kReference, t); }
+
+}  // namespace ei::cpu

@@ -1,0 +1,34 @@
+// Backend-specific forms of a model's weights (e.g. the CPU's repacked GEMM layouts), made
+// once per model and shared by every session on it, so a second session costs no packing
+// and no memory. Owned by the model and freed with it; the GGUF mapping stays untouched.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+
+namespace ei {
+
+class WeightCache {
+public:
+    // The prepared form of `source` under `layout`, `bytes` bytes aligned to 64, made by
+    // fill(buffer) on the first request. Thread-safe: concurrent sessions wait for one fill.
+    const uint8_t* get(const void* source, const std::string& layout, size_t bytes,
+                       const std::function<void(uint8_t*)>& fill);
+    // Bytes held, for reports.
+    size_t bytes() const;
+
+private:
+    struct Free {
+        void operator()(uint8_t* p) const;
+    };
+    mutable std::mutex mu_;
+    std::map<std::pair<const void*, std::string>, std::unique_ptr<uint8_t, Free>> entries_;
+    size_t bytes_ = 0;
+};
+
+}  // namespace ei
