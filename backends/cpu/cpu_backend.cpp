@@ -114,16 +114,14 @@ private:
     void get_rows(const Op& op, const StepParams& s, uint8_t* pool) {
         const TypeKernels* k = kernels_for(op.src0.type);
         const int32_t* ids = at<int32_t>(pool, op.src1, 0);
-        for (int32_t t = 0; t < s.n_tokens; ++t) {
-            k->to_float(weight_row(op.src0, ids[t]), at<float>(pool, op.dst, t), op.src0.cols);
-        }
+        each_token(s, [&](int32_t t) { k->to_float(weight_row(op.src0, ids[t]), at<float>(pool, op.dst, t), op.src0.cols); });
     }
 
     void rms_norm(const Op& op, const StepParams& s, uint8_t* pool) {
         const float* w = static_cast<const float*>(op.src1.data);
-        for (int32_t t = 0; t < s.n_tokens; ++t) {
+        each_token(s, [&](int32_t t) {
             ops::rms_norm(at<float>(pool, op.src0, t), w, at<float>(pool, op.dst, t), op.dst.cols, op.eps);
-        }
+        });
     }
 
     void mat_mul(const Op& op, const StepParams& s, uint8_t* pool) {
@@ -239,17 +237,17 @@ private:
     }
 
     void rope(const Op& op, const StepParams& s, uint8_t* pool) {
-        for (int32_t t = 0; t < s.n_tokens; ++t) {
+        each_token(s, [&](int32_t t) {
             ops::rope(at<float>(pool, op.src0, t), at<float>(pool, op.dst, t), op.n_head, op.head_dim, op.n_rot,
                       s.pos0 + t, op.rope_base, op.rope_mode == 1);
-        }
+        });
     }
 
     static int64_t slot_of(const Op& op, int64_t pos) { return kv_slot(pos, op.n_sink, op.ring); }
 
     void kv_store(const Op& op, const StepParams& s, uint8_t* pool) {
         const int64_t n = op.src0.cols;
-        for (int32_t t = 0; t < s.n_tokens; ++t) {
+        each_token(s, [&](int32_t t) {
             const int64_t slot = slot_of(op, s.pos0 + t);
             const float* k = at<float>(pool, op.src0, t);
             const float* v = at<float>(pool, op.src1, t);
@@ -260,7 +258,7 @@ private:
                 std::memcpy(at<float>(pool, op.dst, slot), k, n * sizeof(float));
                 std::memcpy(at<float>(pool, op.src2, slot), v, n * sizeof(float));
             }
-        }
+        });
     }
 
     // The cached rows the queries of a block attend, in position order: the sink, then
@@ -368,9 +366,15 @@ private:
     }
 
     void swiglu(const Op& op, const StepParams& s, uint8_t* pool) {
-        for (int32_t t = 0; t < s.n_tokens; ++t) {
-            ops::swiglu(at<float>(pool, op.dst, t), at<float>(pool, op.src0, t), op.dst.cols);
-        }
+        each_token(s, [&](int32_t t) { ops::swiglu(at<float>(pool, op.dst, t), at<float>(pool, op.src0, t), op.dst.cols); });
+    }
+
+    // Row-wise ops: tokens are independent, so splitting them over the threads changes no bit.
+    template <typename F>
+    void each_token(const StepParams& s, F&& fn) {
+        pool_.run(s.n_tokens, [&](int64_t b, int64_t e, int) {
+            for (int64_t t = b; t < e; ++t) fn(static_cast<int32_t>(t));
+        });
     }
 
     ThreadPool pool_;

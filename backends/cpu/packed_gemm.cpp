@@ -18,22 +18,25 @@ namespace {
 int64_t groups(int64_t rows) { return (rows + kPackRows - 1) / kPackRows; }
 }  // namespace
 
-size_t block_bytes(bool q4) { return 64 + (q4 ? 256 : 512); }
+size_t quant_bytes(bool q4) { return q4 ? 256 : 512; }
 
-size_t packed_size(bool q4, int64_t rows, int64_t k) {
-    return static_cast<size_t>(groups(rows)) * static_cast<size_t>(k / kQK) * block_bytes(q4);
+size_t group_bytes(bool q4, int64_t k) {
+    const size_t nb = static_cast<size_t>(k / kQK);
+    return (nb * (quant_bytes(q4) + 2 * kPackRows) + 63) / 64 * 64;
 }
+
+size_t packed_size(bool q4, int64_t rows, int64_t k) { return static_cast<size_t>(groups(rows)) * group_bytes(q4, k); }
 
 void pack(bool q4, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t k, int64_t g0, int64_t g1,
           uint8_t* out) {
     const int64_t nb = k / kQK;
-    const size_t bb = block_bytes(q4);
+    const size_t qb = quant_bytes(q4);
     for (int64_t g = g0; g < g1; ++g) {
-        uint8_t* dst = out + static_cast<size_t>(g) * static_cast<size_t>(nb) * bb;
-        for (int64_t b = 0; b < nb; ++b, dst += bb) {
-            float* scales = reinterpret_cast<float*>(dst);
-            uint8_t* q = dst + 64;
-            std::memset(dst, 0, bb);
+        uint8_t* group = out + static_cast<size_t>(g) * group_bytes(q4, k);
+        std::memset(group, 0, group_bytes(q4, k));
+        uint16_t* scales = reinterpret_cast<uint16_t*>(group + static_cast<size_t>(nb) * qb);
+        for (int64_t b = 0; b < nb; ++b) {
+            uint8_t* q = group + static_cast<size_t>(b) * qb;
             for (int r = 0; r < kPackRows; ++r) {
                 const int64_t row = g * kPackRows + r;
                 if (row >= rows) {
@@ -46,11 +49,11 @@ void pack(bool q4, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t k
                 const uint8_t* src = w + static_cast<uint64_t>(row) * row_bytes;
                 if (q4) {
                     const BlockQ4_0& blk = reinterpret_cast<const BlockQ4_0*>(src)[b];
-                    scales[r] = fp16_to_fp32(blk.d);
+                    scales[b * kPackRows + r] = blk.d;
                     for (int p = 0; p < 4; ++p) std::memcpy(q + 64 * p + 4 * r, blk.qs + 4 * p, 4);
                 } else {
                     const BlockQ8_0& blk = reinterpret_cast<const BlockQ8_0*>(src)[b];
-                    scales[r] = fp16_to_fp32(blk.d);
+                    scales[b * kPackRows + r] = blk.d;
                     for (int j = 0; j < 8; ++j) {
                         for (int i = 0; i < 4; ++i) {
                             q[64 * j + 4 * r + i] = static_cast<uint8_t>(blk.qs[4 * j + i] + 128);
@@ -99,9 +102,10 @@ template <bool Q4>
 void gemm_ref(const uint8_t* packed, int64_t rows, int64_t k, int64_t g0, int64_t g1, const uint8_t* act,
               uint64_t act_stride, int32_t n_tok, float* y, uint64_t y_stride, const float* bias, bool accumulate) {
     const int64_t nb = k / kQK;
-    const size_t bb = block_bytes(Q4);
+    const size_t qb = quant_bytes(Q4);
     for (int64_t g = g0; g < g1; ++g) {
-        const uint8_t* wg = packed + static_cast<size_t>(g) * static_cast<size_t>(nb) * bb;
+        const uint8_t* wg = packed + static_cast<size_t>(g) * group_bytes(Q4, k);
+        const uint16_t* scales = reinterpret_cast<const uint16_t*>(wg + static_cast<size_t>(nb) * qb);
         for (int r = 0; r < kPackRows; ++r) {
             const int64_t row = g * kPackRows + r;
             if (row >= rows) break;
@@ -110,13 +114,13 @@ void gemm_ref(const uint8_t* packed, int64_t rows, int64_t k, int64_t g0, int64_
                 const int8_t* aq = reinterpret_cast<const int8_t*>(a);
                 float acc = 0.0f;
                 for (int64_t b = 0; b < nb; ++b) {
-                    const uint8_t* blk = wg + static_cast<size_t>(b) * bb;
-                    float ws, as;
+                    const uint8_t* blk = wg + static_cast<size_t>(b) * qb;
+                    const float ws = fp16_to_fp32(scales[b * kPackRows + r]);
+                    float as;
                     int32_t isum;
-                    std::memcpy(&ws, blk + 4 * r, 4);
                     std::memcpy(&as, a + nb * kQK + b * 4, 4);
                     std::memcpy(&isum, a + nb * (kQK + 4) + b * 4, 4);
-                    for (int e = 0; e < kQK; ++e) isum += packed_value<Q4>(blk + 64, r, e) * aq[b * kQK + e];
+                    for (int e = 0; e < kQK; ++e) isum += packed_value<Q4>(blk, r, e) * aq[b * kQK + e];
                     acc = std::fma(static_cast<float>(isum), ws * as, acc);
                 }
                 float v = acc;

@@ -11,7 +11,8 @@ namespace ei::cpu {
 
 // The r16 layout's shared pieces (packed_gemm.cpp).
 namespace r16 {
-size_t block_bytes(bool q4);
+size_t quant_bytes(bool q4);            // one block's quants for 16 rows
+size_t group_bytes(bool q4, int64_t k);  // one group of 16 rows, padded to 64 bytes
 // Stores one Q8_0-quantized activation block as block b of a prepared row of nb blocks.
 void finish_act(const BlockQ8_0& blk, int64_t b, int64_t nb, int32_t offset, uint8_t* out);
 }  // namespace r16

@@ -39,7 +39,8 @@ inline __m512i bcast32(const int8_t* p) {
 template <int C, bool Q4>
 inline void tile(const uint8_t* wg, int64_t nb, const uint8_t* act, uint64_t act_stride, float* y, uint64_t y_stride,
                  const float* bias, bool accumulate, __mmask16 mask) {
-    constexpr size_t kBlock = Q4 ? 320 : 576;
+    constexpr size_t kBlock = Q4 ? 256 : 512;
+    const uint16_t* scales = reinterpret_cast<const uint16_t*>(wg + static_cast<size_t>(nb) * kBlock);
     const int8_t* aq[C];
     const float* as[C];
     const int32_t* ac[C];
@@ -54,16 +55,16 @@ inline void tile(const uint8_t* wg, int64_t nb, const uint8_t* act, uint64_t act
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     for (int64_t b = 0; b < nb; ++b) {
         const uint8_t* blk = wg + static_cast<size_t>(b) * kBlock;
-        const __m512 dw = _mm512_loadu_ps(blk);
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + b * kPackRows)));
         __m512i w[8];
         if constexpr (Q4) {
             for (int p = 0; p < 4; ++p) {
-                const __m512i v = _mm512_loadu_si512(blk + 64 + 64 * p);
+                const __m512i v = _mm512_loadu_si512(blk + 64 * p);
                 w[p] = _mm512_and_si512(v, m4);
                 w[p + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
             }
         } else {
-            for (int j = 0; j < 8; ++j) w[j] = _mm512_loadu_si512(blk + 64 + 64 * j);
+            for (int j = 0; j < 8; ++j) w[j] = _mm512_loadu_si512(blk + 64 * j);
         }
         __m512i isum[C];
         if constexpr (C <= 2) {
@@ -105,13 +106,13 @@ inline void tile(const uint8_t* wg, int64_t nb, const uint8_t* act, uint64_t act
 template <bool Q4>
 void gemm(const uint8_t* packed, int64_t rows, int64_t k, int64_t g0, int64_t g1, const uint8_t* act,
           uint64_t act_stride, int32_t n_tok, float* y, uint64_t y_stride, const float* bias, bool accumulate) {
-    constexpr size_t kBlock = Q4 ? 320 : 576;
     const int64_t nb = k / kQK;
+    const size_t group = r16::group_bytes(Q4, k);
     for (int64_t g = g0; g < g1; ++g) {
         const int64_t r0 = g * kPackRows;
         const int64_t valid = rows - r0;
         const __mmask16 mask = valid >= kPackRows ? __mmask16(0xFFFF) : __mmask16((1u << valid) - 1);
-        const uint8_t* wg = packed + static_cast<size_t>(g) * static_cast<size_t>(nb) * kBlock;
+        const uint8_t* wg = packed + static_cast<size_t>(g) * group;
         const float* bg = bias ? bias + r0 : nullptr;
         int32_t t = 0;
         auto at = [&](int32_t tok) { return act + static_cast<uint64_t>(tok) * act_stride; };
