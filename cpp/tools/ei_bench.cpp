@@ -18,7 +18,8 @@ const char* const kUsage =
     "  -m MODEL    GGUF model file\n"
     "  -p N        prompt tokens processed in one eval (default 512; 0 skips pp)\n"
     "  -n N        tokens generated one at a time (default 128; 0 skips tg)\n"
-    "  -r N        repetitions after the warm-up run (default 3)\n";
+    "  -r N        repetitions after the warm-up runs (default 3)\n"
+    "  -w N        warm-up runs (default 1)\n";
 
 std::string stats(const std::vector<double>& r) {
     double mean = 0;
@@ -34,7 +35,7 @@ std::string stats(const std::vector<double>& r) {
 
 int run(int argc, char** argv) {
     using namespace eitool;
-    std::vector<std::string> valued = {"-m", "-p", "-n", "-r"};
+    std::vector<std::string> valued = {"-m", "-p", "-n", "-r", "-w"};
     valued.insert(valued.end(), kScenarioOptions.begin(), kScenarioOptions.end());
     const Args a(argc, argv, valued, {});
     if (a.help()) {
@@ -45,6 +46,7 @@ int run(int argc, char** argv) {
     const int32_t pp = static_cast<int32_t>(a.integer("-p", 512, 0, 1 << 20));
     const int32_t tg = static_cast<int32_t>(a.integer("-n", 128, 0, 1 << 20));
     const int reps = static_cast<int>(a.integer("-r", 3, 1, 1000));
+    const int warmups = static_cast<int>(a.integer("-w", 1, 0, 1000));
     if (pp == 0 && tg == 0) throw UsageError("nothing to measure: -p and -n are both 0");
 
     const ei_scenario sc = scenario_from(a);
@@ -67,7 +69,7 @@ int run(int argc, char** argv) {
 
     using clock = std::chrono::steady_clock;
     auto repeat = [&](const std::function<double()>& trial) {
-        trial();  // warm-up
+        for (int i = 0; i < warmups; ++i) trial();
         std::vector<double> r;
         for (int i = 0; i < reps; ++i) r.push_back(trial());
         return r;

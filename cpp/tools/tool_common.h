@@ -129,8 +129,8 @@ private:
 };
 
 // Scenario options shared by the tools, spelled as in `ei run`/`ei bench` (Java).
-inline const std::vector<std::string> kScenarioOptions = {"-t",     "-L",          "--ctx", "--sink", "--window",
-                                                          "--memory", "--rule", "--memory-keys", "--kv"};
+inline const std::vector<std::string> kScenarioOptions = {"-t",       "-L",     "--ctx",         "--sink", "--window",
+                                                          "--memory", "--rule", "--memory-keys", "--kv",   "--scenario"};
 inline const char* const kScenarioUsage =
     "scenario options (unset ones take the model's edgeinfinite.* metadata, else the defaults):\n"
     "  -t THREADS         threads (default 0: one per core)\n"
@@ -141,7 +141,8 @@ inline const char* const kScenarioUsage =
     "  --rule linear|delta      memory update rule (default linear)\n"
     "  --memory-keys nope|rope  memory keys before or after RoPE (default nope)\n"
     "  --kv f16|f32       KV cache precision (default f16)\n"
-    "  --ctx N            plain full attention over at most N tokens (sink 0, window N, memory off)\n";
+    "  --ctx N            plain full attention over at most N tokens (sink 0, window N, memory off)\n"
+    "  --scenario NAME    a preset for L, S, W: summarize (256, 64, 1024), qa (128, 64, 2048), chat (64, 32, 4096)\n";
 
 inline int32_t choice(const Args& a, const std::string& name, const std::vector<std::string>& values) {
     if (!a.flag(name)) return -1;
@@ -156,9 +157,16 @@ inline int32_t choice(const Args& a, const std::string& name, const std::vector<
 // A negative field leaves the choice to the model's metadata, else the runtime default.
 inline ei_scenario scenario_from(const Args& a) {
     ei_scenario sc{};
-    sc.n_batch = static_cast<int32_t>(a.integer("-L", -1, 1, 4096));
-    sc.n_sink = static_cast<int32_t>(a.integer("--sink", -1, 0, 1 << 24));
-    sc.n_window = static_cast<int32_t>(a.integer("--window", -1, 1, 1 << 24));
+    // The presets of Java's Scenario; explicit -L, --sink, --window override them.
+    int32_t preset[3] = {-1, -1, -1};
+    if (a.flag("--scenario")) {
+        const int32_t which = choice(a, "--scenario", {"summarize", "qa", "chat"});
+        const int32_t table[3][3] = {{256, 64, 1024}, {128, 64, 2048}, {64, 32, 4096}};
+        for (int i = 0; i < 3; ++i) preset[i] = table[which][i];
+    }
+    sc.n_batch = static_cast<int32_t>(a.integer("-L", preset[0], 1, 4096));
+    sc.n_sink = static_cast<int32_t>(a.integer("--sink", preset[1], 0, 1 << 24));
+    sc.n_window = static_cast<int32_t>(a.integer("--window", preset[2], 1, 1 << 24));
     sc.memory = choice(a, "--memory", {"off", "on"});
     sc.memory_rule = choice(a, "--rule", {"linear", "delta"});
     sc.memory_rope = choice(a, "--memory-keys", {"nope", "rope"});
