@@ -4,26 +4,9 @@
 #include <cmath>
 
 #include "cpu_features.h"
+#include "ops_impl.h"
 
 namespace ei::cpu::ops {
-
-// SIMD variants of the attention primitives (ops_avx2.cpp, ops_neon.cpp).
-#define EI_DECLARE_PRIMITIVES(sfx)                                                                              \
-    void axpy_f32_##sfx(int64_t n, float a, const float* x, float* y);                                        \
-    void kq_##sfx(const float* q, int nq, const uint8_t* k, int64_t n, uint64_t stride, bool f16, int32_t d,   \
-                  float scale, const int64_t* lim, float* s, int64_t ld);                                     \
-    void pv_##sfx(const float* p, int nq, int64_t ld, const int64_t* lim, const uint8_t* v, const KvSpan* spans, \
-                  int n_spans, uint64_t stride, bool f16, int32_t d, float* const* out);                      \
-    double exp_sum_##sfx(float* x, int64_t n, float max);                                                     \
-    void round_f16_##sfx(float* x, int64_t n);                                                                \
-    void silu_mul_##sfx(float* gate, const float* up, int64_t n);
-#if defined(EI_HAVE_AVX2_KERNELS)
-EI_DECLARE_PRIMITIVES(avx2)
-#endif
-#if defined(EI_HAVE_NEON_KERNELS)
-EI_DECLARE_PRIMITIVES(neon)
-#endif
-#undef EI_DECLARE_PRIMITIVES
 
 namespace {
 
@@ -86,6 +69,17 @@ void silu_mul_scalar(float* gate, const float* up, int64_t n) {
 }
 
 bool make_table(KernelVariant v, Primitives& t) {
+#if defined(EI_HAVE_AVX512_KERNELS)
+    if (v == KernelVariant::Avx512) {  // AVX2's table with AVX-512's attention dots
+        const CpuFeatures& f = cpu_features();
+        if (!f.avx512 || !make_table(KernelVariant::Avx2, t)) return false;
+        t.variant = v;
+        t.name = variant_name(v);
+        t.kq = kq_avx512;
+        t.pv = pv_avx512;
+        return true;
+    }
+#endif
     const TypeKernels* f16 = kernels_for(GgmlType::F16, v);
     const TypeKernels* f32 = kernels_for(GgmlType::F32, v);
     if (!f16 || !f32) return false;
@@ -118,13 +112,13 @@ bool make_table(KernelVariant v, Primitives& t) {
 }
 
 struct Tables {
-    Primitives table[5];
-    bool present[5] = {false, false, false, false, false};
+    Primitives table[6];
+    bool present[6] = {false, false, false, false, false, false};
     int best = 0;
     Tables() {
-        const KernelVariant order[5] = {KernelVariant::Scalar, KernelVariant::Avx2, KernelVariant::Neon,
-                                        KernelVariant::NeonDotprod, KernelVariant::NeonI8mm};
-        for (int i = 0; i < 5; ++i) {
+        const KernelVariant order[6] = {KernelVariant::Scalar,      KernelVariant::Avx2,     KernelVariant::Neon,
+                                        KernelVariant::NeonDotprod, KernelVariant::NeonI8mm, KernelVariant::Avx512};
+        for (int i = 0; i < 6; ++i) {
             present[i] = make_table(order[i], table[i]);
             if (present[i]) best = i;
         }
@@ -143,6 +137,7 @@ int index_of(KernelVariant v) {
         case KernelVariant::Neon: return 2;
         case KernelVariant::NeonDotprod: return 3;
         case KernelVariant::NeonI8mm: return 4;
+        case KernelVariant::Avx512: return 5;
     }
     return 0;
 }

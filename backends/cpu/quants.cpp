@@ -334,6 +334,7 @@ const char* variant_name(KernelVariant v) {
         case KV::Neon: return "neon";
         case KV::NeonDotprod: return "neon-dotprod";
         case KV::NeonI8mm: return "neon-i8mm";
+        case KV::Avx512: return "avx512";
     }
     return "?";
 }
@@ -362,6 +363,7 @@ const TypeKernels* kernels_for(GT t, KernelVariant v) {
             if (f.neon && f.dotprod && f.i8mm) return find(kNeonI8mm, t);
 #endif
             return nullptr;
+        case KV::Avx512: return nullptr;
     }
     return nullptr;
 }

@@ -133,7 +133,9 @@ static inline void q4k_unpack_scales(const uint8_t* s, uint8_t out[16]) {
     std::memcpy(out + 12, &m_hi, 4);
 }
 
-enum class KernelVariant { Scalar, Avx2, Neon, NeonDotprod, NeonI8mm };
+// Avx512 names only the attention primitives' table (ops.h): its weight kernels are AVX2's,
+// and AVX-512 matmuls go through the packed GEMM (packed_gemm.h).
+enum class KernelVariant { Scalar, Avx2, Neon, NeonDotprod, NeonI8mm, Avx512 };
 const char* variant_name(KernelVariant v);
 
 struct TypeKernels {

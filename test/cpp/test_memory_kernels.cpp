@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "check.h"
+#include "cpu/cpu_features.h"
 #include "cpu/ops.h"
 
 using namespace ei::cpu;
@@ -23,7 +24,8 @@ std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
 
 std::vector<const ops::Primitives*> variants() {
     std::vector<const ops::Primitives*> out;
-    for (KernelVariant v : {KernelVariant::Scalar, KernelVariant::Avx2, KernelVariant::Neon, KernelVariant::NeonDotprod}) {
+    for (KernelVariant v : {KernelVariant::Scalar, KernelVariant::Avx2, KernelVariant::Avx512, KernelVariant::Neon,
+                            KernelVariant::NeonDotprod}) {
         if (const ops::Primitives* p = ops::primitives(v)) out.push_back(p);
     }
     return out;
@@ -142,7 +144,8 @@ TEST(segment_attention_variants_match_scalar) {
     }
     std::printf("segment attention: %d comparisons over %zu variants\n", compared, variants().size());
 #if defined(__x86_64__)
-    CHECK(ops::primitives().variant == KernelVariant::Avx2 || std::getenv("EI_CPU_DISABLE") != nullptr);
+    const KernelVariant want = cpu_features().avx512 ? KernelVariant::Avx512 : KernelVariant::Avx2;
+    CHECK(ops::primitives().variant == want || std::getenv("EI_CPU_DISABLE") != nullptr);
 #endif
 }
 
