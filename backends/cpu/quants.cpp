@@ -124,7 +124,13 @@ void from_float_q8_0(const float* src, void* dst, int64_t n) {
         const float d = amax / 127.0f;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         y[b].d = fp32_to_fp16(d);
-        for (int j = 0; j < kQK; ++j) y[b].qs[j] = static_cast<int8_t>(std::round(src[j] * id));
+        for (int j = 0; j < kQK; ++j) {
+            // Finite rows give |q| <= 127. A NaN, an infinite block (id 0, inf * 0) or a
+            // block of subnormals (1/d overflows) gives NaN or inf here, which the cast may
+            // not see (undefined): they become -128, what the AVX2 conversion and pack give.
+            const float q = std::round(src[j] * id);
+            y[b].qs[j] = q >= -128.0f && q <= 127.0f ? static_cast<int8_t>(q) : int8_t{-128};
+        }
     }
 }
 

@@ -20,6 +20,21 @@ void clear_error() { last_error.clear(); }
 using ei::capi::guard;
 using ei::capi::require;
 
+// Helpers of the value accessors below, outside extern "C": they return C++ references.
+namespace {
+const ei_value& scalar(const ei_value* v) {
+    require(v, "value");
+    if (!v->is_numeric()) ei::fail(EI_ERR_INVALID_ARGUMENT, "value is not a number");
+    return *v;
+}
+const ei_value& array_of_numbers(const ei_value* v, int64_t i) {
+    require(v, "value");
+    if (v->type != EI_VALUE_ARRAY || !v->raw) ei::fail(EI_ERR_INVALID_ARGUMENT, "value is not an array of numbers");
+    if (i < 0 || i >= v->count) ei::fail(EI_ERR_INVALID_ARGUMENT, "array index " + std::to_string(i) + " out of range");
+    return *v;
+}
+}  // namespace
+
 extern "C" {
 
 const char* ei_last_error(void) { return ei::capi::last_error.c_str(); }
@@ -82,20 +97,6 @@ ei_status ei_gguf_kv(const ei_gguf* g, int64_t index, const char** key, const ei
 ei_value_type ei_value_get_type(const ei_value* v) { return v ? v->type : EI_VALUE_UINT8; }
 ei_value_type ei_value_array_type(const ei_value* v) { return v ? v->elem_type : EI_VALUE_UINT8; }
 int64_t ei_value_array_len(const ei_value* v) { return v && v->type == EI_VALUE_ARRAY ? v->count : 0; }
-
-namespace {
-const ei_value& scalar(const ei_value* v) {
-    require(v, "value");
-    if (!v->is_numeric()) ei::fail(EI_ERR_INVALID_ARGUMENT, "value is not a number");
-    return *v;
-}
-const ei_value& array_of_numbers(const ei_value* v, int64_t i) {
-    require(v, "value");
-    if (v->type != EI_VALUE_ARRAY || !v->raw) ei::fail(EI_ERR_INVALID_ARGUMENT, "value is not an array of numbers");
-    if (i < 0 || i >= v->count) ei::fail(EI_ERR_INVALID_ARGUMENT, "array index " + std::to_string(i) + " out of range");
-    return *v;
-}
-}  // namespace
 
 ei_status ei_value_int(const ei_value* v, int64_t* out) {
     return guard([&] { *require(out, "out") = scalar(v).as_int(); });

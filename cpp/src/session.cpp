@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
-#include <iterator>
 
 #include "error.h"
 #include "tokenizer.h"
@@ -198,6 +198,9 @@ namespace {
 constexpr char kStateMagic[8] = {'E', 'I', 'S', 'T', 'A', 'T', 'E', '\0'};
 constexpr uint32_t kStateVersion = 1;
 const char* const kStateRegions[] = {"kv.k", "kv.v", "mem.M", "mem.z"};
+// 2^53: no conversation comes near it, and positions stay exact as doubles and far from
+// overflowing int64 in eval's arithmetic.
+constexpr int64_t kMaxStatePosition = int64_t{1} << 53;
 
 // FNV-1a, 64 bit: a fingerprint and checksum with no dependency; it catches corruption
 // and mismatches, not tampering.
@@ -249,6 +252,12 @@ uint64_t Session::fingerprint() const {
 }
 
 namespace {
+std::string hex(uint64_t v) {
+    char buf[19];
+    std::snprintf(buf, sizeof(buf), "0x%016llx", static_cast<unsigned long long>(v));
+    return buf;
+}
+
 uint64_t scenario_fingerprint(const Scenario& sc) {
     Fnv f;
     f.add(sc.n_batch);
@@ -268,7 +277,7 @@ uint64_t Session::state_size() const {
     return sizeof(StateHeader) + payload + sizeof(uint64_t);
 }
 
-void Session::save_state(const std::string& path) const {
+void Session::write_state(const std::function<void(const void*, uint64_t)>& out) const {
     StateHeader h{};
     std::memcpy(h.magic, kStateMagic, 8);
     h.version = kStateVersion;
@@ -282,17 +291,33 @@ void Session::save_state(const std::string& path) const {
     h.payload_size = state_size() - sizeof(StateHeader) - sizeof(uint64_t);
     Fnv sum;
     sum.add(&h, sizeof(h));
+    out(&h, sizeof(h));
+    for (const char* name : kStateRegions) {
+        const Region& r = plan_.pool.region(name);
+        sum.add(pool_ + r.offset, r.size);
+        out(pool_ + r.offset, r.size);
+    }
+    out(&sum.h, sizeof(sum.h));
+}
+
+std::vector<uint8_t> Session::state_bytes() const {
+    std::vector<uint8_t> bytes;
+    bytes.reserve(state_size());
+    write_state([&](const void* p, uint64_t n) {
+        const uint8_t* b = static_cast<const uint8_t*>(p);
+        bytes.insert(bytes.end(), b, b + n);
+    });
+    return bytes;
+}
+
+void Session::save_state(const std::string& path) const {
     // Write beside, then rename: a crash never leaves a half-written state under the name.
     const std::string tmp = path + ".tmp";
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) fail(EI_ERR_IO, "cannot write session state to '" + tmp + "'");
-    out.write(reinterpret_cast<const char*>(&h), sizeof(h));
-    for (const char* name : kStateRegions) {
-        const Region& r = plan_.pool.region(name);
-        sum.add(pool_ + r.offset, r.size);
-        out.write(reinterpret_cast<const char*>(pool_ + r.offset), static_cast<std::streamsize>(r.size));
-    }
-    out.write(reinterpret_cast<const char*>(&sum.h), sizeof(sum.h));
+    write_state([&](const void* p, uint64_t n) {
+        out.write(static_cast<const char*>(p), static_cast<std::streamsize>(n));
+    });
     out.close();
     if (!out || std::rename(tmp.c_str(), path.c_str()) != 0) {
         std::remove(tmp.c_str());
@@ -300,35 +325,112 @@ void Session::save_state(const std::string& path) const {
     }
 }
 
-void Session::load_state(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) fail(EI_ERR_IO, "cannot open session state '" + path + "'");
-    std::vector<uint8_t> data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    auto bad = [&](const std::string& why) { fail(EI_ERR_FORMAT, "session state '" + path + "': " + why); };
-    if (data.size() < sizeof(StateHeader) + sizeof(uint64_t)) bad("truncated (" + std::to_string(data.size()) + " bytes)");
+// The header is untrusted: a checksum anyone can recompute proves nothing, so every field
+// is checked against this scenario, and the positions against the invariants eval keeps
+// (the kernels index the KV ring by them without further checks).
+void Session::check_state_header(const uint8_t* head, uint64_t head_bytes, uint64_t total,
+                                 const std::string& label) const {
+    auto bad = [&](const std::string& why) { fail(EI_ERR_FORMAT, "session state '" + label + "': " + why); };
+    auto str = [](auto v) { return std::to_string(v); };
+    constexpr uint64_t kFrame = sizeof(StateHeader) + sizeof(uint64_t);
+    if (head_bytes >= 8 && std::memcmp(head, kStateMagic, 8) != 0) bad("not a session state file (wrong magic)");
+    if (total < kFrame || head_bytes < sizeof(StateHeader)) {
+        bad("truncated: " + str(total) + " bytes, less than a header and checksum (" + str(kFrame) + ")");
+    }
     StateHeader h;
-    std::memcpy(&h, data.data(), sizeof(h));
-    if (std::memcmp(h.magic, kStateMagic, 8) != 0) bad("not a session state file");
-    if (h.version != kStateVersion) bad("version " + std::to_string(h.version) + " (this runtime reads version 1)");
-    if (data.size() != state_size()) {
-        bad("size " + std::to_string(data.size()) + " bytes, this scenario's state has " + std::to_string(state_size()));
+    std::memcpy(&h, head, sizeof(h));
+    if (h.version != kStateVersion) {
+        bad("version " + str(h.version) + ", this runtime reads version " + str(kStateVersion));
     }
-    Fnv sum;
-    sum.add(data.data(), data.size() - sizeof(uint64_t));
-    uint64_t stored;
-    std::memcpy(&stored, data.data() + data.size() - sizeof(uint64_t), sizeof(stored));
-    if (stored != sum.h) bad("checksum mismatch (the file is corrupted)");
-    if (h.model_fp != fingerprint()) bad("it was saved from another model");
-    if (h.scenario_fp != scenario_fingerprint(plan_.scenario)) {
-        bad("it was saved with another scenario (segment, sink, window, memory or KV settings differ)");
+    if (h.header_size != sizeof(StateHeader)) {
+        bad("header_size " + str(h.header_size) + ", version " + str(kStateVersion) + " headers have " +
+            str(sizeof(StateHeader)) + " bytes");
     }
+    if (h.model_fp != fingerprint()) {
+        bad("it was saved from another model (model fingerprint " + hex(h.model_fp) + ", this model's " +
+            hex(fingerprint()) + ")");
+    }
+    const uint64_t scenario_fp = scenario_fingerprint(plan_.scenario);
+    if (h.scenario_fp != scenario_fp) {
+        bad("it was saved with another scenario (segment, sink, window, memory or KV settings differ: scenario "
+            "fingerprint " + hex(h.scenario_fp) + ", this scenario's " + hex(scenario_fp) + ")");
+    }
+    const uint64_t payload = state_size() - kFrame;
+    if (h.payload_size != payload) {
+        bad("payload_size " + str(h.payload_size) + ", this scenario's state has " + str(payload));
+    }
+    if (total != state_size()) {
+        bad("size " + str(total) + " bytes (" + (total < state_size() ? "truncated" : "too long") +
+            "), this scenario's state has " + str(state_size()) + " (header " + str(sizeof(StateHeader)) +
+            " + payload " + str(payload) + " + checksum 8)");
+    }
+
     const Scenario& sc = plan_.scenario;
-    if (h.n_past < 0 || h.ring_start < sc.n_sink || h.folded != h.ring_start - sc.n_sink ||
-        (h.folded > 0 && h.n_past < h.ring_start) || (h.route != 0 && h.route != 1)) {
-        bad("inconsistent positions");
+    const int64_t S = sc.n_sink, W = sc.n_window, L = sc.n_batch;
+    if (h.route != static_cast<int32_t>(Route::Full) && h.route != static_cast<int32_t>(Route::Memory)) {
+        bad("route " + str(h.route) + " is neither 0 (full) nor 1 (memory)");
+    }
+    if (h.n_past < 0) bad("n_past " + str(h.n_past) + " is negative");
+    if (h.n_past > kMaxStatePosition) {
+        bad("n_past " + str(h.n_past) + " exceeds the largest position a state may hold (" + str(kMaxStatePosition) +
+            ")");
+    }
+    if (h.ring_start < S) bad("ring_start " + str(h.ring_start) + " is below the sink size S = " + str(S));
+    // Folds move ring_start by whole segments of L, one token into memory for each.
+    if (h.folded != h.ring_start - S) {
+        bad("folded " + str(h.folded) + " differs from ring_start - S = " + str(h.ring_start - S));
+    }
+    if (h.folded % L != 0) bad("folded " + str(h.folded) + " is not a multiple of the segment length L = " + str(L));
+    if (!sc.memory) {
+        if (h.folded != 0) bad("folded " + str(h.folded) + " but memory is off in this scenario (must be 0)");
+        if (h.route != static_cast<int32_t>(Route::Full)) {
+            bad("route " + str(h.route) + " (memory) but memory is off in this scenario");
+        }
+        if (h.n_past > S + W) {
+            bad("n_past " + str(h.n_past) + " exceeds S + W = " + str(S + W) + ", all a memory-off scenario holds");
+        }
+    }
+    if (h.route == static_cast<int32_t>(Route::Full) && h.folded != 0) {
+        bad("route 0 (full) but folded " + str(h.folded) + " (a fold switches to the memory route)");
+    }
+    // Positions before the ring exist only while the sink fills: nothing folded, ring_start S.
+    if (h.n_past < h.ring_start && h.folded != 0) {
+        bad("n_past " + str(h.n_past) + " is before ring_start " + str(h.ring_start) + " with " + str(h.folded) +
+            " tokens folded");
+    }
+    // The ring has W + L slots: attention reads n_past - ring_start of them, and eval's next
+    // fold (L tokens) makes room for a segment of up to L only if no more than W + L are held.
+    const int64_t ring = h.n_past - h.ring_start;
+    if (ring > W + L) {
+        bad("n_past " + str(h.n_past) + " leaves " + str(ring) + " tokens in the window ring, which holds at most " +
+            str(W + L) + " (W + L)");
+    }
+    // A fold happens only when the ring would overflow and leaves more than W tokens in it.
+    if (h.folded > 0 && ring <= W) {
+        bad("n_past " + str(h.n_past) + " leaves " + str(ring) + " tokens in the window ring after " + str(h.folded) +
+            " were folded, where more than W = " + str(W) + " remain");
+    }
+    // eval switches to the memory route before work that does not fit in S + W.
+    if (h.route == static_cast<int32_t>(Route::Full) && h.n_past > S + W) {
+        bad("route 0 (full) but n_past " + str(h.n_past) + " exceeds S + W = " + str(S + W));
+    }
+}
+
+void Session::load_state_bytes(const uint8_t* data, uint64_t size, const std::string& label) {
+    if (!data && size > 0) fail(EI_ERR_INVALID_ARGUMENT, "session state '" + label + "': no data");
+    check_state_header(data, std::min<uint64_t>(size, sizeof(StateHeader)), size, label);
+    Fnv sum;
+    sum.add(data, size - sizeof(uint64_t));
+    uint64_t stored;
+    std::memcpy(&stored, data + size - sizeof(uint64_t), sizeof(stored));
+    if (stored != sum.h) {
+        fail(EI_ERR_FORMAT, "session state '" + label + "': checksum mismatch (the file is corrupted): stored " +
+                                hex(stored) + ", the bytes hash to " + hex(sum.h));
     }
     // Everything checked: only now does the session change.
-    const uint8_t* p = data.data() + sizeof(StateHeader);
+    StateHeader h;
+    std::memcpy(&h, data, sizeof(h));
+    const uint8_t* p = data + sizeof(StateHeader);
     for (const char* name : kStateRegions) {
         const Region& r = plan_.pool.region(name);
         std::memcpy(pool_ + r.offset, p, r.size);
@@ -340,6 +442,32 @@ void Session::load_state(const std::string& path) {
     route_ = static_cast<Route>(h.route);
     last_logits_ = nullptr;
     finished_ = true;
+}
+
+void Session::load_state(const std::string& path) {
+    std::error_code ec;
+    const uint64_t size = std::filesystem::file_size(path, ec);
+    if (ec) fail(EI_ERR_IO, "cannot open session state '" + path + "': " + ec.message());
+    std::ifstream in(path, std::ios::binary);
+    if (!in) fail(EI_ERR_IO, "cannot open session state '" + path + "'");
+    // Only the header is read before the checks, so a wrong file costs a few bytes however
+    // large it is; the payload is read only once the size is this scenario's.
+    uint8_t head[sizeof(StateHeader)];
+    const uint64_t head_bytes = std::min<uint64_t>(size, sizeof(head));
+    in.read(reinterpret_cast<char*>(head), static_cast<std::streamsize>(head_bytes));
+    if (static_cast<uint64_t>(in.gcount()) != head_bytes) fail(EI_ERR_IO, "cannot read session state '" + path + "'");
+    check_state_header(head, head_bytes, size, path);
+    // One path for files and bytes: the whole state goes through load_state_bytes, which
+    // checks the header again (the file may have changed meanwhile) and the checksum.
+    std::vector<uint8_t> data(size);
+    in.seekg(0);
+    in.read(reinterpret_cast<char*>(data.data()), static_cast<std::streamsize>(size));
+    const uint64_t got = static_cast<uint64_t>(in.gcount());
+    if (got != size) {
+        fail(EI_ERR_FORMAT, "session state '" + path + "': truncated while reading (" + std::to_string(got) + " of " +
+                                std::to_string(size) + " bytes)");
+    }
+    load_state_bytes(data.data(), size, path);
 }
 
 }  // namespace ei

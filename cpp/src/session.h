@@ -5,6 +5,7 @@
 // first moves its oldest L tokens into memory.
 #pragma once
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -79,7 +80,13 @@ public:
 
     // Fixed-size state: header, sink + ring KV, memory, positions, checksum.
     void save_state(const std::string& path) const;
+    std::vector<uint8_t> state_bytes() const;  // what save_state writes
+    // A state is untrusted input: every header field is checked against this scenario and
+    // the invariants eval keeps, then the checksum, before anything changes. A refusal
+    // (EI_ERR_FORMAT naming the field) leaves the session exactly as it was. The file is
+    // read only once its header and size are right; label names it in messages.
     void load_state(const std::string& path);
+    void load_state_bytes(const uint8_t* data, uint64_t size, const std::string& label);
     uint64_t state_size() const;
 
 private:
@@ -87,6 +94,9 @@ private:
     void fold_if_needed(int32_t incoming);
     StepParams step_params(int32_t n) const;
     uint64_t fingerprint() const;
+    void write_state(const std::function<void(const void*, uint64_t)>& out) const;
+    // Throws unless head (head_bytes of a state of total bytes) is a header this session can load.
+    void check_state_header(const uint8_t* head, uint64_t head_bytes, uint64_t total, const std::string& label) const;
 
     Plan plan_;
     std::shared_ptr<const Model> model_;  // == plan_.model

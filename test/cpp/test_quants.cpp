@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -430,6 +431,23 @@ TEST(quants_activation_rules) {
         CHECK(y.d == 0.0f);
         CHECK_EQ(int(y.bsums[5]), 0);
     }
+}
+
+// Non-finite activations (a corrupt state's NaN in the KV cache, an overflow) must stay
+// defined behaviour in the scalar quantizer: each such element becomes -128, as on AVX2.
+TEST(quants_q8_0_non_finite_activations) {
+    float x[96];
+    for (int j = 0; j < 32; ++j) x[j] = float(j - 16);  // a NaN among finite values
+    x[5] = std::numeric_limits<float>::quiet_NaN();
+    for (int j = 32; j < 64; ++j) x[j] = j % 2 ? std::numeric_limits<float>::infinity() : 1.0f;
+    for (int j = 64; j < 96; ++j) x[j] = 1e-39f;  // subnormal: 1/d overflows to inf
+    BlockQ8_0 y[3];
+    ref::from_float_q8_0(x, y, 96);
+    CHECK_EQ(int(y[0].qs[5]), -128);
+    CHECK_EQ(int(y[0].qs[0]), -127);  // the finite elements keep their scale (amax 16)
+    CHECK_EQ(int(y[0].qs[24]), 64);
+    for (int j = 0; j < 32; ++j) CHECK_EQ(int(y[1].qs[j]), j % 2 ? -128 : 0);  // amax inf: id 0
+    for (int j = 0; j < 32; ++j) CHECK_EQ(int(y[2].qs[j]), -128);
 }
 
 // (a) quantize then dequantize stays close, per the types' resolution.

@@ -165,8 +165,10 @@ EI_API ei_status ei_session_plan_route(ei_session* session, int64_t upcoming);
 /* Where the past tokens live; sink + window + memory == n_past. */
 EI_API ei_status ei_session_placement(const ei_session* session, int64_t* sink, int64_t* window, int64_t* memory);
 /* Session state: a fixed-size file (versioned header, sink and window KV, memory,
- * positions, checksum). Loading checks model, scenario, size and checksum before it
- * changes anything. */
+ * positions, checksum). Loading treats the file as untrusted: it checks every header
+ * field (model, scenario, sizes, positions against the window ring) and the checksum
+ * before it reads the payload into the session; a refused file (EI_ERR_FORMAT) leaves
+ * the session unchanged. */
 EI_API uint64_t ei_session_state_size(const ei_session* session);
 EI_API ei_status ei_session_save(const ei_session* session, const char* path);
 EI_API ei_status ei_session_load(ei_session* session, const char* path);

@@ -10,6 +10,8 @@ import io.edgeinfinite.cli.Main;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -196,4 +198,41 @@ class MemoryRouteTest {
             assertEquals(EdgeInfiniteException.Status.IO, missing.status());
         }
     }
+
+    /** FNV-1a 64 over all but the last 8 bytes, stored there little-endian: what anyone can recompute. */
+    static void fixChecksum(byte[] b) {
+        long h = 0xcbf29ce484222325L;
+        for (int i = 0; i < b.length - 8; i++) h = (h ^ (b[i] & 0xff)) * 0x100000001b3L;
+        ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).putLong(b.length - 8, h);
+    }
+
+    @Test
+    void craftedStateWithARightChecksumIsRefusedAndTheJvmSurvives() throws IOException {
+        Path state = tmp.resolve("c.state");
+        int[] doc = tokens(100, 10), next = tokens(5, 11);
+        try (Model m = Model.load(TINY)) {
+            float[] expected;
+            try (Session s = m.newSession(SMALL)) {
+                s.eval(doc);
+                s.saveState(state);
+                expected = s.logits(next);
+            }
+            byte[] bytes = Files.readAllBytes(state);
+            // Header: magic 8, version 4, header_size 4, two fingerprints 16, then n_past (int64 LE).
+            ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).putLong(32, 99_999_999L);
+            fixChecksum(bytes);
+            Path crafted = tmp.resolve("crafted.state");
+            Files.write(crafted, bytes);
+            ModelFormatException e = assertThrows(ModelFormatException.class, () -> m.restoreSession(crafted, SMALL));
+            assertTrue(e.getMessage().contains("n_past 99999999") && e.getMessage().contains("window ring"),
+                    e.getMessage());
+            // The same session survives a refused load unchanged, and the real state still loads.
+            try (Session s = m.restoreSession(state, SMALL)) {
+                assertThrows(ModelFormatException.class, () -> s.loadState(crafted));
+                assertEquals(100, s.position());
+                assertArrayEquals(expected, s.logits(next));
+            }
+        }
+    }
 }
+
