@@ -77,7 +77,8 @@ public:
             const TensorRef& w = op.src0;
             const int64_t groups = (w.rows + kPackRows - 1) / kPackRows;
             const uint8_t* data =
-                cache.get(w.data, std::string("r16-") + pg->name, pg->packed_size(w.rows, w.cols), [&](uint8_t* out) {
+                cache.get(w.data, w.row_bytes * static_cast<uint64_t>(w.rows), std::string("r16-") + pg->name,
+                          pg->packed_size(w.rows, w.cols), [&](uint8_t* out) {
                     pool_.run(groups, [&](int64_t b, int64_t e, int) {
                         pg->pack(static_cast<const uint8_t*>(w.data), w.row_bytes, w.rows, w.cols, b, e, out);
                     });

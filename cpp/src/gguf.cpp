@@ -219,6 +219,16 @@ GgufFile::~GgufFile() {
     if (mapping_) munmap(mapping_, size_);
 }
 
+void GgufFile::drop_pages(const void* p, uint64_t n) const {
+    if (!mapping_) return;
+    const uintptr_t base = reinterpret_cast<uintptr_t>(base_), lo = reinterpret_cast<uintptr_t>(p);
+    if (lo < base || n > size_ || lo - base > size_ - n) return;  // not inside the mapping
+    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const uintptr_t first = (lo + page - 1) / page * page, last = (lo + n) / page * page;
+    // Only whole pages of this range: neighbours may still be in use.
+    if (first < last) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 void GgufFile::parse_all() {
     static const uint8_t empty = 0;
     Cursor c(base_ ? base_ : &empty, size_, label_);

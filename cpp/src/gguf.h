@@ -76,6 +76,11 @@ public:
     const std::vector<TensorInfo>& tensors() const { return tensors_; }
     const TensorInfo* tensor(std::string_view name) const;
 
+    // Hands the mapped pages inside [p, p + n) back to the OS (they are read from the file
+    // again if touched): a backend that computes from its own copy of a weight calls this
+    // so the weight is not resident twice. No-op for buffers the caller owns.
+    void drop_pages(const void* p, uint64_t n) const;
+
     // Typed lookups with defaults; a present key of the wrong type is a format error.
     std::string get_string(std::string_view key, const std::string& def = "") const;
     int64_t get_int(std::string_view key, int64_t def) const;

@@ -147,6 +147,8 @@ std::shared_ptr<const Model> Model::load(const std::string& path) {
         l.ffn_down = get(p + "ffn_down.weight", {hp.n_ff, hp.n_embd}, true);
         read_gate(f, p, hp, l);
     }
+    const GgufFile* file = m->file_.get();
+    m->weight_cache_.set_release([file](const void* p, size_t n) { file->drop_pages(p, n); });
     m->tokenizer_ = Tokenizer::from_gguf(f);
     if (m->tokenizer_->n_vocab() != hp.n_vocab) {
         bad(f, "tokenizer has " + std::to_string(m->tokenizer_->n_vocab()) + " tokens but token_embd has " +

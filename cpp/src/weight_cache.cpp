@@ -8,7 +8,7 @@ namespace ei {
 
 void WeightCache::Free::operator()(uint8_t* p) const { std::free(p); }
 
-const uint8_t* WeightCache::get(const void* source, const std::string& layout, size_t bytes,
+const uint8_t* WeightCache::get(const void* source, size_t source_bytes, const std::string& layout, size_t bytes,
                                 const std::function<void(uint8_t*)>& fill) {
     std::lock_guard<std::mutex> lock(mu_);
     auto key = std::make_pair(source, layout);
@@ -22,6 +22,7 @@ const uint8_t* WeightCache::get(const void* source, const std::string& layout, s
                                        "' copy of a weight");
     }
     fill(buf.get());
+    if (release_) release_(source, source_bytes);
     const uint8_t* p = buf.get();
     entries_.emplace(key, std::move(buf));
     bytes_ += rounded;

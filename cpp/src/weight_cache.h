@@ -15,9 +15,15 @@ namespace ei {
 
 class WeightCache {
 public:
-    // The prepared form of `source` under `layout`, `bytes` bytes aligned to 64, made by
-    // fill(buffer) on the first request. Thread-safe: concurrent sessions wait for one fill.
-    const uint8_t* get(const void* source, const std::string& layout, size_t bytes,
+    // Called with (source, source_bytes) once a prepared copy replaces a source, so the
+    // model can release the source's mapped pages.
+    using Release = std::function<void(const void*, size_t)>;
+    void set_release(Release release) { release_ = std::move(release); }
+
+    // The prepared form of `source` (source_bytes long) under `layout`, `bytes` bytes
+    // aligned to 64, made by fill(buffer) on the first request. Thread-safe: concurrent
+    // sessions wait for one fill.
+    const uint8_t* get(const void* source, size_t source_bytes, const std::string& layout, size_t bytes,
                        const std::function<void(uint8_t*)>& fill);
     // Bytes held, for reports.
     size_t bytes() const;
@@ -29,6 +35,7 @@ private:
     mutable std::mutex mu_;
     std::map<std::pair<const void*, std::string>, std::unique_ptr<uint8_t, Free>> entries_;
     size_t bytes_ = 0;
+    Release release_;
 };
 
 }  // namespace ei
