@@ -176,9 +176,15 @@ TEST(gate_blends_memory_and_local_attention) {
     const ops::Primitives& p = ops::primitives();
     auto local = run_block(p, c, {{0, 50}}, q, {50}, 0, &mem);
     auto mixed = run_block(p, c, {{0, 50}}, q, {50}, 1, &mem);  // scalar gate weight gw[0]
-    const float w0 = randn(64, 99, 0.3f)[0];
-    const double g = 1.0 / (1.0 + std::exp(-(w0 + 0.25)));
+    const std::vector<float> gw = randn(64, 99, 0.3f);  // run_block's gate weights, bias 0.25
+    const double g = 1.0 / (1.0 + std::exp(-(gw[0] + 0.25)));
     for (int i = 0; i < 32; ++i) CHECK_NEAR(mixed[i], g * 1.0 + (1 - g) * local[i], 1e-5);
+    // Adaptive: g = sigmoid(w[0:d] . A_mem + w[d:2d] . A_local + b), the first half on A_mem.
+    auto adaptive = run_block(p, c, {{0, 50}}, q, {50}, 2, &mem);
+    double logit = 0.25;
+    for (int i = 0; i < 32; ++i) logit += double(gw[i]) * 1.0 + double(gw[32 + i]) * local[i];
+    const double ga = 1.0 / (1.0 + std::exp(-logit));
+    for (int i = 0; i < 32; ++i) CHECK_NEAR(adaptive[i], ga * 1.0 + (1 - ga) * local[i], 1e-5);
 }
 
 TEST(linear_fold_equals_direct_sum) {
@@ -218,6 +224,54 @@ TEST(linear_fold_equals_direct_sum) {
         }
         CHECK(std::memcmp(Ms.data(), Mf.data(), Ms.size() * sizeof(float)) == 0);
         CHECK(std::memcmp(zs.data(), zf.data(), zs.size() * sizeof(float)) == 0);
+    }
+}
+
+// The delta rule on a memory that already holds something, against its formula in double:
+// every row corrected with the memory from before the block, M += sk^T (v - sk M / (sk z)).
+TEST(delta_fold_equals_direct_recomputation) {
+    const int32_t d = 20;
+    const int64_t n0 = 23, n = 11;
+    auto k = randn(size_t(n0 + n) * d, 81), v = randn(size_t(n0 + n) * d, 82);
+    std::vector<double> sk(k.size());
+    for (size_t i = 0; i < k.size(); ++i) sk[i] = k[i] > 0 ? k[i] + 1.0 : std::exp(double(k[i]));  // elu + 1
+    // The first n0 rows fold linearly into an empty memory, then n rows by the delta rule.
+    std::vector<double> M(size_t(d) * d, 0.0), z(d, 0.0);
+    for (int64_t t = 0; t < n0; ++t) {
+        for (int32_t i = 0; i < d; ++i) {
+            z[i] += sk[t * d + i];
+            for (int32_t j = 0; j < d; ++j) M[i * d + j] += sk[t * d + i] * v[t * d + j];
+        }
+    }
+    std::vector<double> corrected(size_t(n) * d);
+    for (int64_t t = 0; t < n; ++t) {
+        const double* s = &sk[(n0 + t) * d];
+        double den = 0;
+        for (int32_t i = 0; i < d; ++i) den += s[i] * z[i];
+        for (int32_t j = 0; j < d; ++j) {
+            double r = 0;
+            for (int32_t i = 0; i < d; ++i) r += s[i] * M[i * d + j];
+            corrected[t * d + j] = v[(n0 + t) * d + j] - r / den;
+        }
+    }
+    std::vector<double> want = M, want_z = z;
+    for (int64_t t = 0; t < n; ++t) {
+        for (int32_t i = 0; i < d; ++i) {
+            want_z[i] += sk[(n0 + t) * d + i];
+            for (int32_t j = 0; j < d; ++j) want[i * d + j] += sk[(n0 + t) * d + i] * corrected[t * d + j];
+        }
+    }
+    double scale = 0;
+    for (double x : want) scale = std::max(scale, std::fabs(x));
+    for (const ops::Primitives* p : variants()) {
+        std::vector<float> Mf(size_t(d) * d, 0.0f), zf(d, 0.0f), r(d);
+        std::vector<float> skf(sk.begin(), sk.end()), vf = v;
+        ops::memory_update(Mf.data(), zf.data(), skf.data(), vf.data(), n0, d, false, r.data(), *p);
+        ops::memory_update(Mf.data(), zf.data(), skf.data() + n0 * d, vf.data() + n0 * d, n, d, true, r.data(), *p);
+        double worst = 0;
+        for (size_t i = 0; i < Mf.size(); ++i) worst = std::max(worst, std::fabs(Mf[i] - want[i]) / scale);
+        for (int32_t i = 0; i < d; ++i) CHECK_NEAR(zf[i], want_z[i], 1e-5 * want_z[i]);
+        CHECK(worst < 1e-5);
     }
 }
 

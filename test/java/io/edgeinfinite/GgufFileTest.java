@@ -54,9 +54,15 @@ class GgufFileTest {
         assertEquals(1024, i.vocabSize());
         assertEquals(1e6, i.ropeFreqBase(), 0);
         assertTrue(i.tensorTypes().containsKey("q8_0"));
-        long params = GgufFile.read(TestData.model("tiny-qwen2-q8_0.gguf")).tensors().stream()
-                .mapToLong(TensorInfo::elements).sum();
-        assertEquals(params, i.parameterCount());
+        // Parameters from the hyper-parameters, not from the tensor list: tied embeddings, the
+        // output norm, and per layer two norms, Q and O, K and V (kv wide), the QKV biases and
+        // three FFN matrices.
+        GgufFile f = GgufFile.read(TestData.model("tiny-qwen2-q8_0.gguf"));
+        long e = f.integer("qwen2.embedding_length").orElseThrow(), ff = f.integer("qwen2.feed_forward_length").orElseThrow();
+        long kv = e * f.integer("qwen2.attention.head_count_kv").orElseThrow()
+                / f.integer("qwen2.attention.head_count").orElseThrow();
+        long layer = 2 * e + 2 * e * e + 2 * e * kv + (e + 2 * kv) + 3 * e * ff;
+        assertEquals(1024 * e + e + 3 * layer, i.parameterCount());
         ModelInfo q = ModelInfo.of(GgufFile.read(TestData.vocab("ggml-vocab-qwen2.gguf")));
         assertTrue(q.chatTemplatePresent());
         assertEquals("chatml", q.chatFormat());

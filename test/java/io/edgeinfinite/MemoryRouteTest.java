@@ -16,7 +16,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
+import java.util.function.IntConsumer;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -43,30 +45,71 @@ class MemoryRouteTest {
         return new Random(seed).ints(n, 3, 1000).toArray();
     }
 
+    /**
+     * Work that fits in S + W is plain full attention, bit for bit: with the memory on, the
+     * logits of a manifest case on the F32 model are llama.cpp's (exactly, where the bits
+     * can match: see {@link ReferenceLogitsTest#bitIdenticalPlatform()}), and other sinks,
+     * windows and segment lengths, memory on or off, give the very same bits.
+     */
     @Test
-    void shortWorkIsFullAttentionBitForBit() {
-        int[] t = tokens(60, 1);
-        try (Model m = Model.load(TINY); Session mem = m.newSession(SMALL);
-                Session full = m.newSession(Scenario.fullAttention(68).toBuilder().sink(4).window(64).segmentLength(16)
-                        .build())) {
-            assertArrayEquals(full.logits(t), mem.logits(t));
+    void shortWorkIsFullAttentionBitForBit() throws IOException {
+        Map<String, Object> c = ReferenceLogitsTest.caseById("tiny-llama-f32.B");
+        int[] t = ReferenceLogitsTest.ints(c.get("tokens"));
+        float[] ref = ReferenceLogitsTest.readF32(ReferenceLogitsTest.dir().resolve((String) c.get("logits")));
+        try (Model m = Model.load(ReferenceLogitsTest.dir().resolve((String) c.get("model")));
+                Session mem = m.newSession(Scenario.builder().sink(4).window(t.length - 4).segmentLength(16).build());
+                Session other = m.newSession(Scenario.builder().sink(0).window(512).segmentLength(64).build());
+                Session full = m.newSession(Scenario.fullAttention(t.length).toBuilder().segmentLength(7).build())) {
+            float[] got = mem.logits(t);
             assertEquals(Session.Route.FULL, mem.route());
+            double maxAbs = 0;
+            for (int i = 0; i < got.length; i++) maxAbs = Math.max(maxAbs, Math.abs(got[i] - ref[i]));
+            if (ReferenceLogitsTest.bitIdenticalPlatform()) {
+                assertArrayEquals(ref, got, "memory on, S + W = the prompt: llama.cpp's logits bit for bit");
+            } else {
+                assertTrue(maxAbs <= 0.002, "max_abs " + maxAbs + " against llama.cpp");
+            }
+            assertArrayEquals(got, other.logits(t), "S 0, W 512, L 64");
+            assertArrayEquals(got, full.logits(t), "memory off, L 7");
         }
     }
 
+    /**
+     * Tokens leave the window for the memory L at a time, exactly when the rule says: the
+     * placement is checked against a simulation of the rule written here (segments of at most
+     * L; before one would push the window past W + L tokens, its oldest L fold), prompt and
+     * decode steps alike.
+     */
     @Test
-    void longWorkTakesTheMemoryRouteAndEveryTokenHasOnePlace() {
+    void longWorkTakesTheMemoryRouteAndFoldsByTheRule() {
+        int sink = 4, window = 64, segment = 16;
         try (Model m = Model.load(TINY); Session s = m.newSession(SMALL)) {
+            long[] sim = {0, sink};  // n_past, oldest window position
+            IntConsumer feed = n -> {
+                for (int done = 0; done < n;) {
+                    int piece = Math.min(segment, n - done);
+                    if (sim[0] + piece - sim[1] > window + segment) sim[1] += segment;
+                    sim[0] += piece;
+                    done += piece;
+                }
+            };
             int[] t = tokens(500, 2);
             List<long[]> progress = new ArrayList<>();
             s.eval(t, (done, total) -> progress.add(new long[] {done, total}));
+            feed.accept(500);
             assertEquals(Session.Route.MEMORY, s.route());
-            Session.Placement p = s.placement();
-            assertEquals(500, p.sink() + p.window() + p.memory());
-            assertEquals(4, p.sink());
-            assertTrue(p.window() >= 64 && p.window() <= 80, "window " + p.window());
+            assertEquals(new Session.Placement(sink, sim[0] - sim[1], sim[1] - sink), s.placement());
             assertFalse(progress.isEmpty());
             assertEquals(500, progress.get(progress.size() - 1)[0]);
+            long before = s.placement().memory();
+            for (int i = 0; i < 40; i++) {  // decode steps, one token each
+                s.eval(new int[] {t[i]});
+                feed.accept(1);
+                assertEquals(sim[1] - sink, s.placement().memory(), "after decode step " + i);
+            }
+            assertTrue(s.placement().memory() > before, "decode steps fold too");
+            assertEquals(540, s.position());
+            assertEquals(new Session.Placement(sink, sim[0] - sim[1], sim[1] - sink), s.placement());
         }
     }
 
@@ -133,15 +176,6 @@ class MemoryRouteTest {
     }
 
     @Test
-    void poolSizeIsTheSameForAnyPrompt() {
-        try (Model m = Model.load(TINY); Session s = m.newSession(SMALL)) {
-            long before = s.poolSize();
-            s.eval(tokens(3000, 5));
-            assertEquals(before, s.poolSize());
-        }
-    }
-
-    @Test
     void restoredSessionContinuesBitIdentically() throws IOException {
         Path state = tmp.resolve("s.state");
         int[] doc = tokens(300, 6), question = tokens(20, 7);
@@ -160,10 +194,19 @@ class MemoryRouteTest {
                 assertEquals(Session.Route.MEMORY, r.route());
                 assertArrayEquals(expected, r.logits(question));
             }
+            Path early = tmp.resolve("early.state");
             try (Session s = m.newSession(SMALL)) {
                 s.eval(tokens(10, 8));
-                assertEquals(size, s.stateSize(), "the state has a fixed size");
+                s.saveState(early);
             }
+            assertEquals(Files.size(state), Files.size(early), "10 tokens or 300: the state has one size");
+            // At least K and V of S + W + L tokens (f16) and M, z (f32), per layer and KV head.
+            GgufFile f = GgufFile.read(TINY);
+            long layers = f.integer("llama.block_count").orElseThrow();
+            long kvHeads = f.integer("llama.attention.head_count_kv").orElseThrow();
+            long d = f.integer("llama.embedding_length").orElseThrow() / f.integer("llama.attention.head_count").orElseThrow();
+            long payload = layers * kvHeads * (2 * (4 + 64 + 16) * d * 2 + (d * d + d) * 4);
+            assertTrue(size >= payload && size <= payload + 4096, "state of " + size + " bytes for " + payload);
         }
     }
 

@@ -17,26 +17,47 @@ class ModelAndPoolTest {
 
     private static final Path Q8 = TestData.model("tiny-llama-q8_0.gguf");
 
+    /**
+     * The pool is what the scenario says, sized here from the model's hyper-parameters rather
+     * than by the planner's code: K and V of S + W + L tokens per layer and KV head (f16, or
+     * f32), M (d x d) and z (d) in f32; a wider window adds its KV rows and little else.
+     */
     @Test
-    void poolSizeDependsOnScenarioNotPrompt() {
+    void poolIsPlannedFromTheModelShapeAndTheScenario() {
+        GgufFile f = GgufFile.read(Q8);
+        long layers = f.integer("llama.block_count").orElseThrow();
+        long heads = f.integer("llama.attention.head_count").orElseThrow();
+        long kvHeads = f.integer("llama.attention.head_count_kv").orElseThrow();
+        long d = f.integer("llama.embedding_length").orElseThrow() / heads;
+        long kv = layers * (0 + 512 + 32) * kvHeads * d * 2;  // S 0, W 512, L 32, f16
+        long memory = layers * kvHeads * (d * d + d) * 4;
         try (Model m = Model.load(Q8)) {
             Scenario sc = Scenario.fullAttention(512).toBuilder().segmentLength(32).threads(1).build();
             long size;
             try (Session s = m.newSession(sc)) {
+                assertEquals(kv, region(s, "kv.k").size());
+                assertEquals(kv, region(s, "kv.v").size());
+                assertEquals(layers * kvHeads * d * d * 4, region(s, "mem.M").size());
+                assertEquals(layers * kvHeads * d * 4, region(s, "mem.z").size());
                 size = s.poolSize();
+                assertTrue(size >= 2 * kv + memory, "pool of " + size + " bytes cannot hold the KV cache and memory");
                 s.eval(new int[] {1, 5, 9});
-                assertEquals(size, s.poolSize());
                 s.eval(new java.util.Random(1).ints(400, 3, 1000).toArray());
-                assertEquals(size, s.poolSize());
                 assertEquals(403, s.position());
             }
-            try (Session s = m.newSession(sc)) {
-                assertEquals(size, s.poolSize(), "same scenario, same pool");
+            try (Session s = m.newSession(sc.toBuilder().kvType(Scenario.KvType.F32).build())) {
+                assertEquals(2 * kv, region(s, "kv.k").size(), "an f32 cache takes 4 bytes an element");
             }
             try (Session s = m.newSession(sc.toBuilder().window(1024).build())) {
-                assertTrue(s.poolSize() > size, "a larger context plans a larger KV cache");
+                long grown = s.poolSize() - size, kvGrown = 2 * layers * 512 * kvHeads * d * 2;
+                assertTrue(grown >= kvGrown && grown <= kvGrown * 5 / 4,  // plus one thread's score scratch
+                        "512 more window slots grew the pool by " + grown + " bytes; their K and V take " + kvGrown);
             }
         }
+    }
+
+    private static PoolRegion region(Session s, String name) {
+        return s.poolRegions().stream().filter(r -> r.name().equals(name)).findFirst().orElseThrow();
     }
 
     @Test

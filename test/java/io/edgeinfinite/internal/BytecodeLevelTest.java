@@ -1,6 +1,5 @@
 package io.edgeinfinite.internal;
 
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
@@ -71,7 +70,6 @@ class BytecodeLevelTest {
         assertTrue(cf.major >= JAVA_17);
         assertTrue(cf.strings.contains("java.lang.foreign"), "string constants are read");
         assertTrue(cf.strings.contains("io/edgeinfinite/internal/BytecodeLevelTest"), "class names are read");
-        assertFalse(cf.strings.isEmpty());
     }
 
     private static Path classesDir() {
