@@ -48,15 +48,7 @@ public final class Generation implements Iterator<String>, AutoCloseable {
                 break;
             }
             if (!started) {
-                started = true;
-                long t0 = System.nanoTime();
-                try {
-                    if (!session.prefill(this, prompt, options, stops, progress)) reason = StopReason.CANCELLED;
-                } catch (CancelledException e) {
-                    reason = StopReason.CANCELLED;
-                } finally {
-                    prefillNanos = System.nanoTime() - t0;
-                }
+                start();
                 continue;
             }
             long t0 = System.nanoTime();
@@ -83,6 +75,20 @@ public final class Generation implements Iterator<String>, AutoCloseable {
         pending = null;
         text.append(p);
         return p;
+    }
+
+    /** Reads the prompt (once): the prefill, which a cancel may stop before its next segment. */
+    void start() {
+        if (started) return;
+        started = true;
+        long t0 = System.nanoTime();
+        try {
+            if (!session.prefill(this, prompt, options, stops, progress)) reason = StopReason.CANCELLED;
+        } catch (CancelledException e) {
+            reason = StopReason.CANCELLED;
+        } finally {
+            prefillNanos = System.nanoTime() - t0;
+        }
     }
 
     /** The pieces as a sequential stream. */

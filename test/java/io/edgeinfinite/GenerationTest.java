@@ -52,6 +52,7 @@ class GenerationTest {
             for (int id : m.tokenize(prompt, true, true)) ids.add(id);  // as stream() tokenizes it
             List<String> stepped = new ArrayList<>();
             try (Generation g = again.stream(prompt, opts)) {
+                g.start();  // the prompt, without taking a step
                 for (NativeBinding.Step st = again.step();; st = again.step()) {
                     if (st.token() >= 0) ids.add(st.token());
                     if (!st.text().isEmpty()) stepped.add(st.text());
