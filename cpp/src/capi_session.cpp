@@ -204,6 +204,35 @@ ei_status ei_tokenize(const ei_model* model, const char* text, uint64_t len, int
     });
 }
 
+ei_status ei_tokenize_after(const ei_model* model, int32_t prev, const char* text, uint64_t len,
+                            int32_t parse_special, int32_t* out, int32_t capacity, int32_t* n_out) {
+    return guard([&] {
+        if (!text && len > 0) ei::fail(EI_ERR_INVALID_ARGUMENT, "text is null");
+        const ei::Tokenizer& tk = model_of(model).tokenizer();
+        if (prev >= tk.n_vocab()) {
+            ei::fail(EI_ERR_INVALID_ARGUMENT, "token id " + std::to_string(prev) + " is out of range [0, " +
+                                                  std::to_string(tk.n_vocab()) + ")");
+        }
+        std::vector<int32_t> ids = tk.encode_after(prev, std::string_view(text ? text : "", len), parse_special != 0);
+        *require(n_out, "n_out") = static_cast<int32_t>(ids.size());
+        if (out && capacity > 0) {
+            std::memcpy(out, ids.data(), sizeof(int32_t) * std::min<size_t>(ids.size(), static_cast<size_t>(capacity)));
+        }
+    });
+}
+
+ei_status ei_token_piece(const ei_model* model, int32_t token, int32_t special, char* out, uint64_t capacity,
+                         uint64_t* len_out) {
+    return guard([&] {
+        const ei::Tokenizer& tk = model_of(model).tokenizer();
+        if (token < 0 || token >= tk.n_vocab()) {
+            ei::fail(EI_ERR_INVALID_ARGUMENT, "token id " + std::to_string(token) + " is out of range [0, " +
+                                                  std::to_string(tk.n_vocab()) + ")");
+        }
+        copy_out(tk.token_to_piece(token, special != 0), out, capacity, len_out);
+    });
+}
+
 ei_status ei_detokenize(const ei_model* model, const int32_t* ids, int32_t n, char* out, uint64_t capacity,
                         uint64_t* len_out) {
     return guard([&] {

@@ -331,6 +331,19 @@ void Tokenizer::partition(std::string_view text, bool parse_special, std::vector
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos, bool parse_special) const {
+    return encode_from(text, add_bos, parse_special, true);
+}
+
+std::vector<int32_t> Tokenizer::encode_after(int32_t prev, std::string_view text, bool parse_special) const {
+    const bool after_special = prev < 0 || is_special(prev);
+    if (prev >= 0 && after_special && (strip_[prev] & kRStrip)) {
+        while (!text.empty() && ascii_space(text.front())) text.remove_prefix(1);
+    }
+    return encode_from(text, false, parse_special, after_special);
+}
+
+std::vector<int32_t> Tokenizer::encode_from(std::string_view text, bool add_bos, bool parse_special,
+                                            bool after_special) const {
     std::vector<int32_t> out;
     out.reserve(text.size() / 3 + 2);
     if (add_bos && bos_ >= 0) out.push_back(bos_);
@@ -338,7 +351,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos, bool
     partition(text, parse_special, frags);
     if (kind_ == TokenizerKind::Spm) {
         // A space prefix goes before text at the start and after every special token.
-        bool prev_special = true;
+        bool prev_special = after_special;
         std::string buf;
         for (const Fragment& fr : frags) {
             if (fr.token >= 0) {
@@ -659,6 +672,12 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool remove_leadi
 bool Tokenizer::is_eog(int32_t id) const { return std::binary_search(eog_.begin(), eog_.end(), id); }
 
 bool Tokenizer::is_control(int32_t id) const { return id >= 0 && id < n_vocab() && type_[id] == kTypeControl; }
+
+bool Tokenizer::is_special(int32_t id) const {
+    if (id < 0 || id >= n_vocab()) return false;
+    const uint8_t ty = type_[id];
+    return ty == kTypeControl || ty == kTypeUnknown || ty == kTypeUserDefined;
+}
 
 int32_t Tokenizer::find_token(std::string_view text) const { return lookup(text); }
 

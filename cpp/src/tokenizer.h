@@ -32,6 +32,12 @@ public:
     // tokens into those tokens; USER_DEFINED tokens are always matched, as in llama.cpp.
     // No EOS is ever appended.
     std::vector<int32_t> encode(std::string_view text, bool add_bos, bool parse_special) const;
+    // The tokens of text that follows token prev in one sequence (prev < 0: the text starts it;
+    // no BOS either way). SPM puts its space prefix only at the start and after special tokens,
+    // and a special token with rstrip eats the spaces after it; this applies both rules as if
+    // prev's text came just before, so a sequence built in pieces gets the whole text's tokens
+    // wherever the pieces meet at a special token.
+    std::vector<int32_t> encode_after(int32_t prev, std::string_view text, bool parse_special) const;
 
     // The vocab string as stored (an empty one reads "[EMPTY_<id>]", as llama.cpp renames it).
     const std::string& token_text(int32_t id) const;
@@ -55,6 +61,8 @@ public:
     bool add_space_prefix() const { return add_space_prefix_; }
     bool is_eog(int32_t id) const;
     bool is_control(int32_t id) const;
+    // Whether the id is split out of text as a whole token (control, unknown, user-defined).
+    bool is_special(int32_t id) const;
     // Exact vocab lookup; -1 if absent.
     int32_t find_token(std::string_view text) const;
     TokenizerKind kind() const { return kind_; }
@@ -68,6 +76,7 @@ private:
         size_t off, len;
     };
     void partition(std::string_view text, bool parse_special, std::vector<Fragment>& out) const;
+    std::vector<int32_t> encode_from(std::string_view text, bool add_bos, bool parse_special, bool after_special) const;
     void encode_spm(std::string_view text, std::vector<int32_t>& out) const;
     void encode_bpe(std::string_view text, std::vector<int32_t>& out) const;
     void bpe_word(std::string_view word, std::vector<int32_t>& out) const;

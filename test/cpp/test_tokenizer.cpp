@@ -235,6 +235,29 @@ TEST(tokenizer_spm_vocab_cases) {
     CHECK(tok->encode("<s>Hello", false, false)[0] != 1);
 }
 
+TEST(tokenizer_encode_after) {
+    // A text tokenized in pieces, each after the last token of the one before, gives the
+    // whole text's tokens where the pieces meet at a special token, and never a stray space
+    // prefix where they meet inside plain text.
+    auto tok = load("vocab/ggml-vocab-llama-spm.gguf");
+    const std::string a = "[INST] Hi there [/INST]", b = " Hello</s>", c = "[INST] And now? [/INST]";
+    std::vector<int32_t> whole = tok->encode(a + b + c, false, true);
+    std::vector<int32_t> pieces = tok->encode_after(-1, a, true);
+    std::vector<int32_t> pb = tok->encode_after(pieces.back(), b, true);
+    pieces.insert(pieces.end(), pb.begin(), pb.end());
+    CHECK_EQ(pieces.back(), 2);  // </s>, special: the next piece gets the space prefix
+    std::vector<int32_t> pc = tok->encode_after(pieces.back(), c, true);
+    pieces.insert(pieces.end(), pc.begin(), pc.end());
+    CHECK(pieces == whole);
+    if (pieces != whole) std::fprintf(stderr, "  whole %s\n  pieces %s\n", ids_str(whole).c_str(), ids_str(pieces).c_str());
+    // After a plain token no space prefix is added: " Hello" then "world" is not " Hello world".
+    std::vector<int32_t> w = tok->encode_after(15043, "world", false);
+    CHECK_STR(tok->decode(w, false), std::string("world"));
+    CHECK_STR(tok->decode(tok->encode("world", false, false), false), std::string(" world"));
+    CHECK(tok->encode_after(-1, "world", false) == tok->encode("world", false, false));
+    CHECK(tok->is_special(2) && tok->is_special(1) && !tok->is_special(15043));
+}
+
 TEST(tokenizer_llama_bpe_vocab_cases) {
     auto tok = load("vocab/ggml-vocab-llama-bpe.gguf");
     CHECK(tok->kind() == ei::TokenizerKind::Bpe);

@@ -190,6 +190,19 @@ EI_API ei_status ei_session_last_logits(const ei_session* session, float* out, i
  * (call again with a larger buffer when it exceeds capacity). */
 EI_API ei_status ei_tokenize(const ei_model* model, const char* text, uint64_t len, int32_t add_bos,
                              int32_t parse_special, int32_t* out, int32_t capacity, int32_t* n_out);
+/* As ei_tokenize (without BOS), for text that continues a sequence whose last token is prev
+ * (prev < 0: the text starts the sequence). SentencePiece vocabularies put a space before raw
+ * text only at the start and after special tokens, and a special token with rstrip eats the
+ * spaces after it: this call applies both as if prev's text came just before, so a sequence
+ * built piece by piece (a conversation's turns) holds the tokens of its whole text wherever
+ * the pieces meet at a special token. */
+EI_API ei_status ei_tokenize_after(const ei_model* model, int32_t prev, const char* text, uint64_t len,
+                                   int32_t parse_special, int32_t* out, int32_t capacity, int32_t* n_out);
+/* The bytes one token stands for (possibly part of a UTF-8 character); special != 0 renders
+ * control tokens as their text ("<|im_end|>") instead of nothing. Writes up to capacity
+ * bytes; *len_out receives the full size. */
+EI_API ei_status ei_token_piece(const ei_model* model, int32_t token, int32_t special, char* out, uint64_t capacity,
+                                uint64_t* len_out);
 /* Decodes ids to UTF-8 bytes. Writes up to capacity bytes; *len_out receives the full size. */
 EI_API ei_status ei_detokenize(const ei_model* model, const int32_t* ids, int32_t n, char* out, uint64_t capacity,
                                uint64_t* len_out);

@@ -30,18 +30,54 @@ public final class Generation implements Iterator<String>, AutoCloseable {
     private int generated;
     private long decodeNanos;
     private String pending;
+    private int[] tokens = new int[16];
+    private int nTokens;
+    private boolean failed, ended;
+    // Called once when the generation is over (ended, cancelled or failed), on the thread
+    // that saw it end: a Conversation settles its turn there.
+    private final java.util.function.Consumer<Generation> onEnd;
 
     Generation(Session session, int[] prompt, GenerateOptions options, String[] stops,
             Session.ProgressListener progress) {
+        this(session, prompt, options, stops, progress, null);
+    }
+
+    Generation(Session session, int[] prompt, GenerateOptions options, String[] stops,
+            Session.ProgressListener progress, java.util.function.Consumer<Generation> onEnd) {
         this.session = session;
         this.prompt = prompt;
         this.options = options;
         this.stops = stops;
         this.progress = progress;
+        this.onEnd = onEnd;
     }
 
     @Override
     public boolean hasNext() {
+        if (failed) return false;
+        try {
+            return advance();
+        } catch (RuntimeException e) {
+            // The error reaches the caller once; the generation is over after it.
+            failed = true;
+            end();
+            throw e;
+        }
+    }
+
+    private boolean advance() {
+        boolean more = produce();
+        if (reason != StopReason.NONE) end();
+        return more;
+    }
+
+    private void end() {
+        if (ended) return;
+        ended = true;
+        if (onEnd != null) onEnd.accept(this);
+    }
+
+    private boolean produce() {
         while (pending == null && reason == StopReason.NONE) {
             if (cancelled) {
                 reason = StopReason.CANCELLED;
@@ -61,7 +97,11 @@ public final class Generation implements Iterator<String>, AutoCloseable {
             } finally {
                 decodeNanos += System.nanoTime() - t0;
             }
-            if (s.token() >= 0) generated++;
+            if (s.token() >= 0) {
+                generated++;
+                if (nTokens == tokens.length) tokens = java.util.Arrays.copyOf(tokens, nTokens * 2);
+                tokens[nTokens++] = s.token();
+            }
             if (s.done() != 0) reason = StopReason.fromCode(s.done());
             if (!s.text().isEmpty()) pending = s.text();
         }
@@ -111,6 +151,24 @@ public final class Generation implements Iterator<String>, AutoCloseable {
         return cancelled;
     }
 
+    /**
+     * The token ids sampled so far, in order, including an end-of-generation token that
+     * ended it (whose text is not part of the output).
+     */
+    public int[] tokens() {
+        return java.util.Arrays.copyOf(tokens, nTokens);
+    }
+
+    /** The prompt's token ids, as fed to the session. */
+    int[] promptTokens() {
+        return prompt;
+    }
+
+    /** Whether it ended by an exception (which {@link #hasNext()} threw once). */
+    boolean failed() {
+        return failed;
+    }
+
     /** Why the generation ended, or NONE while it goes on. */
     public StopReason stopReason() {
         return reason;
@@ -122,7 +180,7 @@ public final class Generation implements Iterator<String>, AutoCloseable {
 
     @Override
     public void close() {
-        if (reason == StopReason.NONE) {
+        if (reason == StopReason.NONE && !failed) {
             cancelled = true;
             hasNext();
         }

@@ -129,6 +129,40 @@ public final class Model implements AutoCloseable {
         }
     }
 
+    /**
+     * Opens a conversation: a session whose turns are formatted with the chat template one at
+     * a time (see {@link Conversation}).
+     *
+     * @throws UnsupportedModelException when options name no format and the model's template is
+     *         absent or not a built-in one
+     */
+    public Conversation newConversation(Scenario scenario, ConversationOptions options) {
+        return Conversation.open(this, scenario, options);
+    }
+
+    /** A conversation with the model's template, no system prompt and default sampling. */
+    public Conversation newConversation(Scenario scenario) {
+        return Conversation.open(this, scenario, ConversationOptions.defaults());
+    }
+
+    /**
+     * Restores a conversation saved by {@link Conversation#save}, with the scenario it was
+     * saved with (threads: one per core): it continues exactly where the saved one stopped.
+     *
+     * @throws ModelFormatException for a file from another model, or a corrupted one
+     */
+    public Conversation restoreConversation(Path path) {
+        return Conversation.restore(this, path, null);
+    }
+
+    /**
+     * As {@link #restoreConversation(Path)}, with a scenario of the same shapes (segment, sink,
+     * window, memory and KV settings) but perhaps other threads.
+     */
+    public Conversation restoreConversation(Path path, Scenario scenario) {
+        return Conversation.restore(this, path, scenario);
+    }
+
     void forget(Session s) {
         sessions.remove(s);
     }
@@ -160,9 +194,19 @@ public final class Model implements AutoCloseable {
         return withHandle(h -> nb.chatFormat(h, format, roles, contents, addGenerationPrompt));
     }
 
-    /** Stop strings that end the assistant's turn in a chat format. */
-    List<String> chatStops(String format) {
+    /** Stop strings that end the assistant's turn in a chat format (empty for an unknown one). */
+    public List<String> chatStops(String format) {
         return List.of(nb.chatStops(format));
+    }
+
+    /** Tokens of text that continues a sequence whose last token is prev (-1: none); no BOS. */
+    int[] tokenizeAfter(int prev, String text) {
+        return withHandle(h -> nb.tokenizeAfter(h, prev, text, true));
+    }
+
+    /** The bytes a token stands for; special: control tokens as their text. */
+    byte[] tokenPiece(int token, boolean special) {
+        return withHandle(h -> nb.tokenPiece(h, token, special));
     }
 
     /** Whether {@link #close()} was called. */

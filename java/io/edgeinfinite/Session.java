@@ -279,6 +279,26 @@ public final class Session implements AutoCloseable {
     }
 
     /**
+     * Generates after feeding prompt tokens as they are (no BOS added, no chat template; the
+     * options' stop strings apply): for callers that build token sequences themselves, e.g. to
+     * continue after the tokens this session already holds. Read on the first
+     * {@link Generation#hasNext()}, like {@link #stream(String, GenerateOptions)}.
+     *
+     * @param prompt at least one token
+     */
+    public Generation stream(int[] prompt, GenerateOptions options) {
+        return stream(prompt, options, options.stopStrings(), null);
+    }
+
+    /** Token prompt with explicit stop strings and an end hook (for {@link Conversation}). */
+    synchronized Generation stream(int[] prompt, GenerateOptions options, List<String> stops,
+            java.util.function.Consumer<Generation> onEnd) {
+        handle();
+        if (prompt.length == 0) throw new InvalidArgumentException("the prompt has no tokens");
+        return new Generation(this, prompt.clone(), options, stops.toArray(String[]::new), null, onEnd);
+    }
+
+    /**
      * Reads a generation's prompt and arms its sampler (called by {@link Generation}).
      * Returns false, having run nothing, when the generation was cancelled before it began.
      */

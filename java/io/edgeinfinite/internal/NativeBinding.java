@@ -138,6 +138,12 @@ public interface NativeBinding {
 
     String detokenize(long model, int[] tokens);
 
+    /** Tokens (no BOS) of text that continues a sequence whose last token is prev (-1: none). */
+    int[] tokenizeAfter(long model, int prev, String text, boolean parseSpecial);
+
+    /** The bytes a token stands for; special: control tokens as their text. */
+    byte[] tokenPiece(long model, int token, boolean special);
+
     String chatFormat(long model, String format, String[] roles, String[] contents, boolean addGenerationPrompt);
 
     // ---- generation

@@ -46,7 +46,7 @@ public final class FfmBinding implements NativeBinding {
             planScenario;
     private final MethodHandle sessionCreate, sessionFree, sessionNPast, sessionReset, sessionCancel, sessionEval, sessionLastLogits,
             sessionRoute, sessionPlanRoute, sessionPlacement, sessionStateSize, sessionSave, sessionLoad;
-    private final MethodHandle tokenize, detokenize, chatFormat, generateBegin, generateNext;
+    private final MethodHandle tokenize, tokenizeAfter, tokenPiece, detokenize, chatFormat, generateBegin, generateNext;
 
     private static final MemoryLayout SCENARIO = MemoryLayout.structLayout(
             JAVA_INT.withName("n_batch"), JAVA_INT.withName("n_sink"), JAVA_INT.withName("n_window"),
@@ -118,6 +118,9 @@ public final class FfmBinding implements NativeBinding {
         tokenize = fn("ei_tokenize", JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT,
                 ADDRESS);
         detokenize = fn("ei_detokenize", JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS);
+        tokenizeAfter = fn("ei_tokenize_after", JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS,
+                JAVA_INT, ADDRESS);
+        tokenPiece = fn("ei_token_piece", JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS);
         chatFormat = fn("ei_chat_format", JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS,
                 JAVA_LONG, ADDRESS);
         generateBegin = fn("ei_generate_begin", JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS,
@@ -573,6 +576,44 @@ public final class FfmBinding implements NativeBinding {
                 return big.asSlice(0, (long) count * 4).toArray(JAVA_INT);
             }
             return out.asSlice(0, (long) count * 4).toArray(JAVA_INT);
+        }
+    }
+
+    @Override
+    public int[] tokenizeAfter(long m, int prev, String text, boolean parseSpecial) {
+        byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment t = a.allocate(Math.max(1, bytes.length));
+            MemorySegment.copy(bytes, 0, t, JAVA_BYTE, 0, bytes.length);
+            MemorySegment n = a.allocate(JAVA_INT);
+            int ps = parseSpecial ? 1 : 0;
+            int cap = bytes.length + 2; // as in tokenize: a second call when it is not enough
+            MemorySegment out = a.allocate(JAVA_INT, cap);
+            check(call(() -> (int) tokenizeAfter.invokeExact(ptr(m), prev, t, (long) bytes.length, ps, out, cap, n)));
+            int count = n.get(JAVA_INT, 0);
+            if (count > cap) {
+                MemorySegment big = a.allocate(JAVA_INT, count);
+                check(call(() -> (int) tokenizeAfter.invokeExact(ptr(m), prev, t, (long) bytes.length, ps, big, count,
+                        n)));
+                return big.asSlice(0, (long) count * 4).toArray(JAVA_INT);
+            }
+            return out.asSlice(0, (long) count * 4).toArray(JAVA_INT);
+        }
+    }
+
+    @Override
+    public byte[] tokenPiece(long m, int token, boolean special) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment len = a.allocate(JAVA_LONG);
+            int sp = special ? 1 : 0;
+            // Pieces are short; one call almost always does.
+            MemorySegment out = a.allocate(64);
+            check(call(() -> (int) tokenPiece.invokeExact(ptr(m), token, sp, out, 64L, len)));
+            long n = len.get(JAVA_LONG, 0);
+            if (n <= 64) return out.asSlice(0, n).toArray(JAVA_BYTE);
+            MemorySegment big = a.allocate(n);
+            check(call(() -> (int) tokenPiece.invokeExact(ptr(m), token, sp, big, n, len)));
+            return big.toArray(JAVA_BYTE);
         }
     }
 

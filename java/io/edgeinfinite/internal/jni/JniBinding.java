@@ -431,6 +431,31 @@ public final class JniBinding implements NativeBinding {
     }
 
     @Override
+    public int[] tokenizeAfter(long m, int prev, String text, boolean parseSpecial) {
+        byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
+        int[] out = new int[bytes.length + 2]; // as in tokenize: a second call when it is not enough
+        int[] n = new int[1];
+        int ps = parseSpecial ? 1 : 0;
+        check(CApi.ei_tokenize_after(m, prev, bytes, bytes.length, ps, out, out.length, n));
+        if (n[0] > out.length) {
+            out = new int[n[0]];
+            check(CApi.ei_tokenize_after(m, prev, bytes, bytes.length, ps, out, out.length, n));
+        }
+        return n[0] == out.length ? out : java.util.Arrays.copyOf(out, n[0]);
+    }
+
+    @Override
+    public byte[] tokenPiece(long m, int token, boolean special) {
+        long[] len = new long[1];
+        byte[] out = new byte[64]; // pieces are short; one call almost always does
+        check(CApi.ei_token_piece(m, token, special ? 1 : 0, out, out.length, len));
+        if (len[0] <= out.length) return java.util.Arrays.copyOf(out, (int) len[0]);
+        out = new byte[Math.toIntExact(len[0])];
+        check(CApi.ei_token_piece(m, token, special ? 1 : 0, out, out.length, len));
+        return out;
+    }
+
+    @Override
     public String detokenize(long m, int[] tokens) {
         long[] len = new long[1];
         check(CApi.ei_detokenize(m, tokens, tokens.length, null, 0, len));

@@ -166,6 +166,13 @@ public final class CApi {
             @Cast("uint64_t") long len, int addBos, int parseSpecial, @Cast("int32_t*") int[] out, int capacity,
             @Cast("int32_t*") int[] nOut);
 
+    public static native int ei_tokenize_after(@Cast("const ei_model*") long model, int prev,
+            @Cast("const char*") byte[] text, @Cast("uint64_t") long len, int parseSpecial, @Cast("int32_t*") int[] out,
+            int capacity, @Cast("int32_t*") int[] nOut);
+
+    public static native int ei_token_piece(@Cast("const ei_model*") long model, int token, int special,
+            @Cast("char*") byte[] out, @Cast("uint64_t") long capacity, @Cast("uint64_t*") long[] lenOut);
+
     public static native int ei_detokenize(@Cast("const ei_model*") long model, @Cast("const int32_t*") int[] ids,
             int n, @Cast("char*") byte[] out, @Cast("uint64_t") long capacity, @Cast("uint64_t*") long[] lenOut);
 
