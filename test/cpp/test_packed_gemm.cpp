@@ -109,7 +109,9 @@ TEST(packed_kernels_match_their_reference_bit_for_bit) {
             int32_t n_tok;
         };
         for (Shape s : {Shape{37, 96, 19}, Shape{16, 32, 1}, Shape{33, 224, 8}, Shape{128, 896, 13}, Shape{5, 64, 2},
-                        Shape{48, 4864 / 4, 3}}) {
+                        Shape{48, 4864 / 4, 3},
+                        // decode: groups taken 4, 2 and 1 at a time, the last one partial
+                        Shape{100, 96, 1}, Shape{37, 160, 1}, Shape{128, 64, 1}}) {
             const Problem p = make(type, s.rows, s.k, s.n_tok, static_cast<uint32_t>(s.rows * 31 + s.n_tok));
             for (int mode = 0; mode < 4; ++mode) {
                 const bool bias = mode & 1, acc = mode & 2;

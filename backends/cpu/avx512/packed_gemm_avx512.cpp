@@ -10,6 +10,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "cpu/packed_gemm.h"
 #include "cpu/packed_gemm_impl.h"
@@ -103,11 +104,83 @@ inline void tile(const uint8_t* wg, int64_t nb, const uint8_t* act, uint64_t act
     }
 }
 
+// Decode (one token): G groups of 16 rows at once, so G independent dependency chains
+// overlap (one group alone is a serial chain of VPDPBUSD and FMA latencies), and the
+// token's 8 broadcast activation words are shared by all G groups.
+template <int G, bool Q4>
+inline void rows_x1(const uint8_t* wg, size_t group, int64_t nb, const uint8_t* act, float* y, const float* bias,
+                    bool accumulate, int64_t rows_left) {
+    constexpr size_t kBlock = Q4 ? 256 : 512;
+    const int8_t* aq = reinterpret_cast<const int8_t*>(act);
+    const float* as = reinterpret_cast<const float*>(act + nb * kQK);
+    const int32_t* ac = reinterpret_cast<const int32_t*>(act + nb * (kQK + 4));
+    __m512 facc[G];
+    for (int g = 0; g < G; ++g) facc[g] = _mm512_setzero_ps();
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    for (int64_t b = 0; b < nb; ++b) {
+        __m512i a[8];
+        for (int j = 0; j < 8; ++j) a[j] = bcast32(aq + b * kQK + 4 * j);
+        const __m512i corr = _mm512_set1_epi32(ac[b]);
+        const __m512 da = _mm512_set1_ps(as[b]);
+        __m512i lo[G], hi[G];
+        for (int g = 0; g < G; ++g) {
+            lo[g] = corr;
+            hi[g] = _mm512_setzero_si512();
+        }
+        for (int j = 0; j < 4; ++j) {
+            for (int g = 0; g < G; ++g) {
+                const uint8_t* blk = wg + static_cast<size_t>(g) * group + static_cast<size_t>(b) * kBlock;
+                __m512i w0, w1;
+                if constexpr (Q4) {
+                    const __m512i v = _mm512_loadu_si512(blk + 64 * j);
+                    w0 = _mm512_and_si512(v, m4);
+                    w1 = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+                } else {
+                    w0 = _mm512_loadu_si512(blk + 64 * j);
+                    w1 = _mm512_loadu_si512(blk + 64 * (j + 4));
+                }
+                lo[g] = _mm512_dpbusd_epi32(lo[g], w0, a[j]);
+                hi[g] = _mm512_dpbusd_epi32(hi[g], w1, a[j + 4]);
+            }
+        }
+        for (int g = 0; g < G; ++g) {
+            const uint16_t* scales = reinterpret_cast<const uint16_t*>(wg + static_cast<size_t>(g) * group +
+                                                                       static_cast<size_t>(nb) * kBlock);
+            const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + b * kPackRows)));
+            const __m512i isum = _mm512_add_epi32(lo[g], hi[g]);
+            facc[g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, da), facc[g]);
+        }
+    }
+    for (int g = 0; g < G; ++g) {
+        const int64_t valid = rows_left - int64_t{g} * kPackRows;
+        const __mmask16 mask = valid >= kPackRows ? __mmask16(0xFFFF) : __mmask16((1u << valid) - 1);
+        __m512 v = facc[g];
+        if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, bias + g * kPackRows));
+        float* out = y + g * kPackRows;
+        if (accumulate) v = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, out), v);
+        _mm512_mask_storeu_ps(out, mask, v);
+    }
+}
+
 template <bool Q4>
 void gemm(const uint8_t* packed, int64_t rows, int64_t k, int64_t g0, int64_t g1, const uint8_t* act,
           uint64_t act_stride, int32_t n_tok, float* y, uint64_t y_stride, const float* bias, bool accumulate) {
     const int64_t nb = k / kQK;
     const size_t group = r16::group_bytes(Q4, k);
+    if (n_tok == 1) {
+        int64_t g = g0;
+        auto run = [&](auto G) {
+            constexpr int kG = decltype(G)::value;
+            const int64_t r0 = g * kPackRows;
+            rows_x1<kG, Q4>(packed + static_cast<size_t>(g) * group, group, nb, act, y + r0, bias ? bias + r0 : nullptr,
+                            accumulate, rows - r0);
+            g += kG;
+        };
+        while (g + 4 <= g1) run(std::integral_constant<int, 4>{});
+        if (g + 2 <= g1) run(std::integral_constant<int, 2>{});
+        if (g < g1) run(std::integral_constant<int, 1>{});
+        return;
+    }
     for (int64_t g = g0; g < g1; ++g) {
         const int64_t r0 = g * kPackRows;
         const int64_t valid = rows - r0;
