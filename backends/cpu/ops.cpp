@@ -77,6 +77,7 @@ bool make_table(KernelVariant v, Primitives& t) {
         t.name = variant_name(v);
         t.kq = kq_avx512;
         t.pv = pv_avx512;
+        t.exp_sum = exp_sum_avx512;
         return true;
     }
 #endif

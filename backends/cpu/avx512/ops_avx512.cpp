@@ -7,6 +7,8 @@
 //  - pv: a query's 16 lane accumulators live in registers (16 dimensions at a time),
 //    rows are read straight from the cache (f16 widened on load), no accumulator ever
 //    round-trips through memory.
+//  - exp_sum: the softmax's exponentials 16 lanes at a time, VSCALEFPS doing the
+//    reference's single-rounding scale by 2^n.
 // The other primitives are AVX2's (ops.cpp builds the table).
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's own _mm512_undefined_ps()
@@ -56,7 +58,49 @@ inline __m512 load16(const uint8_t* row, bool f16, int32_t c) {
     return _mm512_loadu_ps(reinterpret_cast<const float*>(row) + c);
 }
 
+// fast_exp of float_math.h on 16 lanes, bit for bit: VSCALEFPS is the reference's
+// scale_pow2 (j * 2^n rounded once, underflow and overflow included).
+inline __m512 fast_exp16(__m512 x) {
+    const __m512 shift = _mm512_set1_ps(0x1.8p23f);
+    const __m512 z = _mm512_fmadd_ps(x, _mm512_set1_ps(0x1.715476p+0f), shift);
+    const __m512 n = _mm512_sub_ps(z, shift);
+    const __m512 b = _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.7f7d1cp-20f),
+                                      _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.62e4p-1f), x));
+    const __m512 u = _mm512_mul_ps(b, b);
+    const __m512 j = _mm512_fmadd_ps(
+        _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_set1_ps(0x1.0e4020p-7f), b, _mm512_set1_ps(0x1.573e2ep-5f)), u,
+                        _mm512_fmadd_ps(_mm512_set1_ps(0x1.555e66p-3f), b, _mm512_set1_ps(0x1.fffdb6p-2f))),
+        u, _mm512_fmadd_ps(_mm512_set1_ps(0x1.ffffecp-1f), b, _mm512_set1_ps(1.0f)));
+    __m512 r = _mm512_scalef_ps(j, n);
+    // |n| > 192 (x = -inf included, where j is NaN): 0 or infinity, as the reference.
+    const __mmask16 big = _mm512_cmp_ps_mask(_mm512_abs_ps(n), _mm512_set1_ps(192.0f), _CMP_GT_OQ);
+    const __mmask16 pos = _mm512_cmp_ps_mask(n, _mm512_setzero_ps(), _CMP_GT_OQ);
+    r = _mm512_mask_mov_ps(r, big, _mm512_maskz_mov_ps(pos, _mm512_set1_ps(__builtin_inff())));
+    return r;
+}
+
+// The 16-lane tree of one register: i + i+8, then + 4 apart, then (t0 + t2) + (t1 + t3).
+inline float reduce16(__m512 v) {
+    const __m256 t8 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    const __m128 t4 = _mm_add_ps(_mm256_castps256_ps128(t8), _mm256_extractf128_ps(t8, 1));
+    const __m128 s = _mm_add_ps(t4, _mm_movehl_ps(t4, t4));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
 }  // namespace
+
+double exp_sum_avx512(float* x, int64_t n, float max) {
+    const __m512 m = _mm512_set1_ps(max);
+    double sum = 0;
+    for (int64_t j = 0; j < n; j += kLanes) {
+        // The last chunk: lanes past n count as 0 and are not stored.
+        const __mmask16 mask = n - j >= kLanes ? __mmask16(0xFFFF) : __mmask16((1u << (n - j)) - 1);
+        const __m512 e = _mm512_maskz_mov_ps(mask, fast_exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, x + j), m)));
+        _mm512_mask_storeu_ps(x + j, mask, e);
+        sum += reduce16(e);
+    }
+    return sum;
+}
 
 void kq_avx512(const float* q, int nq, const uint8_t* k, int64_t n, uint64_t stride, bool f16, int32_t d, float scale,
                const int64_t* lim, float* s, int64_t ld) {
