@@ -67,6 +67,7 @@ void pack(bool q4, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t k
 
 size_t act_row_size(int64_t k) { return static_cast<size_t>(k / kQK) * (kQK + 4 + 4); }
 
+// Stores one Q8_0-quantized activation block as block b of a prepared row of nb blocks.
 void finish_act(const BlockQ8_0& blk, int64_t b, int64_t nb, int32_t offset, uint8_t* out) {
     std::memcpy(out + b * kQK, blk.qs, kQK);
     const float d = fp16_to_fp32(blk.d);
@@ -79,12 +80,13 @@ void finish_act(const BlockQ8_0& blk, int64_t b, int64_t nb, int32_t offset, uin
 
 namespace {
 
-template <bool Q4>
-void prepare_act_ref(const float* x, int64_t k, uint8_t* out) {
+// Activations are ggml's Q8_0 blocks (any bit-identical quantizer) plus the correction term.
+template <bool Q4, void (*Quantize)(const float*, void*, int64_t)>
+void prepare_act(const float* x, int64_t k, uint8_t* out) {
     const int64_t nb = k / kQK;
     for (int64_t b = 0; b < nb; ++b) {
         BlockQ8_0 blk;
-        ref::from_float_q8_0(x + b * kQK, &blk, kQK);
+        Quantize(x + b * kQK, &blk, kQK);
         finish_act(blk, b, nb, Q4 ? 8 : 128, out);
     }
 }
@@ -150,17 +152,17 @@ using GT = ei::GgmlType;
 
 constexpr PackedGemm kReference[] = {
     {GT::Q8_0, "scalar", r16::packed_size_t<false>, r16::pack_t<false>, r16::act_row_size,
-     r16::prepare_act_ref<false>, r16::gemm_ref<false>},
-    {GT::Q4_0, "scalar", r16::packed_size_t<true>, r16::pack_t<true>, r16::act_row_size, r16::prepare_act_ref<true>,
-     r16::gemm_ref<true>},
+     r16::prepare_act<false, ref::from_float_q8_0>, r16::gemm_ref<false>},
+    {GT::Q4_0, "scalar", r16::packed_size_t<true>, r16::pack_t<true>, r16::act_row_size,
+     r16::prepare_act<true, ref::from_float_q8_0>, r16::gemm_ref<true>},
 };
 
 #if defined(EI_HAVE_AVX512_KERNELS)
 constexpr PackedGemm kAvx512Vnni[] = {
     {GT::Q8_0, "avx512vnni", r16::packed_size_t<false>, r16::pack_t<false>, r16::act_row_size,
-     avx512vnni::prepare_act_q8_0, avx512vnni::gemm_q8_0},
+     r16::prepare_act<false, avx2::from_float_q8_0>, avx512vnni::gemm_q8_0},
     {GT::Q4_0, "avx512vnni", r16::packed_size_t<true>, r16::pack_t<true>, r16::act_row_size,
-     avx512vnni::prepare_act_q4_0, avx512vnni::gemm_q4_0},
+     r16::prepare_act<true, avx2::from_float_q8_0>, avx512vnni::gemm_q4_0},
 };
 #endif
 

@@ -13,15 +13,11 @@ namespace ei::cpu {
 namespace r16 {
 size_t quant_bytes(bool q4);            // one block's quants for 16 rows
 size_t group_bytes(bool q4, int64_t k);  // one group of 16 rows, padded to 64 bytes
-// Stores one Q8_0-quantized activation block as block b of a prepared row of nb blocks.
-void finish_act(const BlockQ8_0& blk, int64_t b, int64_t nb, int32_t offset, uint8_t* out);
 }  // namespace r16
 
 #if defined(EI_HAVE_AVX512_KERNELS)
 // avx512/packed_gemm_avx512.cpp: AVX-512 F/BW/VL/DQ + VNNI.
 namespace avx512vnni {
-void prepare_act_q8_0(const float* x, int64_t k, uint8_t* out);
-void prepare_act_q4_0(const float* x, int64_t k, uint8_t* out);
 void gemm_q8_0(const uint8_t* packed, int64_t rows, int64_t k, int64_t g0, int64_t g1, const uint8_t* act,
                uint64_t act_stride, int32_t n_tok, float* y, uint64_t y_stride, const float* bias, bool accumulate);
 void gemm_q4_0(const uint8_t* packed, int64_t rows, int64_t k, int64_t g0, int64_t g1, const uint8_t* act,

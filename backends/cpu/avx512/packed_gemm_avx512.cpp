@@ -14,21 +14,10 @@
 
 #include "cpu/packed_gemm.h"
 #include "cpu/packed_gemm_impl.h"
-#include "cpu/quants_impl.h"
 
 namespace ei::cpu::avx512vnni {
 
 namespace {
-
-template <bool Q4>
-void prepare_act(const float* x, int64_t k, uint8_t* out) {
-    const int64_t nb = k / kQK;
-    for (int64_t b = 0; b < nb; ++b) {
-        BlockQ8_0 blk;
-        avx2::from_float_q8_0(x + b * kQK, &blk, kQK);  // bit-identical to the reference
-        r16::finish_act(blk, b, nb, Q4 ? 8 : 128, out);
-    }
-}
 
 inline __m512i bcast32(const int8_t* p) {
     int32_t v;
@@ -205,9 +194,6 @@ void gemm(const uint8_t* packed, int64_t rows, int64_t k, int64_t g0, int64_t g1
 }
 
 }  // namespace
-
-void prepare_act_q8_0(const float* x, int64_t k, uint8_t* out) { prepare_act<false>(x, k, out); }
-void prepare_act_q4_0(const float* x, int64_t k, uint8_t* out) { prepare_act<true>(x, k, out); }
 
 void gemm_q8_0(const uint8_t* packed, int64_t rows, int64_t k, int64_t g0, int64_t g1, const uint8_t* act,
                uint64_t act_stride, int32_t n_tok, float* y, uint64_t y_stride, const float* bias, bool accumulate) {
