@@ -83,6 +83,9 @@ ei_value_type ei_value_get_type(const ei_value* v) { return v ? v->type : EI_VAL
 ei_value_type ei_value_array_type(const ei_value* v) { return v ? v->elem_type : EI_VALUE_UINT8; }
 int64_t ei_value_array_len(const ei_value* v) { return v && v->type == EI_VALUE_ARRAY ? v->count : 0; }
 
+}  // extern "C"
+
+// C++ helpers (clang warns about C linkage for functions returning references).
 namespace {
 const ei_value& scalar(const ei_value* v) {
     require(v, "value");
@@ -96,6 +99,8 @@ const ei_value& array_of_numbers(const ei_value* v, int64_t i) {
     return *v;
 }
 }  // namespace
+
+extern "C" {
 
 ei_status ei_value_int(const ei_value* v, int64_t* out) {
     return guard([&] { *require(out, "out") = scalar(v).as_int(); });
