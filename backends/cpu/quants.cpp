@@ -124,7 +124,13 @@ void from_float_q8_0(const float* src, void* dst, int64_t n) {
         const float d = amax / 127.0f;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         y[b].d = fp32_to_fp16(d);
-        for (int j = 0; j < kQK; ++j) y[b].qs[j] = static_cast<int8_t>(std::round(src[j] * id));
+        for (int j = 0; j < kQK; ++j) {
+            // Finite values land in [-127, 127]; a NaN (from a NaN or infinite activation,
+            // which any file can cause) would make the cast undefined: it gives 0, as ggml's
+            // cast does in practice on x86 and ARM.
+            const float q = std::round(src[j] * id);
+            y[b].qs[j] = q == q ? static_cast<int8_t>(q) : int8_t{0};
+        }
     }
 }
 

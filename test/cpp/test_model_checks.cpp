@@ -374,3 +374,49 @@ TEST(model_scenario_settings_must_fit_int32) {
                  "'edgeinfinite.segment_length' = 4294967304 is out of range");
 }
 
+// ------------------------------------------------------------------------ fuzz_model finds
+
+// A file can hold NaN or infinite weights, so activations can be NaN. The scalar q8_0
+// quantizer cast round(NaN) to int8 (undefined; UBSan stopped fuzz_model with the scalar
+// kernels). NaN now quantizes to 0 in every variant, so they still agree bit for bit.
+TEST(q8_0_activation_quantizer_takes_nan_and_inf) {
+    using ei::cpu::KernelVariant;
+    std::vector<float> x(64);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = 0.01f * static_cast<float>(i) - 0.3f;
+    x[3] = std::numeric_limits<float>::quiet_NaN();
+    x[40] = std::numeric_limits<float>::infinity();  // the second block: inf * 0 = NaN everywhere
+    x[41] = -std::numeric_limits<float>::quiet_NaN();
+    const ei::cpu::TypeKernels* ref = ei::cpu::kernels_for(ei::GgmlType::Q8_0, KernelVariant::Scalar);
+    std::vector<uint8_t> want(ei::cpu::row_size(ei::GgmlType::Q8_0, 64));
+    ref->from_float(x.data(), want.data(), 64);
+    const auto* blocks = reinterpret_cast<const ei::cpu::BlockQ8_0*>(want.data());
+    CHECK_EQ(int{blocks[0].qs[3]}, 0);
+    CHECK_EQ(int{blocks[1].qs[41 - 32]}, 0);
+    CHECK_EQ(int{blocks[0].qs[0]}, -127);  // the finite values are untouched: -0.3 is the block's max
+    for (KernelVariant v : {KernelVariant::Avx2, KernelVariant::Neon, KernelVariant::NeonDotprod, KernelVariant::NeonI8mm}) {
+        const ei::cpu::TypeKernels* k = ei::cpu::kernels_for(ei::GgmlType::Q8_0, v);
+        if (!k) continue;
+        std::vector<uint8_t> got(want.size());
+        k->from_float(x.data(), got.data(), 64);
+        CHECK(got == want);
+    }
+}
+
+// The same from a whole model: NaN embeddings flow through every kernel without a crash.
+TEST(nan_weights_run_without_undefined_behaviour) {
+    ModelSpec s = spec();
+    s.weight_type = 8;  // q8_0 matrices: activations go through the q8_0 quantizer
+    std::vector<uint8_t> bytes = tiny_model(s).bytes();
+    {
+        auto f = ei::GgufFile::parse(bytes.data(), bytes.size(), "mem");
+        const ei::TensorInfo* t = f->tensor("blk.0.attn_norm.weight");
+        std::memset(bytes.data() + (t->data - bytes.data()), 0xFF, t->n_bytes);  // f32 NaNs
+    }
+    auto m = ei::Model::from_memory(bytes.data(), bytes.size(), "mem");
+    ei::Plan plan = ei::make_plan(m, small_scenario());
+    AlignedPool pool(plan.pool.size);
+    ei::Session session(plan, pool.p, pool.size);
+    std::vector<int32_t> ids(30, 5);
+    session.eval(ids.data(), 30);  // past S + W + L: a fold of NaN keys and values as well
+    CHECK(session.placement().memory > 0);
+}
