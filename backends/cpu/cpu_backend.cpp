@@ -51,10 +51,15 @@ public:
 
     // The same predicates (cpu_limits.h) decide what the model loader accepts.
     bool supports(const Op& op) const override {
-        auto vector_ok = [](const TensorRef& r) { return !r.valid() || vector_supported(r.type); };
+        auto vector_ok = [](const TensorRef& r) {
+            return !r.valid() || (vector_supported(r.type) && weight_aligned(r.type, r.data));
+        };
+        auto weight_ok = [](const TensorRef& r) {
+            return weight_supported(r.type, r.cols) && weight_aligned(r.type, r.data);
+        };
         switch (op.kind) {
-            case OpKind::GetRows: return weight_supported(op.src0.type, op.src0.cols);
-            case OpKind::MatMul: return weight_supported(op.src0.type, op.src0.cols) && vector_ok(op.src2);
+            case OpKind::GetRows: return weight_ok(op.src0);
+            case OpKind::MatMul: return weight_ok(op.src0) && vector_ok(op.src2);
             case OpKind::RmsNorm: return vector_ok(op.src1);
             case OpKind::KvStore: return cache_supported(op.dst.type);
             case OpKind::SegmentAttention:

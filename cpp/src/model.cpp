@@ -43,6 +43,15 @@ float positive_float(const GgufFile& f, const std::string& key, double def) {
     return static_cast<float>(v);
 }
 
+// Tensor data where the kernels can read it through typed pointers (cpu_limits.h).
+void check_aligned(const GgufFile& f, const TensorInfo& t) {
+    if (!cpu::weight_aligned(static_cast<GgmlType>(t.type), t.data)) {
+        bad(f, "tensor '" + t.name + "' data (" + type_traits(t.type).name + ", at byte " +
+                   std::to_string(f.data_offset() + t.offset) + " of the file, general.alignment " +
+                   std::to_string(f.alignment()) + ") is not aligned for its type in memory");
+    }
+}
+
 void read_gate(const GgufFile& f, const std::string& p, const HParams& hp, LayerWeights& l) {
     const TensorInfo* w = f.tensor(p + "ei_gate.weight");
     const TensorInfo* b = f.tensor(p + "ei_gate.bias");
@@ -56,6 +65,7 @@ void read_gate(const GgufFile& f, const std::string& p, const HParams& hp, Layer
         }
     };
     f32(w);
+    check_aligned(f, *w);
     if (w->n_dims == 1 && w->ne[0] == hp.n_head) {
         l.gate = LayerWeights::Gate::Scalar;
     } else if (w->n_dims == 2 && w->ne[0] == 2 * int64_t{hp.head_dim} && w->ne[1] == hp.n_head) {
@@ -66,6 +76,7 @@ void read_gate(const GgufFile& f, const std::string& p, const HParams& hp, Layer
     }
     if (b) {
         f32(b);
+        check_aligned(f, *b);
         if (b->n_dims != 1 || b->ne[0] != hp.n_head) bad(f, "tensor '" + b->name + "' must have shape [n_head]");
     }
     l.gate_w = w;
@@ -183,6 +194,7 @@ std::shared_ptr<const Model> Model::from_gguf(std::unique_ptr<GgufFile> file) {
                                type_traits(t->type).name + " values, which the CPU backend's " +
                                type_traits(t->type).name + " kernels cannot split into whole blocks");
         }
+        check_aligned(f, *t);
         return t;
     };
 

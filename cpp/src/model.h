@@ -63,7 +63,9 @@ public:
     static std::shared_ptr<const Model> load(const std::string& path);
     // A model from GGUF bytes in memory (label names it in messages). The model, and every
     // plan and session made from it, points into data: the caller keeps the bytes alive
-    // and unchanged until the last of them is gone.
+    // and unchanged until the last of them is gone. A tensor whose data is not aligned as
+    // its type needs is refused: with data aligned to 4 bytes (as malloc'd and mmapped
+    // memory is), every file whose general.alignment is at least 4 is fine.
     static std::shared_ptr<const Model> from_memory(const uint8_t* data, uint64_t size, std::string label);
     // Validates a parsed file and takes it over; load() and from_memory() both end here, so
     // every model passes the same checks: metadata, tensor shapes and types, the limits of

@@ -139,7 +139,13 @@ public:
         }
         return size;
     }
-    static uint64_t align(uint64_t n) { return (n + 31) / 32 * 32; }
+    uint64_t align(uint64_t n) const { return (n + align_ - 1) / align_ * align_; }
+
+    // general.alignment (default: no key, 32), used for the data section and every offset.
+    GgufBuilder& alignment(uint32_t a) {
+        align_ = a;
+        return u32("general.alignment", a);
+    }
 
     static uint64_t n_bytes(const Tensor& t) {
         const ei::TypeTraits tt = ei::type_traits(t.type);
@@ -235,6 +241,7 @@ private:
     std::vector<Tensor> tensors_;
     std::unordered_map<std::string, size_t> tensor_index_;  // models of thousands of tensors
     bool share_ = false;
+    uint64_t align_ = 32;
 };
 
 // A small model, llama.cpp's layout. Defaults: llama, 32 wide, 1 block, 4 query heads over 2
