@@ -125,11 +125,11 @@ void from_float_q8_0(const float* src, void* dst, int64_t n) {
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         y[b].d = fp32_to_fp16(d);
         for (int j = 0; j < kQK; ++j) {
-            // Finite values land in [-127, 127]; a NaN (from a NaN or infinite activation,
-            // which any file can cause) would make the cast undefined: it gives 0, as ggml's
-            // cast does in practice on x86 and ARM.
+            // Values land in [-127, 127], except a NaN (from a NaN or infinite activation,
+            // which any file can cause) or an infinity (1/d overflows when amax is
+            // subnormal; d is then 0 as f16): casting those is undefined. They give 0.
             const float q = std::round(src[j] * id);
-            y[b].qs[j] = q == q ? static_cast<int8_t>(q) : int8_t{0};
+            y[b].qs[j] = q >= -127.0f && q <= 127.0f ? static_cast<int8_t>(q) : int8_t{0};
         }
     }
 }

@@ -151,11 +151,7 @@ void from_float_q8_0(const float* src, void* dst, int64_t n) {
         y[b].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         const __m256 vid = _mm256_set1_ps(id);
         __m256i q[4];
-        for (int k = 0; k < 4; ++k) {
-            const __m256 r = round_away(_mm256_mul_ps(v[k], vid));
-            // NaN lanes give 0, as in the scalar and NEON kernels (cvtps would give INT_MIN).
-            q[k] = _mm256_cvtps_epi32(_mm256_and_ps(r, _mm256_cmp_ps(r, r, _CMP_ORD_Q)));
-        }
+        for (int k = 0; k < 4; ++k) q[k] = _mm256_cvtps_epi32(round_away(_mm256_mul_ps(v[k], vid)));
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[b].qs), pack_i32x4_to_i8(q[0], q[1], q[2], q[3]));
     }
 }
