@@ -11,6 +11,7 @@
 #include <cstring>
 #include <unordered_map>
 
+#include "cpu_limits.h"
 #include "error.h"
 #include "ops.h"
 #include "packed_gemm.h"
@@ -51,17 +52,24 @@ public:
     const char* name() const override { return "cpu"; }
     uint64_t pool_alignment() const override { return 64; }
 
+    // The same predicates (cpu_limits.h) decide what the model loader accepts.
     bool supports(const Op& op) const override {
-        auto is_f32_weight = [](const TensorRef& r) { return !r.valid() || r.type == GgmlType::F32; };
+        auto vector_ok = [](const TensorRef& r) {
+            return !r.valid() || (vector_supported(r.type) && weight_aligned(r.type, r.data));
+        };
+        auto weight_ok = [](const TensorRef& r) {
+            return weight_supported(r.type, r.cols) && weight_aligned(r.type, r.data);
+        };
         switch (op.kind) {
-            case OpKind::GetRows:
-            case OpKind::MatMul: return kernels_for(op.src0.type) != nullptr && is_f32_weight(op.src2);
-            case OpKind::RmsNorm: return is_f32_weight(op.src1);
-            case OpKind::KvStore: return op.dst.type == GgmlType::F16 || op.dst.type == GgmlType::F32;
+            case OpKind::GetRows: return weight_ok(op.src0);
+            case OpKind::MatMul: return weight_ok(op.src0) && vector_ok(op.src2);
+            case OpKind::RmsNorm: return vector_ok(op.src1);
+            case OpKind::KvStore: return cache_supported(op.dst.type);
             case OpKind::SegmentAttention:
             case OpKind::MemoryUpdate:
-                return (op.src1.type == GgmlType::F16 || op.src1.type == GgmlType::F32) && op.head_dim <= 1024;
-            case OpKind::Rope:
+                return cache_supported(op.src1.type) && head_supported(op.head_dim, op.n_rot) && vector_ok(op.gate_w) &&
+                       vector_ok(op.gate_b);
+            case OpKind::Rope: return head_supported(op.head_dim, op.n_rot);
             case OpKind::SwiGlu: return true;
         }
         return false;

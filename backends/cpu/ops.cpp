@@ -164,9 +164,9 @@ void rope(const float* x, float* y, int32_t n_head, int32_t head_dim, int32_t n_
     // theta_i = pos * base^(-2i/n_rot), built by repeated multiplication in float exactly
     // as llama.cpp does, so positions far out round the same way.
     const float theta_scale = std::pow(base, -2.0f / static_cast<float>(n_rot));
-    float cs[512], sn[512];  // n_rot / 2 <= 512: head_dim <= 1024 (checked at load)
+    float cs[kMaxHeadDim / 2], sn[kMaxHeadDim / 2];  // n_rot <= head_dim <= kMaxHeadDim (checked at load)
     float theta = static_cast<float>(pos);
-    const int32_t half = std::min(n_rot / 2, 512);
+    const int32_t half = std::min(n_rot / 2, kMaxHeadDim / 2);
     for (int32_t i = 0; i < half; ++i) {
         cs[i] = std::cos(theta);
         sn[i] = std::sin(theta);
@@ -203,7 +203,7 @@ void segment_attention(const AttentionBlock& a, const Primitives& p) {
     // With an f16 cache, q and the attention weights are rounded to f16 before their dot
     // products, as llama.cpp's mul_mat does with f16 operands; the sums stay in f32.
     const int32_t dq = kq_stride(D);
-    alignas(64) float q[kMaxQueries * 1024];
+    alignas(64) float q[kMaxQueries * kMaxHeadDim];  // dq <= kMaxHeadDim (a multiple of 16)
     for (int i = 0; i < nq; ++i) {
         float* qi = q + int64_t{i} * dq;
         std::copy(a.q[i], a.q[i] + D, qi);
@@ -231,7 +231,7 @@ void segment_attention(const AttentionBlock& a, const Primitives& p) {
     p.pv(a.scores, nq, total, a.visible, a.v, a.spans, a.n_spans, a.kv_stride, a.f16, D, a.out);
     if (!a.mem_m || a.gate == 0) return;  // g = 0: sinks + window only
     for (int i = 0; i < nq; ++i) {
-        alignas(64) float sq[1024], mem[1024];
+        alignas(64) float sq[kMaxHeadDim], mem[kMaxHeadDim];
         for (int32_t c = 0; c < D; ++c) sq[c] = sigma(a.q_mem[i][c]);
         float den;
         p.dot_f32(D, &den, sq, a.mem_z);

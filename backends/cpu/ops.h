@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "cpu_limits.h"
 #include "float_math.h"
 #include "quants.h"
 
@@ -20,6 +21,7 @@ struct KvSpan {
 // Queries are stored kq_stride(d) floats apart, zero-padded, so the 16-lane dots over a
 // head need no tail handling.
 constexpr int32_t kq_stride(int32_t d) { return (d + kLanes - 1) / kLanes * kLanes; }
+static_assert(kq_stride(kMaxHeadDim) == kMaxHeadDim, "the kernels' head buffers hold a padded head");
 
 // Every primitive computes in the order of float_math.h, so all variants give the same bits.
 struct Primitives {

@@ -29,8 +29,10 @@ void check_supported(const Backend& backend, const Graph& graph) {
     for (const Op& op : graph.ops) {
         if (!backend.supports(op)) {
             std::string where = op.layer >= 0 ? " in layer " + std::to_string(op.layer) : "";
+            // The loader and Scenario::validate check every limit first: reaching this is a bug.
+            std::string geometry = op.head_dim > 0 ? ", head size " + std::to_string(op.head_dim) : "";
             fail(EI_ERR_UNSUPPORTED, std::string("backend '") + backend.name() + "' cannot run op " + op_name(op.kind) +
-                                         where + " with operand type " + type_traits(op.src0.type).name);
+                                         where + " (operand type " + type_traits(op.src0.type).name + geometry + ")");
         }
     }
 }

@@ -62,8 +62,21 @@ class Model {
 public:
     // Opens, validates and maps a model; throws ei::Error naming what is wrong.
     static std::shared_ptr<const Model> load(const std::string& path);
+    // A model from GGUF bytes in memory (label names it in messages). The model, and every
+    // plan and session made from it, points into data: the caller keeps the bytes alive
+    // and unchanged until the last of them is gone. A tensor whose data is not aligned as
+    // its type needs is refused: with data aligned to 4 bytes (as malloc'd and mmapped
+    // memory is), every file whose general.alignment is at least 4 is fine.
+    static std::shared_ptr<const Model> from_memory(const uint8_t* data, uint64_t size, std::string label);
+    // Validates a parsed file and takes it over; load() and from_memory() both end here, so
+    // every model passes the same checks: metadata, tensor shapes and types, the limits of
+    // the CPU backend (cpu_limits.h), the tokenizer. Throws EI_ERR_FORMAT for a malformed
+    // model, EI_ERR_UNSUPPORTED for one past a limit, each message naming the GGUF key or
+    // tensor.
+    static std::shared_ptr<const Model> from_gguf(std::unique_ptr<GgufFile> file);
     // Tokenizer only (vocabulary files); weights(), layers() are empty and planning fails.
     static std::shared_ptr<const Model> load_vocab(const std::string& path);
+    static std::shared_ptr<const Model> vocab_from_gguf(std::unique_ptr<GgufFile> file);
     bool vocab_only() const { return vocab_only_; }
     ~Model();
 
@@ -95,7 +108,8 @@ private:
     mutable WeightCache weight_cache_;
 };
 
-// Reads and validates the hyper-parameters of a GGUF (no weights needed).
+// Reads and validates the hyper-parameters of a GGUF (no weights needed): ranges, the
+// relations between them, and the CPU backend's limits.
 HParams read_hparams(const GgufFile& f);
 
 }  // namespace ei

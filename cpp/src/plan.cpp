@@ -17,21 +17,47 @@ const Region& PoolPlan::region(const std::string& name) const {
 
 namespace {
 
+// Every region's size is a product of model and scenario sizes. Each product and sum is
+// checked, so no file or scenario can wrap a size around to a small number; a pool past
+// kMaxPoolBytes (far beyond any device) is refused as well, which keeps every offset exact
+// in a double and positive in a Java long.
+constexpr uint64_t kMaxPoolBytes = uint64_t{1} << 48;
+
 class PoolBuilder {
 public:
-    explicit PoolBuilder(uint64_t alignment) { plan_.alignment = alignment; }
-    void add(const std::string& name, uint64_t bytes) {
-        uint64_t off = (plan_.size + plan_.alignment - 1) / plan_.alignment * plan_.alignment;
+    PoolBuilder(uint64_t alignment, const Scenario& sc) : sc_(sc) { plan_.alignment = alignment; }
+
+    // A region of the product of factors bytes.
+    void add(const std::string& name, std::initializer_list<uint64_t> factors) {
+        const bool empty = std::find(factors.begin(), factors.end(), uint64_t{0}) != factors.end();
+        uint64_t bytes = empty ? 0 : 1;
+        for (uint64_t x : factors) {
+            if (empty) break;
+            if (__builtin_mul_overflow(bytes, x, &bytes) || bytes > kMaxPoolBytes) too_large("region '" + name + "'");
+        }
+        const uint64_t off = align(plan_.size);
+        if (bytes > kMaxPoolBytes - off) too_large("pool (at region '" + name + "')");
         plan_.regions.push_back({name, off, bytes});
         plan_.size = off + bytes;
     }
     PoolPlan finish() {
-        plan_.size = (plan_.size + plan_.alignment - 1) / plan_.alignment * plan_.alignment;
+        plan_.size = align(plan_.size);
         return plan_;
     }
 
 private:
+    // Sizes stay below kMaxPoolBytes, so rounding up cannot wrap.
+    uint64_t align(uint64_t n) const { return (n + plan_.alignment - 1) / plan_.alignment * plan_.alignment; }
+
+    [[noreturn]] void too_large(const std::string& what) const {
+        fail(EI_ERR_OUT_OF_MEMORY, "plan: the " + what + " would need more than 2^48 bytes (256 TiB) for this model "
+                                   "and scenario (L = " + std::to_string(sc_.n_batch) + ", S = " +
+                                   std::to_string(sc_.n_sink) + ", W = " + std::to_string(sc_.n_window) +
+                                   ", threads = " + std::to_string(sc_.threads()) + ")");
+    }
+
     PoolPlan plan_;
+    const Scenario& sc_;
 };
 
 Op make_op(OpKind kind, TensorRef dst, TensorRef s0, TensorRef s1 = {}, TensorRef s2 = {}) {
@@ -232,28 +258,31 @@ Plan make_plan(std::shared_ptr<const Model> model, const Scenario& sc) {
     const uint64_t d = hp.head_dim, layers = hp.n_layer;
     const uint64_t kv_elem = sc.kv_type == KvType::F16 ? 2 : 4;
 
-    PoolBuilder pb(64);
-    pb.add("tokens", T * 4);
-    pb.add("x", T * hp.n_embd * f32);
-    pb.add("xn", T * hp.n_embd * f32);
-    pb.add("q", T * q_dim * f32);
-    pb.add("q_rope", T * q_dim * f32);
-    pb.add("k", T * kv_dim * f32);
-    pb.add("k_rope", T * kv_dim * f32);
-    pb.add("v", T * kv_dim * f32);
-    pb.add("attn", T * q_dim * f32);
-    pb.add("ffn_gate", T * hp.n_ff * f32);
-    pb.add("ffn_up", T * hp.n_ff * f32);
-    pb.add("act_q", T * max_activation_row_bytes(m));
+    // The scenario is validated (L <= 4096, S + W + L <= 2^24, threads <= 256) and the
+    // model's sizes are below 2^30 each (read_hparams), but their products are not bounded:
+    // PoolBuilder checks each.
+    const uint64_t slots = static_cast<uint64_t>(sc.kv_slots()), n_embd = hp.n_embd, n_ff = hp.n_ff;
+    PoolBuilder pb(64, sc);
+    pb.add("tokens", {T, 4});
+    pb.add("x", {T, n_embd, f32});
+    pb.add("xn", {T, n_embd, f32});
+    pb.add("q", {T, q_dim, f32});
+    pb.add("q_rope", {T, q_dim, f32});
+    pb.add("k", {T, kv_dim, f32});
+    pb.add("k_rope", {T, kv_dim, f32});
+    pb.add("v", {T, kv_dim, f32});
+    pb.add("attn", {T, q_dim, f32});
+    pb.add("ffn_gate", {T, n_ff, f32});
+    pb.add("ffn_up", {T, n_ff, f32});
+    pb.add("act_q", {T, max_activation_row_bytes(m)});
     // Per thread: one score row per query of an attention block.
-    pb.add("scores", threads * cpu::ops::kMaxQueries * static_cast<uint64_t>(sc.kv_slots()) * f32);
-    pb.add("fold", threads * (2 * T * d + d) * f32);  // per thread: sigma(K), V (or V - retrieved), a row
-    pb.add("logits", static_cast<uint64_t>(hp.n_vocab) * f32);
-    const uint64_t kv_bytes = layers * static_cast<uint64_t>(sc.kv_slots()) * kv_dim * kv_elem;
-    pb.add("kv.k", kv_bytes);
-    pb.add("kv.v", kv_bytes);
-    pb.add("mem.M", layers * hp.n_head_kv * d * d * f32);
-    pb.add("mem.z", layers * hp.n_head_kv * d * f32);
+    pb.add("scores", {threads, static_cast<uint64_t>(cpu::ops::kMaxQueries), slots, f32});
+    pb.add("fold", {threads, 2 * T + 1, d, f32});  // per thread: sigma(K), V (or V - retrieved), a row
+    pb.add("logits", {static_cast<uint64_t>(hp.n_vocab), f32});
+    pb.add("kv.k", {layers, slots, kv_dim, kv_elem});
+    pb.add("kv.v", {layers, slots, kv_dim, kv_elem});
+    pb.add("mem.M", {layers, static_cast<uint64_t>(hp.n_head_kv), d, d, f32});
+    pb.add("mem.z", {layers, static_cast<uint64_t>(hp.n_head_kv), d, f32});
     plan.pool = pb.finish();
 
     GraphBuilder gb(m, plan.pool, plan.scenario);

@@ -1,5 +1,6 @@
 #include "scenario.h"
 
+#include <climits>
 #include <thread>
 
 #include "error.h"
@@ -30,12 +31,23 @@ int32_t Scenario::threads() const {
     return hw == 0 ? 1 : static_cast<int32_t>(hw);
 }
 
+namespace {
+// A model's scenario default: validate() checks its meaning, this only that it fits.
+int32_t model_setting(const GgufFile& f, const char* key, int32_t def) {
+    const int64_t v = f.get_int(key, def);
+    if (v < 0 || v > INT32_MAX) {
+        fail(EI_ERR_FORMAT, f.path() + ": metadata '" + key + "' = " + std::to_string(v) + " is out of range");
+    }
+    return static_cast<int32_t>(v);
+}
+}  // namespace
+
 Scenario resolve_scenario(const ei_scenario* s, const GgufFile& f) {
     Scenario sc;
     // The model's own settings first (written by `ei gate-init`), then the caller's.
-    sc.n_batch = static_cast<int32_t>(f.get_int("edgeinfinite.segment_length", sc.n_batch));
-    sc.n_sink = static_cast<int32_t>(f.get_int("edgeinfinite.sink", sc.n_sink));
-    sc.n_window = static_cast<int32_t>(f.get_int("edgeinfinite.window", sc.n_window));
+    sc.n_batch = model_setting(f, "edgeinfinite.segment_length", sc.n_batch);
+    sc.n_sink = model_setting(f, "edgeinfinite.sink", sc.n_sink);
+    sc.n_window = model_setting(f, "edgeinfinite.window", sc.n_window);
     std::string rule = f.get_string("edgeinfinite.memory.rule", "linear");
     if (rule == "delta") sc.rule = MemoryRule::Delta;
     else if (rule != "linear") fail(EI_ERR_FORMAT, f.path() + ": edgeinfinite.memory.rule '" + rule + "' is not linear or delta");

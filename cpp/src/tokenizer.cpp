@@ -251,6 +251,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GgufFile& f) {
         }
     } else {
         const Value& merges = require_array(f, "tokenizer.ggml.merges", EI_VALUE_STRING, false);
+        if (merges.strs.size() > 0x7FFFFFFF) fail(EI_ERR_FORMAT, label + ": tokenizer.ggml.merges is too large");  // ranks are int32
         t->merges_.assign(table_size(merges.strs.size()), MergeSlot{kEmptyKey, -1});
         const size_t mmask = t->merges_.size() - 1;
         for (size_t i = 0; i < merges.strs.size(); ++i) {

@@ -84,7 +84,7 @@ void axpy_f32_avx2(int64_t n, float a, const float* x, float* y) {
 
 void kq_avx2(const float* q, int nq, const uint8_t* k, int64_t n, uint64_t stride, bool f16, int32_t d, float scale,
              const int64_t* lim, float* s, int64_t ld) {
-    alignas(32) float kf[1024];
+    alignas(32) float kf[kMaxHeadDim];
     const int32_t dq = kq_stride(d);
     for (int64_t j = 0; j < n; ++j, k += stride) {
         if (j >= lim[nq - 1]) break;  // limits grow with the query index
