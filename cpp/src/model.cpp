@@ -239,8 +239,8 @@ std::shared_ptr<const Model> Model::from_gguf(std::unique_ptr<GgufFile> file) {
         l.ffn_down = get(p + "ffn_down.weight", {hp.n_ff, hp.n_embd}, true, Use::Weight);
         read_gate(f, p, hp, l);
     }
-    const GgufFile* file = m->file_.get();
-    m->weight_cache_.set_release([file](const void* p, size_t n) { file->drop_pages(p, n); });
+    const GgufFile* mapped = m->file_.get();
+    m->weight_cache_.set_release([mapped](const void* p, size_t n) { mapped->drop_pages(p, n); });
     m->tokenizer_ = Tokenizer::from_gguf(f);
     if (m->tokenizer_->n_vocab() != hp.n_vocab) {
         bad(f, "tokenizer has " + std::to_string(m->tokenizer_->n_vocab()) + " tokens but token_embd has " +
