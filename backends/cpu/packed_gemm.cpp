@@ -27,8 +27,10 @@ size_t group_bytes(bool q4, int64_t k) {
 
 size_t packed_size(bool q4, int64_t rows, int64_t k) { return static_cast<size_t>(groups(rows)) * group_bytes(q4, k); }
 
-void pack(bool q4, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t k, int64_t g0, int64_t g1,
+// Byte layouts (q4 false) hold Q8_0 values + 128 or Q5_0's 5-bit values (0..31) as they are.
+void pack(GgmlType type, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t k, int64_t g0, int64_t g1,
           uint8_t* out) {
+    const bool q4 = type == GgmlType::Q4_0;
     const int64_t nb = k / kQK;
     const size_t qb = quant_bytes(q4);
     for (int64_t g = g0; g < g1; ++g) {
@@ -40,8 +42,8 @@ void pack(bool q4, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t k
             for (int r = 0; r < kPackRows; ++r) {
                 const int64_t row = g * kPackRows + r;
                 if (row >= rows) {
-                    // Padding rows: scale 0 and the values a zero weight has in this layout.
-                    if (!q4) {
+                    // Padding rows: scale 0 (their values do not matter; Q8_0's zero is 128).
+                    if (type == GgmlType::Q8_0) {
                         for (int j = 0; j < 8; ++j) std::memset(q + 64 * j + 4 * r, 128, 4);
                     }
                     continue;
@@ -51,6 +53,12 @@ void pack(bool q4, const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t k
                     const BlockQ4_0& blk = reinterpret_cast<const BlockQ4_0*>(src)[b];
                     scales[b * kPackRows + r] = blk.d;
                     for (int p = 0; p < 4; ++p) std::memcpy(q + 64 * p + 4 * r, blk.qs + 4 * p, 4);
+                } else if (type == GgmlType::Q5_0) {
+                    const BlockQ5_0& blk = reinterpret_cast<const BlockQ5_0*>(src)[b];
+                    scales[b * kPackRows + r] = blk.d;
+                    for (int j = 0; j < 8; ++j) {
+                        for (int i = 0; i < 4; ++i) q[64 * j + 4 * r + i] = static_cast<uint8_t>(q5_0_value(blk, 4 * j + i));
+                    }
                 } else {
                     const BlockQ8_0& blk = reinterpret_cast<const BlockQ8_0*>(src)[b];
                     scales[b * kPackRows + r] = blk.d;
@@ -80,14 +88,15 @@ void finish_act(const BlockQ8_0& blk, int64_t b, int64_t nb, int32_t offset, uin
 
 namespace {
 
-// Activations are ggml's Q8_0 blocks (any bit-identical quantizer) plus the correction term.
-template <bool Q4, void (*Quantize)(const float*, void*, int64_t)>
+// Activations are ggml's Q8_0 blocks (any bit-identical quantizer) plus the correction term
+// for the offset the weight type's layout adds (Q8_0 128, Q4_0 8, Q5_0 16).
+template <int32_t Offset, void (*Quantize)(const float*, void*, int64_t)>
 void prepare_act(const float* x, int64_t k, uint8_t* out) {
     const int64_t nb = k / kQK;
     for (int64_t b = 0; b < nb; ++b) {
         BlockQ8_0 blk;
         Quantize(x + b * kQK, &blk, kQK);
-        finish_act(blk, b, nb, Q4 ? 8 : 128, out);
+        finish_act(blk, b, nb, Offset, out);
     }
 }
 
@@ -134,13 +143,13 @@ void gemm_ref(const uint8_t* packed, int64_t rows, int64_t k, int64_t g0, int64_
     }
 }
 
-template <bool Q4>
+template <GgmlType T>
 size_t packed_size_t(int64_t rows, int64_t k) {
-    return packed_size(Q4, rows, k);
+    return packed_size(T == GgmlType::Q4_0, rows, k);
 }
-template <bool Q4>
+template <GgmlType T>
 void pack_t(const uint8_t* w, uint64_t row_bytes, int64_t rows, int64_t k, int64_t g0, int64_t g1, uint8_t* out) {
-    pack(Q4, w, row_bytes, rows, k, g0, g1, out);
+    pack(T, w, row_bytes, rows, k, g0, g1, out);
 }
 
 }  // namespace
@@ -151,18 +160,23 @@ namespace {
 using GT = ei::GgmlType;
 
 constexpr PackedGemm kReference[] = {
-    {GT::Q8_0, "scalar", r16::packed_size_t<false>, r16::pack_t<false>, r16::act_row_size,
-     r16::prepare_act<false, ref::from_float_q8_0>, r16::gemm_ref<false>},
-    {GT::Q4_0, "scalar", r16::packed_size_t<true>, r16::pack_t<true>, r16::act_row_size,
-     r16::prepare_act<true, ref::from_float_q8_0>, r16::gemm_ref<true>},
+    {GT::Q8_0, "scalar", r16::packed_size_t<GT::Q8_0>, r16::pack_t<GT::Q8_0>, r16::act_row_size,
+     r16::prepare_act<128, ref::from_float_q8_0>, r16::gemm_ref<false>},
+    {GT::Q4_0, "scalar", r16::packed_size_t<GT::Q4_0>, r16::pack_t<GT::Q4_0>, r16::act_row_size,
+     r16::prepare_act<8, ref::from_float_q8_0>, r16::gemm_ref<true>},
+    {GT::Q5_0, "scalar", r16::packed_size_t<GT::Q5_0>, r16::pack_t<GT::Q5_0>, r16::act_row_size,
+     r16::prepare_act<16, ref::from_float_q8_0>, r16::gemm_ref<false>},
 };
 
 #if defined(EI_HAVE_AVX512_KERNELS)
+// Q5_0 is held as bytes (0..31), so the byte kernel serves it with its own correction term.
 constexpr PackedGemm kAvx512Vnni[] = {
-    {GT::Q8_0, "avx512vnni", r16::packed_size_t<false>, r16::pack_t<false>, r16::act_row_size,
-     r16::prepare_act<false, avx2::from_float_q8_0>, avx512vnni::gemm_q8_0},
-    {GT::Q4_0, "avx512vnni", r16::packed_size_t<true>, r16::pack_t<true>, r16::act_row_size,
-     r16::prepare_act<true, avx2::from_float_q8_0>, avx512vnni::gemm_q4_0},
+    {GT::Q8_0, "avx512vnni", r16::packed_size_t<GT::Q8_0>, r16::pack_t<GT::Q8_0>, r16::act_row_size,
+     r16::prepare_act<128, avx2::from_float_q8_0>, avx512vnni::gemm_q8_0},
+    {GT::Q4_0, "avx512vnni", r16::packed_size_t<GT::Q4_0>, r16::pack_t<GT::Q4_0>, r16::act_row_size,
+     r16::prepare_act<8, avx2::from_float_q8_0>, avx512vnni::gemm_q4_0},
+    {GT::Q5_0, "avx512vnni", r16::packed_size_t<GT::Q5_0>, r16::pack_t<GT::Q5_0>, r16::act_row_size,
+     r16::prepare_act<16, avx2::from_float_q8_0>, avx512vnni::gemm_q8_0},
 };
 #endif
 

@@ -5,18 +5,20 @@
 // word broadcast then advances 16 outputs at once, a tile of 16 rows x up to 8 tokens stays
 // in registers for a whole 32-element block, and no horizontal sum is ever needed.
 //
-// Layout "r16" (Q8_0 and Q4_0), per group of 16 rows (the last one padded with zero rows):
+// Layout "r16" (Q8_0, Q4_0, Q5_0), per group of 16 rows (the last one padded with zero rows):
 // the quants of every 32-element block b in order, then the scales of every block (16 f16
 // per block, row order), then padding to 64 bytes. The quants of a block:
 //   Q8_0: 8 chunks of 64 bytes; chunk j holds, for row r at bytes 4r..4r+3, the row's
 //         elements 4j..4j+3 plus 128 (as unsigned bytes: VPDPBUSD multiplies u8 by s8);
 //   Q4_0: 4 chunks of 64 bytes; chunk p holds, for row r at bytes 4r..4r+3, the row's
-//         quant bytes 4p..4p+3 unchanged (low nibbles: elements 4p.., high: 16+4p..).
-// So the packed weight is exactly as large as the GGUF one (decode streams every weight
+//         quant bytes 4p..4p+3 unchanged (low nibbles: elements 4p.., high: 16+4p..);
+//   Q5_0: as Q8_0, each element's 5-bit value (0..31) in a byte (the packed copy is
+//         larger than the GGUF's 22 bytes per 32: prefill first, decode pays for it).
+// So the packed Q8_0 and Q4_0 weights are exactly as large as the GGUF ones (decode streams every weight
 // once per token and is bound by memory bandwidth), and every chunk is cache-line aligned.
 // Activations are prepared per token row as [nb x 32 int8 (Q8_0 quantization, bit for bit
 // ggml's)] [nb x f32 block scale] [nb x int32 correction = -offset * sum of the block's
-// int8], offset being what the layout adds to each weight (128, or 8 for Q4_0's nibbles).
+// int8], offset being what the layout adds to each weight (128; 8 for Q4_0, 16 for Q5_0).
 //
 // Arithmetic (every implementation of a type gives the same bits, whatever the tiling):
 // per row and token, acc = 0; for each block b in order, isum_b = exact integer dot,

@@ -47,6 +47,14 @@ void to_float_q4_0(const void* src, float* dst, int64_t n) {
     }
 }
 
+void to_float_q5_0(const void* src, float* dst, int64_t n) {
+    const BlockQ5_0* x = static_cast<const BlockQ5_0*>(src);
+    for (int64_t b = 0; b < n / kQK; ++b, dst += kQK) {
+        const float d = fp16_to_fp32(x[b].d);
+        for (int j = 0; j < kQK; ++j) dst[j] = (q5_0_value(x[b], j) - 16) * d;
+    }
+}
+
 void to_float_q4_K(const void* src, float* dst, int64_t n) {
     const BlockQ4_K* x = static_cast<const BlockQ4_K*>(src);
     for (int64_t b = 0; b < n / kQK_K; ++b) {
@@ -222,6 +230,18 @@ void vec_dot_q4_0_q8_0(int64_t n, float* out, const void* w, const void* a) {
     *out = s;
 }
 
+void vec_dot_q5_0_q8_0(int64_t n, float* out, const void* w, const void* a) {
+    const BlockQ5_0* x = static_cast<const BlockQ5_0*>(w);
+    const BlockQ8_0* y = static_cast<const BlockQ8_0*>(a);
+    float s = 0.0f;
+    for (int64_t b = 0; b < n / kQK; ++b) {
+        int sumi = 0;
+        for (int j = 0; j < kQK; ++j) sumi += (q5_0_value(x[b], j) - 16) * y[b].qs[j];
+        s += sumi * (fp16_to_fp32(x[b].d) * fp16_to_fp32(y[b].d));
+    }
+    *out = s;
+}
+
 // sum_j d*sc_j*sum(q*q8) - dmin*m_j*sum(q8): the mins only need Q8_K's group sums.
 void vec_dot_q4_K_q8_K(int64_t n, float* out, const void* w, const void* a) {
     const BlockQ4_K* x = static_cast<const BlockQ4_K*>(w);
@@ -281,6 +301,7 @@ constexpr TypeKernels kScalar[] = {
     {GT::BF16, GT::BF16, KV::Scalar, ref::to_float_bf16, ref::from_float_bf16, ref::vec_dot_bf16},
     {GT::Q8_0, GT::Q8_0, KV::Scalar, ref::to_float_q8_0, ref::from_float_q8_0, ref::vec_dot_q8_0_q8_0},
     {GT::Q4_0, GT::Q8_0, KV::Scalar, ref::to_float_q4_0, ref::from_float_q8_0, ref::vec_dot_q4_0_q8_0},
+    {GT::Q5_0, GT::Q8_0, KV::Scalar, ref::to_float_q5_0, ref::from_float_q8_0, ref::vec_dot_q5_0_q8_0},
     {GT::Q4_K, GT::Q8_K, KV::Scalar, ref::to_float_q4_K, ref::from_float_q8_K, ref::vec_dot_q4_K_q8_K},
     {GT::Q6_K, GT::Q8_K, KV::Scalar, ref::to_float_q6_K, ref::from_float_q8_K, ref::vec_dot_q6_K_q8_K},
 };
@@ -293,6 +314,8 @@ constexpr TypeKernels kAvx2[] = {
     {GT::BF16, GT::BF16, KV::Avx2, avx2::to_float_bf16, avx2::from_float_bf16, avx2::vec_dot_bf16},
     {GT::Q8_0, GT::Q8_0, KV::Avx2, ref::to_float_q8_0, avx2::from_float_q8_0, avx2::vec_dot_q8_0_q8_0},
     {GT::Q4_0, GT::Q8_0, KV::Avx2, ref::to_float_q4_0, avx2::from_float_q8_0, avx2::vec_dot_q4_0_q8_0},
+    // Q5_0: the scalar row dot (with AVX-512 VNNI the packed GEMM serves it).
+    {GT::Q5_0, GT::Q8_0, KV::Avx2, ref::to_float_q5_0, avx2::from_float_q8_0, ref::vec_dot_q5_0_q8_0},
     {GT::Q4_K, GT::Q8_K, KV::Avx2, ref::to_float_q4_K, avx2::from_float_q8_K, avx2::vec_dot_q4_K_q8_K},
     {GT::Q6_K, GT::Q8_K, KV::Avx2, ref::to_float_q6_K, avx2::from_float_q8_K, avx2::vec_dot_q6_K_q8_K},
 };

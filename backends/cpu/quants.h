@@ -24,6 +24,18 @@ struct BlockQ4_0 {
     uint16_t d;        // f16 scale
     uint8_t qs[kQK / 2];  // element j: low nibble of qs[j]; element j+16: high nibble
 };
+struct BlockQ5_0 {
+    uint16_t d;        // f16 scale
+    uint8_t qh[4];     // bit j: the fifth bit of element j
+    uint8_t qs[kQK / 2];  // low 4 bits, as Q4_0: element j low nibble, element j+16 high
+};
+// Element j (0..31) of a Q5_0 block, 0..31 (the value is that minus 16, times d).
+static inline int q5_0_value(const BlockQ5_0& b, int j) {
+    uint32_t qh;
+    std::memcpy(&qh, b.qh, 4);
+    const int lo = j < 16 ? (b.qs[j] & 0xF) : (b.qs[j - 16] >> 4);
+    return lo | static_cast<int>(((qh >> j) & 1u) << 4);
+}
 struct BlockQ4_K {
     uint16_t d;          // f16 scale of the 6-bit sub-block scales
     uint16_t dmin;       // f16 scale of the 6-bit sub-block mins

@@ -14,6 +14,7 @@ void to_float_f16(const void* src, float* dst, int64_t n);
 void to_float_bf16(const void* src, float* dst, int64_t n);
 void to_float_q8_0(const void* src, float* dst, int64_t n);
 void to_float_q4_0(const void* src, float* dst, int64_t n);
+void to_float_q5_0(const void* src, float* dst, int64_t n);
 void to_float_q4_K(const void* src, float* dst, int64_t n);
 void to_float_q6_K(const void* src, float* dst, int64_t n);
 void to_float_q8_K(const void* src, float* dst, int64_t n);
@@ -29,6 +30,7 @@ void vec_dot_f16(int64_t n, float* out, const void* w, const void* a);
 void vec_dot_bf16(int64_t n, float* out, const void* w, const void* a);
 void vec_dot_q8_0_q8_0(int64_t n, float* out, const void* w, const void* a);
 void vec_dot_q4_0_q8_0(int64_t n, float* out, const void* w, const void* a);
+void vec_dot_q5_0_q8_0(int64_t n, float* out, const void* w, const void* a);
 void vec_dot_q4_K_q8_K(int64_t n, float* out, const void* w, const void* a);
 void vec_dot_q6_K_q8_K(int64_t n, float* out, const void* w, const void* a);
 }  // namespace ref

@@ -188,7 +188,7 @@ std::shared_ptr<const Model> Model::from_gguf(std::unique_ptr<GgufFile> file) {
             if (!cpu::kernels_for(type)) {
                 unsupported(f, "tensor '" + name + "' has type " + type_traits(t->type).name +
                                    ", which this runtime cannot compute with (supported: f32, f16, bf16, q8_0, "
-                                   "q4_0, q4_K, q6_K)");
+                                   "q4_0, q5_0, q4_K, q6_K)");
             }
             unsupported(f, "tensor '" + name + "' has rows of " + std::to_string(t->ne[0]) + " " +
                                type_traits(t->type).name + " values, which the CPU backend's " +

@@ -40,12 +40,13 @@ Problem make(GgmlType type, int64_t rows, int64_t k, int32_t n_tok, uint32_t see
             for (auto& v : row) v = nd(rng) * (1.0f + static_cast<float>(r % 5));
             ref->from_float(row.data(), p.w.data() + rb * static_cast<size_t>(r), k);
         }
-    } else {  // Q4_0: random nibbles, sane scales
+    } else {  // Q4_0, Q5_0: random quant bits, sane scales (the f16 d leads every block)
+        const size_t block = static_cast<size_t>(type_traits(type).type_size);
         for (auto& b : p.w) b = static_cast<uint8_t>(rng());
         for (int64_t r = 0; r < rows; ++r) {
             for (int64_t b = 0; b < k / kQK; ++b) {
                 const uint16_t d = fp32_to_fp16(0.01f + 0.001f * static_cast<float>((r + b) % 17));
-                std::memcpy(p.w.data() + rb * static_cast<size_t>(r) + static_cast<size_t>(b) * 18, &d, 2);
+                std::memcpy(p.w.data() + rb * static_cast<size_t>(r) + static_cast<size_t>(b) * block, &d, 2);
             }
         }
     }
@@ -85,6 +86,15 @@ double dequant(const Problem& p, int64_t r, int64_t i) {
         const BlockQ8_0* blk = reinterpret_cast<const BlockQ8_0*>(row) + b;
         return double(fp16_to_fp32(blk->d)) * blk->qs[e];
     }
+    if (p.type == GgmlType::Q5_0) {  // ggml's layout spelled out here, not q5_0_value()
+        const uint8_t* blk = row + b * 22;
+        uint16_t d;
+        uint32_t qh;
+        std::memcpy(&d, blk, 2);
+        std::memcpy(&qh, blk + 2, 4);
+        const int lo = e < 16 ? (blk[6 + e] & 0xF) : (blk[6 + e - 16] >> 4);
+        return double(fp16_to_fp32(d)) * ((lo | int((qh >> e) & 1) << 4) - 16);
+    }
     const BlockQ4_0* blk = reinterpret_cast<const BlockQ4_0*>(row) + b;
     const int q = e < 16 ? (blk->qs[e] & 0xF) : (blk->qs[e - 16] >> 4);
     return double(fp16_to_fp32(blk->d)) * (q - 8);
@@ -94,7 +104,7 @@ double dequant(const Problem& p, int64_t r, int64_t i) {
 
 TEST(packed_kernels_match_their_reference_bit_for_bit) {
     int compared = 0;
-    for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0}) {
+    for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_0}) {
         const PackedGemm* ref = packed_gemm_reference(type);
         const PackedGemm* fast = packed_gemm_for(type);
         CHECK(ref != nullptr);
@@ -130,7 +140,7 @@ TEST(packed_kernels_match_their_reference_bit_for_bit) {
 }
 
 TEST(packed_reference_is_the_dot_product_of_the_gguf_rows) {
-    for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0}) {
+    for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_0}) {
         const PackedGemm* ref = packed_gemm_reference(type);
         const Problem p = make(type, 21, 160, 5, 9);
         const auto y = run(*ref, p, true, false, 21, 1);
@@ -155,5 +165,25 @@ TEST(packed_reference_is_the_dot_product_of_the_gguf_rows) {
         }
         std::printf("%s: worst relative error of the packed reference vs double %.3g\n", type_traits(type).name, worst);
         CHECK(worst < 1e-5);
+    }
+}
+
+// Q5_0 (read since this runtime met llama.cpp's Q4_K_M of 896-wide models): the scalar row
+// kernels against the same independent dequantization.
+TEST(q5_0_row_kernels_match_the_gguf_layout) {
+    const Problem p = make(GgmlType::Q5_0, 3, 96, 2, 17);
+    const TypeKernels* k = kernels_for(GgmlType::Q5_0);
+    CHECK(k != nullptr && k->vec_dot_type == GgmlType::Q8_0);
+    std::vector<float> row(96);
+    for (int64_t r = 0; r < p.rows; ++r) {
+        k->to_float(p.w.data() + row_size(GgmlType::Q5_0, 96) * static_cast<size_t>(r), row.data(), 96);
+        for (int64_t i = 0; i < 96; ++i) CHECK(double(row[i]) == dequant(p, r, i));
+        std::vector<BlockQ8_0> q(3);
+        k->from_float(p.x.data(), q.data(), 96);
+        float got;
+        k->vec_dot(96, &got, p.w.data() + row_size(GgmlType::Q5_0, 96) * static_cast<size_t>(r), q.data());
+        double want = 0;
+        for (int64_t i = 0; i < 96; ++i) want += dequant(p, r, i) * fp16_to_fp32(q[i / 32].d) * q[i / 32].qs[i % 32];
+        CHECK(std::fabs(got - want) <= 1e-5 * (std::fabs(want) + 1));
     }
 }
