@@ -14,6 +14,7 @@
 #include <string>
 
 #include "check.h"
+#include "session_harness.h"
 #include "cpu/ops.h"
 #include "model.h"
 #include "plan.h"
@@ -50,26 +51,7 @@ static std::atomic<long> g_allocations{0};
 
 namespace {
 
-struct Harness {
-    std::shared_ptr<const Model> model;
-    Plan plan;
-    uint8_t* pool = nullptr;
-    std::unique_ptr<Session> session;
-
-    Harness(const std::string& path, const Scenario& sc) : model(Model::load(path)) {
-        plan = make_plan(model, sc);
-        pool = static_cast<uint8_t*>(std::aligned_alloc(64, plan.pool.size));
-        session = std::make_unique<Session>(plan, pool, plan.pool.size);
-    }
-    ~Harness() {
-        session.reset();
-        std::free(pool);
-    }
-    template <typename T>
-    T* region(const char* name) {
-        return reinterpret_cast<T*>(pool + plan.pool.region(name).offset);
-    }
-};
+using check::Harness;
 
 std::string tiny() { return check::testdata("models/tiny-llama-q8_0.gguf"); }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "check.h"
+#include "session_harness.h"
 #include "error.h"
 #include "model.h"
 #include "plan.h"
@@ -62,22 +63,7 @@ std::vector<uint8_t> craft(std::vector<uint8_t> b, const std::function<void(File
     return b;
 }
 
-struct Harness {
-    std::shared_ptr<const Model> model;
-    Plan plan;
-    uint8_t* pool = nullptr;
-    std::unique_ptr<Session> session;
-
-    Harness(const std::string& path, const Scenario& sc) : model(Model::load(path)) {
-        plan = make_plan(model, sc);
-        pool = static_cast<uint8_t*>(std::aligned_alloc(64, plan.pool.size));
-        session = std::make_unique<Session>(plan, pool, plan.pool.size);
-    }
-    ~Harness() {
-        session.reset();
-        std::free(pool);
-    }
-};
+using check::Harness;
 
 std::string tiny() { return check::testdata("models/tiny-llama-q8_0.gguf"); }
 

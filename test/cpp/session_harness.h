@@ -1,0 +1,39 @@
+// A model, its plan for a scenario and one session over a pool the test owns: what the
+// native tests that drive ei::Session directly (below the C ABI) all need.
+#pragma once
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "model.h"
+#include "plan.h"
+#include "session.h"
+
+namespace check {
+
+struct Harness {
+    std::shared_ptr<const ei::Model> model;
+    ei::Plan plan;
+    uint8_t* pool = nullptr;
+    std::unique_ptr<ei::Session> session;
+
+    Harness(const std::string& path, const ei::Scenario& sc) : model(ei::Model::load(path)) {
+        plan = ei::make_plan(model, sc);
+        pool = static_cast<uint8_t*>(std::aligned_alloc(64, plan.pool.size));
+        session = std::make_unique<ei::Session>(plan, pool, plan.pool.size);
+    }
+    ~Harness() {
+        session.reset();
+        std::free(pool);
+    }
+    Harness(const Harness&) = delete;
+    Harness& operator=(const Harness&) = delete;
+
+    // A pool region seen as an array of T.
+    template <typename T>
+    T* region(const char* name) {
+        return reinterpret_cast<T*>(pool + plan.pool.region(name).offset);
+    }
+};
+
+}  // namespace check
