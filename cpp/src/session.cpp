@@ -12,8 +12,8 @@
 namespace ei {
 
 Session::Session(const Plan& plan, uint8_t* pool, uint64_t pool_size)
-    : plan_(plan), model_(plan.model), pool_(pool) {
-    if (!model_) fail(EI_ERR_INVALID_ARGUMENT, "the plan has no model");
+    : plan_(plan), pool_(pool) {
+    if (!plan_.model) fail(EI_ERR_INVALID_ARGUMENT, "the plan has no model");
     if (!pool) fail(EI_ERR_POOL, "pool is null");
     if (pool_size < plan_.pool.size) {
         fail(EI_ERR_POOL, "pool of " + std::to_string(pool_size) + " bytes is too small: the plan needs " +
@@ -27,7 +27,7 @@ Session::Session(const Plan& plan, uint8_t* pool, uint64_t pool_size)
     check_supported(*backend_, plan_.prefill);
     check_supported(*backend_, plan_.decode);
     check_supported(*backend_, plan_.fold);
-    for (const Graph* g : {&plan_.prefill, &plan_.decode, &plan_.fold}) backend_->prepare(*g, model_->weight_cache());
+    for (const Graph* g : {&plan_.prefill, &plan_.decode, &plan_.fold}) backend_->prepare(*g, model().weight_cache());
     reset();
 }
 
@@ -59,7 +59,7 @@ void Session::plan_route(int64_t upcoming) {
 
 void Session::check_tokens(const int32_t* tokens, int32_t n) const {
     if (n < 0 || (n > 0 && !tokens)) fail(EI_ERR_INVALID_ARGUMENT, "bad token buffer");
-    const int32_t n_vocab = model_->hparams().n_vocab;
+    const int32_t n_vocab = model().hparams().n_vocab;
     for (int32_t i = 0; i < n; ++i) {
         if (tokens[i] < 0 || tokens[i] >= n_vocab) {
             fail(EI_ERR_INVALID_ARGUMENT, "token id " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
@@ -102,7 +102,7 @@ const float* Session::eval(const int32_t* tokens, int32_t n, float* all_logits, 
                                " (memory is off)");
     }
     plan_route(n);
-    const int32_t L = sc.n_batch, n_vocab = model_->hparams().n_vocab;
+    const int32_t L = sc.n_batch, n_vocab = model().hparams().n_vocab;
     const Region& tok_region = plan_.pool.region("tokens");
     float* logits = reinterpret_cast<float*>(pool_ + plan_.pool.region("logits").offset);
     for (int32_t done = 0; done < n;) {
@@ -134,7 +134,7 @@ const float* Session::eval(const int32_t* tokens, int32_t n, float* all_logits, 
 void Session::begin(const int32_t* prompt, int32_t n, int32_t n_evaluated, const GenerateOptions& o) {
     if (o.max_tokens < 0) fail(EI_ERR_INVALID_ARGUMENT, "max_tokens must be >= 0");
     if (n_evaluated < 0 || n_evaluated > n) fail(EI_ERR_INVALID_ARGUMENT, "n_evaluated must be in [0, n]");
-    Sampler sampler(o.sampling, model_->hparams().n_vocab);  // validates before any work
+    Sampler sampler(o.sampling, model().hparams().n_vocab);  // validates before any work
     check_tokens(prompt, n);
     plan_route(int64_t{n - n_evaluated} + o.max_tokens);
     if (n > n_evaluated) {
@@ -181,7 +181,7 @@ const Session::Piece& Session::next() {
     ++generated_;
     piece_token_ = tok;
     piece_.token = tok;
-    const Tokenizer& tk = model_->tokenizer();
+    const Tokenizer& tk = model().tokenizer();
     if (tk.is_eog(tok)) {
         finish(StopReason::Eos);
         return piece_;
@@ -234,14 +234,14 @@ struct StateHeader {
 
 uint64_t Session::fingerprint() const {
     Fnv f;
-    const HParams& hp = model_->hparams();
+    const HParams& hp = model().hparams();
     f.add(hp.n_vocab);
     f.add(hp.n_embd);
     f.add(hp.n_layer);
     f.add(hp.n_head);
     f.add(hp.n_head_kv);
     f.add(hp.n_ff);
-    for (const TensorInfo& t : model_->gguf().tensors()) {
+    for (const TensorInfo& t : model().gguf().tensors()) {
         f.add(t.name.data(), t.name.size());
         f.add(t.type);
         f.add(t.ne);

@@ -31,8 +31,8 @@ public:
 
     const Plan& plan() const { return plan_; }
     int64_t n_past() const { return n_past_; }
-    const Model& model() const { return *model_; }
-    int32_t n_vocab() const { return model_->hparams().n_vocab; }
+    const Model& model() const { return *plan_.model; }  // kept alive by the plan copy
+    int32_t n_vocab() const { return model().hparams().n_vocab; }
     const float* last_logits() const { return last_logits_; }
     Route route() const { return route_; }
     void reset();
@@ -99,7 +99,6 @@ private:
     void check_state_header(const uint8_t* head, uint64_t head_bytes, uint64_t total, const std::string& label) const;
 
     Plan plan_;
-    std::shared_ptr<const Model> model_;  // == plan_.model
     uint8_t* pool_;
     std::unique_ptr<Backend> backend_;
     int64_t n_past_ = 0;
