@@ -33,6 +33,14 @@ void copy_out(const std::string& s, char* out, uint64_t capacity, uint64_t* len_
     if (out && capacity > 0) std::memcpy(out, s.data(), std::min<uint64_t>(capacity, s.size()));
 }
 
+// Copies token ids into a caller buffer of capacity; reports the full count.
+void copy_ids(const std::vector<int32_t>& ids, int32_t* out, int32_t capacity, int32_t* n_out) {
+    *require(n_out, "n_out") = static_cast<int32_t>(ids.size());
+    if (out && capacity > 0) {
+        std::memcpy(out, ids.data(), sizeof(int32_t) * std::min<size_t>(ids.size(), static_cast<size_t>(capacity)));
+    }
+}
+
 const ei::Model& model_of(const ei_model* m) { return *require(m, "model")->model; }
 
 ei_model* wrap_model(std::shared_ptr<const ei::Model> model) {
@@ -195,12 +203,9 @@ ei_status ei_tokenize(const ei_model* model, const char* text, uint64_t len, int
                       int32_t* out, int32_t capacity, int32_t* n_out) {
     return guard([&] {
         if (!text && len > 0) ei::fail(EI_ERR_INVALID_ARGUMENT, "text is null");
-        std::vector<int32_t> ids =
-            model_of(model).tokenizer().encode(std::string_view(text ? text : "", len), add_bos != 0, parse_special != 0);
-        *require(n_out, "n_out") = static_cast<int32_t>(ids.size());
-        if (out && capacity > 0) {
-            std::memcpy(out, ids.data(), sizeof(int32_t) * std::min<size_t>(ids.size(), static_cast<size_t>(capacity)));
-        }
+        copy_ids(model_of(model).tokenizer().encode(std::string_view(text ? text : "", len), add_bos != 0,
+                                                    parse_special != 0),
+                 out, capacity, n_out);
     });
 }
 
@@ -213,11 +218,8 @@ ei_status ei_tokenize_after(const ei_model* model, int32_t prev, const char* tex
             ei::fail(EI_ERR_INVALID_ARGUMENT, "token id " + std::to_string(prev) + " is out of range [0, " +
                                                   std::to_string(tk.n_vocab()) + ")");
         }
-        std::vector<int32_t> ids = tk.encode_after(prev, std::string_view(text ? text : "", len), parse_special != 0);
-        *require(n_out, "n_out") = static_cast<int32_t>(ids.size());
-        if (out && capacity > 0) {
-            std::memcpy(out, ids.data(), sizeof(int32_t) * std::min<size_t>(ids.size(), static_cast<size_t>(capacity)));
-        }
+        copy_ids(tk.encode_after(prev, std::string_view(text ? text : "", len), parse_special != 0), out, capacity,
+                 n_out);
     });
 }
 

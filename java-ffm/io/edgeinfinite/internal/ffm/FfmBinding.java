@@ -557,44 +557,37 @@ public final class FfmBinding implements NativeBinding {
 
     @Override
     public int[] tokenize(long m, String text, boolean addBos, boolean parseSpecial) {
-        byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment t = a.allocate(Math.max(1, bytes.length));
-            MemorySegment.copy(bytes, 0, t, JAVA_BYTE, 0, bytes.length);
-            MemorySegment n = a.allocate(JAVA_INT);
-            // Usually enough; not always: SentencePiece's space prefix (3 bytes) can fall back
-            // to byte tokens, so ask again with the count the first call reports.
-            int cap = bytes.length + 2;
-            MemorySegment out = a.allocate(JAVA_INT, cap);
-            check(call(() -> (int) tokenize.invokeExact(ptr(m), t, (long) bytes.length, addBos ? 1 : 0,
-                    parseSpecial ? 1 : 0, out, cap, n)));
-            int count = n.get(JAVA_INT, 0);
-            if (count > cap) {
-                MemorySegment big = a.allocate(JAVA_INT, count);
-                check(call(() -> (int) tokenize.invokeExact(ptr(m), t, (long) bytes.length, addBos ? 1 : 0,
-                        parseSpecial ? 1 : 0, big, count, n)));
-                return big.asSlice(0, (long) count * 4).toArray(JAVA_INT);
-            }
-            return out.asSlice(0, (long) count * 4).toArray(JAVA_INT);
-        }
+        int bos = addBos ? 1 : 0, ps = parseSpecial ? 1 : 0;
+        return tokens(text, (t, len, out, cap, n) -> (int) tokenize.invokeExact(ptr(m), t, len, bos, ps, out, cap, n));
     }
 
     @Override
     public int[] tokenizeAfter(long m, int prev, String text, boolean parseSpecial) {
+        int ps = parseSpecial ? 1 : 0;
+        return tokens(text, (t, len, out, cap, n) -> (int) tokenizeAfter.invokeExact(ptr(m), prev, t, len, ps, out, cap, n));
+    }
+
+    /** One tokenizing entry point: (text, its length, out, capacity, count) -> status. */
+    @FunctionalInterface
+    private interface TokenCall {
+        int run(MemorySegment text, long len, MemorySegment out, int cap, MemorySegment n) throws Throwable;
+    }
+
+    // Usually enough room; not always: SentencePiece's space prefix (3 bytes) can fall back
+    // to byte tokens, so ask again with the count the first call reports.
+    private int[] tokens(String text, TokenCall fn) {
         byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
         try (Arena a = Arena.ofConfined()) {
             MemorySegment t = a.allocate(Math.max(1, bytes.length));
             MemorySegment.copy(bytes, 0, t, JAVA_BYTE, 0, bytes.length);
             MemorySegment n = a.allocate(JAVA_INT);
-            int ps = parseSpecial ? 1 : 0;
-            int cap = bytes.length + 2; // as in tokenize: a second call when it is not enough
+            int cap = bytes.length + 2;
             MemorySegment out = a.allocate(JAVA_INT, cap);
-            check(call(() -> (int) tokenizeAfter.invokeExact(ptr(m), prev, t, (long) bytes.length, ps, out, cap, n)));
+            check(call(() -> fn.run(t, bytes.length, out, cap, n)));
             int count = n.get(JAVA_INT, 0);
             if (count > cap) {
                 MemorySegment big = a.allocate(JAVA_INT, count);
-                check(call(() -> (int) tokenizeAfter.invokeExact(ptr(m), prev, t, (long) bytes.length, ps, big, count,
-                        n)));
+                check(call(() -> fn.run(t, bytes.length, big, count, n)));
                 return big.asSlice(0, (long) count * 4).toArray(JAVA_INT);
             }
             return out.asSlice(0, (long) count * 4).toArray(JAVA_INT);

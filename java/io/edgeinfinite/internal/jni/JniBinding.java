@@ -417,29 +417,32 @@ public final class JniBinding implements NativeBinding {
 
     @Override
     public int[] tokenize(long m, String text, boolean addBos, boolean parseSpecial) {
-        byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
-        // Usually enough; not always: SentencePiece's space prefix (3 bytes) can fall back to
-        // byte tokens, so ask again with the count the first call reports.
-        int[] out = new int[bytes.length + 2];
-        int[] n = new int[1];
-        check(CApi.ei_tokenize(m, bytes, bytes.length, addBos ? 1 : 0, parseSpecial ? 1 : 0, out, out.length, n));
-        if (n[0] > out.length) {
-            out = new int[n[0]];
-            check(CApi.ei_tokenize(m, bytes, bytes.length, addBos ? 1 : 0, parseSpecial ? 1 : 0, out, out.length, n));
-        }
-        return n[0] == out.length ? out : java.util.Arrays.copyOf(out, n[0]);
+        int bos = addBos ? 1 : 0, ps = parseSpecial ? 1 : 0;
+        return tokens(text, (t, out, n) -> CApi.ei_tokenize(m, t, t.length, bos, ps, out, out.length, n));
     }
 
     @Override
     public int[] tokenizeAfter(long m, int prev, String text, boolean parseSpecial) {
-        byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
-        int[] out = new int[bytes.length + 2]; // as in tokenize: a second call when it is not enough
-        int[] n = new int[1];
         int ps = parseSpecial ? 1 : 0;
-        check(CApi.ei_tokenize_after(m, prev, bytes, bytes.length, ps, out, out.length, n));
+        return tokens(text, (t, out, n) -> CApi.ei_tokenize_after(m, prev, t, t.length, ps, out, out.length, n));
+    }
+
+    /** One tokenizing entry point: (UTF-8 text, out, count) -> status. */
+    @FunctionalInterface
+    private interface TokenCall {
+        int run(byte[] text, int[] out, int[] n);
+    }
+
+    // Usually enough room; not always: SentencePiece's space prefix (3 bytes) can fall back to
+    // byte tokens, so ask again with the count the first call reports.
+    private int[] tokens(String text, TokenCall fn) {
+        byte[] bytes = text.getBytes(StandardCharsets.UTF_8);
+        int[] out = new int[bytes.length + 2];
+        int[] n = new int[1];
+        check(fn.run(bytes, out, n));
         if (n[0] > out.length) {
             out = new int[n[0]];
-            check(CApi.ei_tokenize_after(m, prev, bytes, bytes.length, ps, out, out.length, n));
+            check(fn.run(bytes, out, n));
         }
         return n[0] == out.length ? out : java.util.Arrays.copyOf(out, n[0]);
     }
