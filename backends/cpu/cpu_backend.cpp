@@ -102,6 +102,7 @@ public:
         }
         for (const Op& op : g.ops) {
             const auto t0 = profile_ ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
+            if (step.observer) step.observer->before(g, op, step, pool);
             switch (op.kind) {
                 case OpKind::GetRows: get_rows(op, step, pool); break;
                 case OpKind::RmsNorm: rms_norm(op, step, pool); break;
@@ -112,6 +113,7 @@ public:
                 case OpKind::MemoryUpdate: memory_update(op, step, pool); break;
                 case OpKind::SwiGlu: swiglu(op, step, pool); break;
             }
+            if (step.observer) step.observer->after(g, op, step, pool);
             if (profile_) {
                 op_seconds_[static_cast<int>(op.kind)] +=
                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

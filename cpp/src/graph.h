@@ -81,6 +81,24 @@ struct Graph {
     std::vector<Op> ops;
 };
 
+struct StepParams;
+
+// Watches a step op by op, for the tools that measure what the model computes (importance
+// matrix, calibration ranges, gate fitting): before() sees an op's inputs in the pool,
+// after() its output. Ops may update in place (SwiGlu, an accumulating MatMul), so an op's
+// inputs are only there before it runs. Backends call it between ops, on the calling
+// thread; a null observer (every normal run) costs one branch per op.
+class OpObserver {
+public:
+    virtual ~OpObserver() = default;
+    virtual void before(const Graph& graph, const Op& op, const StepParams& step, const uint8_t* pool) {
+        (void)graph, (void)op, (void)step, (void)pool;
+    }
+    virtual void after(const Graph& graph, const Op& op, const StepParams& step, const uint8_t* pool) {
+        (void)graph, (void)op, (void)step, (void)pool;
+    }
+};
+
 // What changes between runs of one graph; everything else is fixed at planning.
 struct StepParams {
     int32_t n_tokens = 0;       // valid rows, 1..max_tokens (the rest is padding)
@@ -90,6 +108,7 @@ struct StepParams {
     int64_t fold_start = 0;     // MemoryUpdate: first position of the L tokens to fold
     bool all_logits = false;    // compute the output head for every row, not just the last
     float* logits_out = nullptr;  // when all_logits: n_tokens x n_vocab destination
+    OpObserver* observer = nullptr;  // tools only (see OpObserver)
 };
 
 }  // namespace ei

@@ -74,6 +74,7 @@ StepParams Session::step_params(int32_t n) const {
     s.pos0 = n_past_;
     s.ring_start = ring_start_;
     s.mem_tokens = folded_;
+    s.observer = observer_;
     return s;
 }
 

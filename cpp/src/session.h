@@ -74,6 +74,10 @@ public:
     };
     const Piece& next();
 
+    // Tools that measure activations watch every op of every later step (folds included);
+    // null stops watching. The observer must outlive its use here.
+    void set_observer(OpObserver* observer) { observer_ = observer; }
+
     // Requests (or withdraws) a cancel of eval; the only member that may be called while
     // another thread is inside a call on this session. The request stays until withdrawn.
     void set_cancel(bool cancel) { cancel_.store(cancel, std::memory_order_relaxed); }
@@ -107,6 +111,7 @@ private:
     Route route_ = Route::Full;
     const float* last_logits_ = nullptr;
     std::atomic<bool> cancel_{false};
+    OpObserver* observer_ = nullptr;
 
     // generation state
     std::optional<Sampler> sampler_;

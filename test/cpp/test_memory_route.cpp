@@ -418,3 +418,47 @@ TEST(pool_is_the_scenario_and_eval_never_allocates) {
     CHECK_EQ(h.session->n_past(), n_past);
     CHECK(rss_long - rss_1k < 1024);  // < 1 MiB of drift (allocator noise), not per-token growth
 }
+
+// The observer the measuring tools hang on a session sees every op of every step, folds
+// included, once before and once after it runs, and leaves the computation unchanged.
+TEST(observer_sees_every_op_and_changes_nothing) {
+    struct Counter : ei::OpObserver {
+        int64_t before_n = 0, after_n = 0, folds = 0, attention_rows = 0;
+        const ei::Op* open = nullptr;
+        void before(const ei::Graph&, const ei::Op& op, const ei::StepParams&, const uint8_t*) override {
+            CHECK(open == nullptr);
+            open = &op;
+            ++before_n;
+        }
+        void after(const ei::Graph& g, const ei::Op& op, const ei::StepParams& s, const uint8_t*) override {
+            CHECK(open == &op);
+            open = nullptr;
+            ++after_n;
+            if (op.kind == ei::OpKind::MemoryUpdate) ++folds;
+            if (op.kind == ei::OpKind::SegmentAttention) attention_rows += s.n_tokens;
+            CHECK(s.n_tokens >= 1 && s.n_tokens <= g.max_tokens);
+        }
+    };
+    Scenario sc = small(4, 24, 8);
+    Harness watched(tiny(), sc), plain(tiny(), sc);
+    Counter c;
+    watched.session->set_observer(&c);
+    std::vector<int32_t> tokens(77);
+    for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>((i * 37 + 11) % 200);
+    const int32_t n = static_cast<int32_t>(tokens.size());
+    const int32_t n_vocab = watched.session->n_vocab();
+    std::vector<float> a(n_vocab), b(n_vocab);
+    std::memcpy(a.data(), watched.session->eval(tokens.data(), n), sizeof(float) * n_vocab);
+    std::memcpy(b.data(), plain.session->eval(tokens.data(), n), sizeof(float) * n_vocab);
+    CHECK(a == b);
+    CHECK(c.before_n == c.after_n);
+    CHECK(c.before_n > 0);
+    const int64_t n_layer = watched.model->hparams().n_layer;
+    CHECK(c.attention_rows == int64_t{n} * n_layer);
+    // 77 tokens with S 4, W 24, L 8: the ring of W + L overflows, so segments are folded.
+    CHECK(c.folds > 0 && c.folds % n_layer == 0);
+    watched.session->set_observer(nullptr);
+    const int64_t seen = c.before_n;
+    watched.session->eval(tokens.data(), 1);
+    CHECK(c.before_n == seen);
+}
