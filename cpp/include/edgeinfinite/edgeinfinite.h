@@ -249,6 +249,21 @@ EI_API ei_status ei_generate_begin(ei_session* session, const int32_t* prompt, i
 EI_API ei_status ei_generate_next(ei_session* session, const char** piece, uint64_t* len, int32_t* token,
                                   int32_t* done);
 
+/* ------------------------------------------------------------------ quantization (ei quantize) */
+
+/* Bytes of one row of n_cols elements of a ggml tensor type; 0 when the type is unknown or
+ * n_cols is not a multiple of its block size. */
+EI_API uint64_t ei_tensor_row_size(int32_t type, int64_t n_cols);
+/* Converts rows x cols values of src_type (F32, F16, BF16, or any type the CPU backend reads,
+ * to requantize) into dst_type (F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q6_K), rows spread
+ * over n_threads (<= 0: one per core). src_size and dst_size must be exactly rows times the
+ * types' row sizes. importance: NULL (minimize the plain squared error; Q8_0, Q4_0 and Q5_0
+ * then round exactly as ggml's reference code) or cols finite non-negative per-column weights
+ * (minimize sum_j importance_j (x_j - x^_j)^2, searching block scales and mins). */
+EI_API ei_status ei_quantize_rows(int32_t dst_type, int32_t src_type, const void* src, uint64_t src_size, int64_t rows,
+                                  int64_t cols, const float* importance, int32_t n_threads, void* dst,
+                                  uint64_t dst_size);
+
 #ifdef __cplusplus
 }
 #endif

@@ -155,4 +155,17 @@ public interface NativeBinding {
 
     /** A generated piece: whole UTF-8 characters, the sampled token, and why generation ended (0: it goes on). */
     record Step(String text, int token, int done) {}
+
+    // ---- quantization (ei quantize)
+
+    /** Bytes of one row of cols elements of a ggml type; 0 for an unknown type or cols not a multiple of its block. */
+    long tensorRowSize(int type, long cols);
+
+    /**
+     * Quantizes rows x cols values: the first srcBytes of src (rows of srcType) into the first
+     * dstBytes of dst (rows of dstType). importance: null (plain squared error) or cols
+     * per-column weights. threads <= 0: one per core.
+     */
+    void quantizeRows(int dstType, int srcType, byte[] src, long srcBytes, long rows, long cols, float[] importance,
+            int threads, byte[] dst, long dstBytes);
 }

@@ -47,6 +47,8 @@ public final class FfmBinding implements NativeBinding {
     private final MethodHandle sessionCreate, sessionFree, sessionNPast, sessionReset, sessionCancel, sessionEval, sessionLastLogits,
             sessionRoute, sessionPlanRoute, sessionPlacement, sessionStateSize, sessionSave, sessionLoad;
     private final MethodHandle tokenize, tokenizeAfter, tokenPiece, detokenize, chatFormat, generateBegin, generateNext;
+    // quantization (ei quantize)
+    private final MethodHandle tensorRowSize, quantizeRows;
 
     private static final MemoryLayout SCENARIO = MemoryLayout.structLayout(
             JAVA_INT.withName("n_batch"), JAVA_INT.withName("n_sink"), JAVA_INT.withName("n_window"),
@@ -126,6 +128,10 @@ public final class FfmBinding implements NativeBinding {
         generateBegin = fn("ei_generate_begin", JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS,
                 JAVA_INT);
         generateNext = fn("ei_generate_next", JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS);
+        // quantization (ei quantize)
+        tensorRowSize = fn("ei_tensor_row_size", JAVA_LONG, JAVA_INT, JAVA_LONG);
+        quantizeRows = fn("ei_quantize_rows", JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                ADDRESS, JAVA_INT, ADDRESS, JAVA_LONG);
     }
 
     private MethodHandle fn(String name, MemoryLayout ret, MemoryLayout... args) {
@@ -673,5 +679,30 @@ public final class FfmBinding implements NativeBinding {
         check(call(() -> (int) generateNext.invokeExact(ptr(s), o, o.asSlice(8), o.asSlice(16), o.asSlice(20))));
         String text = utf8(o.get(ADDRESS, 0), o.get(JAVA_LONG, 8));
         return new Step(text, o.get(JAVA_INT, 16), o.get(JAVA_INT, 20));
+    }
+
+    // ---------------------------------------------------------------- quantization (ei quantize)
+
+    @Override
+    public long tensorRowSize(int type, long cols) {
+        return call(() -> (long) tensorRowSize.invokeExact(type, cols));
+    }
+
+    @Override
+    public void quantizeRows(int dstType, int srcType, byte[] src, long srcBytes, long rows, long cols,
+            float[] importance, int threads, byte[] dst, long dstBytes) {
+        if (srcBytes > src.length || dstBytes > dst.length || (importance != null && importance.length < cols)) {
+            throw new IllegalArgumentException("quantizeRows: buffer smaller than its size");
+        }
+        // Copied through native memory: the call runs for a while on several native threads,
+        // longer than heap arrays should stay pinned.
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment s = a.allocate(Math.max(1, srcBytes), 64), d = a.allocate(Math.max(1, dstBytes), 64);
+            MemorySegment.copy(src, 0, s, JAVA_BYTE, 0, (int) srcBytes);
+            MemorySegment imp = importance == null ? MemorySegment.NULL : a.allocateFrom(JAVA_FLOAT, importance);
+            check(call(() -> (int) quantizeRows.invokeExact(dstType, srcType, s, srcBytes, rows, cols, imp, threads, d,
+                    dstBytes)));
+            MemorySegment.copy(d, JAVA_BYTE, 0, dst, 0, (int) dstBytes);
+        }
     }
 }

@@ -500,4 +500,20 @@ public final class JniBinding implements NativeBinding {
         check(CApi.ei_generate_next(s, piece, len, token, done));
         return new Step(utf8(piece, len[0]), token[0], done[0]);
     }
+
+    // ---------------------------------------------------------------- quantization (ei quantize)
+
+    @Override
+    public long tensorRowSize(int type, long cols) {
+        return CApi.ei_tensor_row_size(type, cols);
+    }
+
+    @Override
+    public void quantizeRows(int dstType, int srcType, byte[] src, long srcBytes, long rows, long cols,
+            float[] importance, int threads, byte[] dst, long dstBytes) {
+        if (srcBytes > src.length || dstBytes > dst.length || (importance != null && importance.length < cols)) {
+            throw new IllegalArgumentException("quantizeRows: buffer smaller than its size");
+        }
+        check(CApi.ei_quantize_rows(dstType, srcType, src, srcBytes, rows, cols, importance, threads, dst, dstBytes));
+    }
 }

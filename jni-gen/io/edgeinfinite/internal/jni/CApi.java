@@ -196,6 +196,14 @@ public final class CApi {
             @Cast("const char**") @ByPtrPtr BytePointer piece, @Cast("uint64_t*") long[] len,
             @Cast("int32_t*") int[] token, @Cast("int32_t*") int[] done);
 
+    // ---------------------------------------------------------------- quantization (ei quantize)
+    public static native @Cast("uint64_t") long ei_tensor_row_size(int type, @Cast("int64_t") long nCols);
+
+    public static native int ei_quantize_rows(int dstType, int srcType, @Cast("const void*") byte[] src,
+            @Cast("uint64_t") long srcSize, @Cast("int64_t") long rows, @Cast("int64_t") long cols,
+            @Cast("const float*") float[] importance, int nThreads, @Cast("void*") byte[] dst,
+            @Cast("uint64_t") long dstSize);
+
     // ---------------------------------------------------------------- structs
 
     /** struct ei_scenario, allocated natively by JavaCPP; freed by close(). */
