@@ -29,9 +29,16 @@ public final class GgufWriter {
 
     private final Map<String, byte[]> metadata = new LinkedHashMap<>();
     private final List<Tensor> tensors = new ArrayList<>();
-    private final int alignment = 32;
+    private int alignment = 32;
 
     private static final int UINT32 = 4, INT32 = 5, FLOAT32 = 6, BOOL = 7, STRING = 8, ARRAY = 9, UINT64 = 10;
+
+    /** Sets general.alignment (32 by default): a power of two, at least 8. */
+    public GgufWriter alignment(int bytes) {
+        if (bytes < 8 || Integer.bitCount(bytes) != 1) throw new IllegalArgumentException("bad GGUF alignment " + bytes);
+        alignment = bytes;
+        return this;
+    }
 
     public GgufWriter putString(String key, String value) {
         Buf b = new Buf().u32(STRING).str(value);

@@ -42,6 +42,10 @@ public final class Main {
               demo [--prompt-tokens N] [--shape S]    the main job: a 16K-token prompt, full attention vs EdgeInfinite
               gate-init -m IN --value B -o OUT [--gate scalar|adaptive] [--sink S --window W -L L --rule R]
                                                       copy a model with constant memory gates g = sigmoid(B)
+              quantize IN.gguf OUT.gguf TYPE [options]  quantize F32/F16/BF16 weights; TYPE: q8_0, q4_0, q4_k, q6_k,
+                                                      q4_k_m, q4_k_s (llama.cpp's mixes)
+                  --pure (every matrix TYPE)  --keep-output  --type-override PATTERN=T (regex; repeatable)
+                  --token-embedding-type T  --output-type T  --imatrix FILE  --threads N  --allow-requantize
             scenario options (all commands that run a model):
               --scenario summarize|qa|chat   a preset        -L N  segment length     --sink S  --window W
               --memory on|off  --rule linear|delta  --memory-keys nope|rope  --kv f16|f32  -t THREADS
@@ -76,6 +80,7 @@ public final class Main {
                 case "synth" -> Synth.run(a, out);
                 case "demo" -> Demo.run(a, out, err);
                 case "gate-init" -> GateInit.run(a, out);
+                case "quantize" -> Quantize.run(a, out, err);
                 case "version" -> out.println("edgeinfinite " + EdgeInfinite.version() + " (" + EdgeInfinite.binding()
                         + ", " + EdgeInfinite.platform() + ", cpu: " + EdgeInfinite.cpuFeatures() + ")");
                 default -> throw new UsageException("unknown command '" + args[0] + "'");
@@ -231,7 +236,9 @@ public final class Main {
         private final Map<String, List<String>> opts = new TreeMap<>();
         private final List<String> positionals = new java.util.ArrayList<>();
         private static final List<String> FLAGS = List.of("--greedy", "--chat", "--no-echo", "--sweep", "--full",
-                "--progress");
+                "--progress",
+                // quantize
+                "--pure", "--keep-output", "--allow-requantize");
 
         Args(String[] args) {
             for (int i = 0; i < args.length; i++) {
