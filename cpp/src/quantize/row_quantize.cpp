@@ -28,8 +28,17 @@ using cpu::kQK_K;
 
 namespace {
 
-// Round to nearest, ties to even (the default FPU mode); callers clamp the result.
-inline int nearest(float v) { return static_cast<int>(std::nearbyint(v)); }
+// Round to nearest, ties to even: adding 1.5 * 2^23 leaves the rounded integer in the low
+// mantissa bits (the FPU's default rounding), with no library call. Inputs are first held to
+// |v| < 2^22, where the trick is exact; callers clamp the result to their level range (a NaN
+// gives some integer, which the clamp bounds).
+inline int nearest(float v) {
+    v = std::min(4194303.0f, std::max(-4194303.0f, v));
+    float t = v + 12582912.0f;
+    uint32_t u;
+    std::memcpy(&u, &t, 4);
+    return static_cast<int>(u & 0x007fffffu) - 0x00400000;
+}
 
 inline float f16_round(float v) { return fp16_to_fp32(fp32_to_fp16(v)); }
 
@@ -85,17 +94,17 @@ float search_symmetric(const float* x, const float* w, int n, int qmin, int qmax
             const float target = level - sign * 0.1f * static_cast<float>(k);
             if (std::fabs(target) < 0.5f) continue;
             const float inv = target / max;
-            double sxq = 0, sqq = 0;
+            float sxq = 0, sqq = 0;  // float: at most 32 terms of one sign pattern
             for (int j = 0; j < n; ++j) {
-                const int q = std::min(qmax, std::max(qmin, nearest(x[j] * inv)));
-                sxq += static_cast<double>(w[j]) * x[j] * q;
-                sqq += static_cast<double>(w[j]) * q * q;
+                const float q = static_cast<float>(std::min(qmax, std::max(qmin, nearest(x[j] * inv))));
+                sxq += w[j] * x[j] * q;
+                sqq += w[j] * q * q;
             }
             if (sqq <= 0) continue;
-            const double err = swxx - sxq * sxq / sqq;
+            const double err = swxx - static_cast<double>(sxq) * sxq / sqq;
             if (err < best_err) {
                 best_err = err;
-                best_d = static_cast<float>(sxq / sqq);
+                best_d = sxq / sqq;
             }
         }
     }
@@ -331,27 +340,58 @@ Affine q4k_subblock(const float* x, const float* w, int n) {
     int q[32];
     for (int k = 0; k <= 20; ++k) {
         const float iscale = (14.0f + 0.1f * static_cast<float>(k)) / (hi - lo);
-        for (int j = 0; j < n; ++j) q[j] = std::min(15, std::max(0, nearest(iscale * (x[j] - lo))));
-        float s, m;
-        if (!affine_fit(x, w, n, q, &s, &m)) continue;
-        for (int j = 0; j < n; ++j) q[j] = std::min(15, std::max(0, nearest((x[j] + m) / s)));
-        const double e = affine_error(x, w, n, s, m, q);
+        // Per candidate: its levels, their least-squares (s, b) from one pass of sums, then
+        // the levels re-rounded to that fit and its error (the ranking uses the re-rounded
+        // error, which is what the fit would be stored with).
+        float sw = 0, sq = 0, sqq = 0, sx = 0, sxq = 0;
+        for (int j = 0; j < n; ++j) {
+            const float l = static_cast<float>(std::min(15, std::max(0, nearest(iscale * (x[j] - lo)))));
+            const float wj = w[j];
+            sw += wj;
+            sq += wj * l;
+            sqq += wj * l * l;
+            sx += wj * x[j];
+            sxq += wj * x[j] * l;
+        }
+        const double det = static_cast<double>(sw) * sqq - static_cast<double>(sq) * sq;
+        if (det <= 0 || sqq <= 0) continue;
+        double a = (static_cast<double>(sw) * sxq - static_cast<double>(sq) * sx) / det;
+        double b = (static_cast<double>(sqq) * sx - static_cast<double>(sq) * sxq) / det;
+        if (b > 0) {
+            b = 0;
+            a = sxq / static_cast<double>(sqq);
+        }
+        if (!(a > 0)) continue;
+        const float fs = static_cast<float>(a), fm = static_cast<float>(-b), inv = 1.0f / fs;
+        float e = 0;
+        for (int j = 0; j < n; ++j) {
+            const int l = std::min(15, std::max(0, nearest((x[j] + fm) * inv)));
+            const float r = x[j] - (fs * static_cast<float>(l) - fm);
+            e += w[j] * r * r;
+        }
         if (e < best.err) {
             best.err = e;
-            best.s = s;
-            best.m = m;
+            best.s = fs;
+            best.m = fm;
         }
     }
+    if (best.s > 0) {  // the best fit's own error with its levels re-rounded (never larger)
+        const float inv = 1.0f / best.s;
+        for (int j = 0; j < n; ++j) q[j] = std::min(15, std::max(0, nearest((x[j] + best.m) * inv)));
+        best.err = affine_error(x, w, n, best.s, best.m, q);
+    }
     for (int r = 0; r < 2 && best.s > 0; ++r) {
-        for (int j = 0; j < n; ++j) q[j] = std::min(15, std::max(0, nearest((x[j] + best.m) / best.s)));
         float s, m;
         if (!affine_fit(x, w, n, q, &s, &m)) break;
-        for (int j = 0; j < n; ++j) q[j] = std::min(15, std::max(0, nearest((x[j] + m) / s)));
-        const double e = affine_error(x, w, n, s, m, q);
+        int q2[32];
+        const float inv = 1.0f / s;
+        for (int j = 0; j < n; ++j) q2[j] = std::min(15, std::max(0, nearest((x[j] + m) * inv)));
+        const double e = affine_error(x, w, n, s, m, q2);
         if (!(e < best.err)) break;
         best.err = e;
         best.s = s;
         best.m = m;
+        std::copy(q2, q2 + n, q);
     }
     if (best.s == 0) {  // every fit degenerate: a plain range split
         best.s = (hi - lo) / 15.0f;
@@ -365,8 +405,9 @@ double q4k_levels(const float* x, const float* w, float d, float dmin, const uin
     double e = 0;
     for (int i = 0; i < 8; ++i) {
         const float s = d * sc[i], m = dmin * mn[i];
+        const float inv = s > 0 ? 1.0f / s : 0.0f;
         for (int j = 32 * i; j < 32 * i + 32; ++j) {
-            q[j] = s > 0 ? std::min(15, std::max(0, nearest((x[j] + m) / s))) : 0;
+            q[j] = std::min(15, std::max(0, nearest((x[j] + m) * inv)));
             const double r = x[j] - (static_cast<double>(s) * q[j] - m);
             e += w[j] * r * r;
         }

@@ -110,9 +110,9 @@ final class Quantize {
             jobs.add(new Job(c, rows, cols, srcRow, dstRow, imp));
         }
 
-        GgufWriter w = new GgufWriter().alignment((int) f.alignment());
+        // general.alignment stays where and as it was (absent means 32).
+        GgufWriter w = new GgufWriter().alignment((int) f.alignment(), false);
         for (Map.Entry<String, Object> e : f.metadata().entrySet()) {
-            if (e.getKey().equals("general.alignment")) continue;
             w.putValue(e.getKey(), f.types().get(e.getKey()), e.getValue());
         }
         w.putUInt32("general.quantization_version", 2).putUInt32("general.file_type", o.mix().ftype);

@@ -186,6 +186,8 @@ class QuantizeTest {
                 same++;
             }
             assertEquals(b.tensors().size(), same);
+            // Same keys, tensors and alignment: the same file size (llama-quantize orders tensors by layer).
+            assertEquals(Files.size(ref), Files.size(mine), type + " file size");
         }
     }
 
