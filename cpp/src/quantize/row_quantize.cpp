@@ -40,6 +40,14 @@ inline int nearest(float v) {
     return static_cast<int>(u & 0x007fffffu) - 0x00400000;
 }
 
+// nearest() of v clamped to the integer range [lo, hi], as a float: clamping first gives the
+// same level, keeps the magic-number rounding exact, and leaves the inner loops float-only, so
+// they vectorize. A NaN becomes lo.
+inline float round_level(float v, float lo, float hi) {
+    v = std::min(hi, std::max(lo, v));
+    return (v + 12582912.0f) - 12582912.0f;
+}
+
 inline float f16_round(float v) { return fp16_to_fp32(fp32_to_fp16(v)); }
 
 // The element of largest magnitude, with its sign (the first one on ties), as ggml picks it.
@@ -85,6 +93,7 @@ float search_symmetric(const float* x, const float* w, int n, int qmin, int qmax
     float best_d = max / static_cast<float>(qmin);
     double swxx = 0;
     for (int j = 0; j < n; ++j) swxx += static_cast<double>(w[j]) * x[j] * x[j];
+    const float fmin_ = static_cast<float>(qmin), fmax_ = static_cast<float>(qmax);
     for (int end = 0; end < 2; ++end) {
         const float level = static_cast<float>(end == 0 ? qmin : qmax);
         const float sign = level < 0 ? -1.0f : 1.0f;
@@ -94,12 +103,17 @@ float search_symmetric(const float* x, const float* w, int n, int qmin, int qmax
             const float target = level - sign * 0.1f * static_cast<float>(k);
             if (std::fabs(target) < 0.5f) continue;
             const float inv = target / max;
-            float sxq = 0, sqq = 0;  // float: at most 32 terms of one sign pattern
-            for (int j = 0; j < n; ++j) {
-                const float q = static_cast<float>(std::min(qmax, std::max(qmin, nearest(x[j] * inv))));
-                sxq += w[j] * x[j] * q;
-                sqq += w[j] * q * q;
+            // Four partial sums (n is a multiple of 4), so the loop vectorizes without
+            // reassociating floats; float is plenty for at most 32 terms.
+            float axq[4] = {0, 0, 0, 0}, aqq[4] = {0, 0, 0, 0};
+            for (int j = 0; j < n; j += 4) {
+                for (int l = 0; l < 4; ++l) {
+                    const float q = round_level(x[j + l] * inv, fmin_, fmax_);
+                    axq[l] += w[j + l] * x[j + l] * q;
+                    aqq[l] += w[j + l] * q * q;
+                }
             }
+            const float sxq = (axq[0] + axq[1]) + (axq[2] + axq[3]), sqq = (aqq[0] + aqq[1]) + (aqq[2] + aqq[3]);
             if (sqq <= 0) continue;
             const double err = swxx - static_cast<double>(sxq) * sxq / sqq;
             if (err < best_err) {
@@ -345,7 +359,7 @@ Affine q4k_subblock(const float* x, const float* w, int n) {
         // error, which is what the fit would be stored with).
         float sw = 0, sq = 0, sqq = 0, sx = 0, sxq = 0;
         for (int j = 0; j < n; ++j) {
-            const float l = static_cast<float>(std::min(15, std::max(0, nearest(iscale * (x[j] - lo)))));
+            const float l = round_level(iscale * (x[j] - lo), 0.0f, 15.0f);
             const float wj = w[j];
             sw += wj;
             sq += wj * l;
@@ -365,8 +379,8 @@ Affine q4k_subblock(const float* x, const float* w, int n) {
         const float fs = static_cast<float>(a), fm = static_cast<float>(-b), inv = 1.0f / fs;
         float e = 0;
         for (int j = 0; j < n; ++j) {
-            const int l = std::min(15, std::max(0, nearest((x[j] + fm) * inv)));
-            const float r = x[j] - (fs * static_cast<float>(l) - fm);
+            const float l = round_level((x[j] + fm) * inv, 0.0f, 15.0f);
+            const float r = x[j] - (fs * l - fm);
             e += w[j] * r * r;
         }
         if (e < best.err) {
