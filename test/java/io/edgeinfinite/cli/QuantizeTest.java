@@ -199,9 +199,13 @@ class QuantizeTest {
         Path q = ours(eval, "q4_k_m");
         String out = runTool(tmp, llamaBin("llama-perplexity").toString(), "-m", q.toString(), "-f",
                 TestData.root().resolve("eval/dev.txt").toString(), "-c", "128", "-b", "128", "--chunks", "3", "-t", "2");
-        assertTrue(out.contains("Final estimate: PPL"), out);
-        double ppl = Double.parseDouble(out.replaceAll("(?s).*Final estimate: PPL = ([0-9.]+).*", "$1"));
-        assertTrue(ppl > 1 && ppl < 100, "perplexity " + ppl);
+        // The running perplexity after each chunk, "[1]12.38,[2]14.96,...". llama.cpp's log
+        // thread sometimes loses the last lines at exit (its final estimate with them), so the
+        // last chunk printed is what is checked; the exit status was checked by runTool.
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("\\[(\\d+)\\]([0-9.]+),").matcher(out);
+        double ppl = Double.NaN;
+        while (m.find()) ppl = Double.parseDouble(m.group(2));
+        assertTrue(ppl > 1 && ppl < 100, "perplexity " + ppl + " in:\n" + out);
     }
 
     // ---- options, refusals, errors
