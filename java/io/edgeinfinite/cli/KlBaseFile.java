@@ -33,6 +33,7 @@ import java.util.zip.CRC32;
  *   40      8     u64 reserved, 0
  *   48      4*n_chunks*ctx      i32 tokens the chunks were cut from (BOS in front when the model adds one)
  *   then    n_chunks*(ctx-1-first) rows, chunk by chunk, position by position:
+ *             f32 target  ln p of the token that follows (exact, for the base's perplexity)
  *             f32 floor   ln p of code 0 (at least the row's ln p max - 16)
  *             f32 step    ln p per code (0 only when every token has the same ln p)
  *             u16 code[n_vocab]   ln p_i = floor + step * code_i; when step > 0, code 0 means
@@ -68,7 +69,7 @@ final class KlBaseFile {
         }
 
         long rowBytes() {
-            return 8L + 2L * nVocab;
+            return 12L + 2L * nVocab;
         }
 
         /** The file size this header implies (overflow-checked). */
@@ -121,8 +122,8 @@ final class KlBaseFile {
             out.write(b, 0, n);
         }
 
-        /** Appends the log-probabilities of logits row {@code r} (n_vocab wide). */
-        void writeRow(float[] logits, int r) throws IOException {
+        /** Appends the log-probabilities of logits row {@code r} (n_vocab wide), whose next token is target. */
+        void writeRow(float[] logits, int r, int target) throws IOException {
             int n = h.nVocab(), off = r * n;
             float max = TokenScores.maxOf(logits, off, n), min = Float.POSITIVE_INFINITY;
             for (int i = 0; i < n; i++) min = Math.min(min, logits[off + i]);
@@ -130,7 +131,7 @@ final class KlBaseFile {
             double lse = TokenScores.logSumExp(logits, off, n, max);
             float step = (max - lo) / 65535f;
             row.clear();
-            row.putFloat((float) (lo - max - lse)).putFloat(step);
+            row.putFloat((float) (logits[off + target] - max - lse)).putFloat((float) (lo - max - lse)).putFloat(step);
             for (int i = 0; i < n; i++) {
                 float l = logits[off + i];
                 int code = step > 0 && l > lo ? (int) Math.min(65535, Math.round((l - lo) / step)) : 0;
@@ -158,6 +159,7 @@ final class KlBaseFile {
     static final class Row {
         final double[] logProb;
         int top;  // the most likely token (the first one on ties)
+        double target;  // ln p of the token that follows, exact
 
         Row(int n) {
             logProb = new double[n];
@@ -246,7 +248,8 @@ final class KlBaseFile {
             in.readFully(rowBytes);
             crc.update(rowBytes, 0, rowBytes.length);
             ByteBuffer b = ByteBuffer.wrap(rowBytes).order(ByteOrder.LITTLE_ENDIAN);
-            float floor = b.getFloat(), step = b.getFloat();
+            float target = b.getFloat(), floor = b.getFloat(), step = b.getFloat();
+            if (!Float.isFinite(target) || target > 1e-3f) throw bad("row " + rowsRead + ": the next token's ln p is " + target);
             if (!Float.isFinite(floor) || !Float.isFinite(step) || step < 0 || step > RANGE / 65535f * 1.0001f || floor > 0) {
                 throw bad("row " + rowsRead + ": floor " + floor + " / step " + step + " out of range");
             }
@@ -263,6 +266,7 @@ final class KlBaseFile {
             // The top token's ln p is -ln(sum of e^(l_i - max)) <= 0; allow float rounding.
             if (topLp > 1e-3) throw bad("row " + rowsRead + ": the top token's ln p is " + topLp + " > 0");
             row.top = top;
+            row.target = target;
             rowsRead++;
             if (rowsRead == header.rows()) verifyChecksum();
         }

@@ -33,9 +33,7 @@ final class KlDivergence {
             if (lpb == Double.NEGATIVE_INFINITY) continue;  // below the base's floor: p = 0
             kl += Math.exp(lpb) * (lpb - (logits[off + i] - lse));
         }
-        double q = logits[off + target] - lse, b = base.logProb[target];
-        // A target below the base's floor gets the floor's ln p (the most it could have been).
-        if (b == Double.NEGATIVE_INFINITY) b = lowestFinite(base.logProb);
+        double q = logits[off + target] - lse, b = base.target;
         nll.add(-q);
         nllBase.add(-b);
         sumCross += q * b;
@@ -53,14 +51,6 @@ final class KlDivergence {
         kld[n] = (float) kl;
         dp[n] = (float) d;
         n++;
-    }
-
-    private static double lowestFinite(double[] lp) {
-        double lo = 0;
-        for (double v : lp) {
-            if (v != Double.NEGATIVE_INFINITY) lo = Math.min(lo, v);
-        }
-        return lo;
     }
 
     long count() {

@@ -251,14 +251,15 @@ public final class Main {
                 try (KlBaseFile.Writer w = new KlBaseFile.Writer(Path.of(saveBase), h, ch.chunkedTokens())) {
                     Perplexity.run(s, ch, (c, logits) -> {
                         Perplexity.score(ch, c, logits, vocab, nll);
-                        for (int i = ch.first(); i < ch.ctx() - 1; i++) w.writeRow(logits, i);
+                        for (int i = ch.first(); i < ch.ctx() - 1; i++) w.writeRow(logits, i, ch.target(c, i));
                     }, progress);
                 }
             } else {
                 Perplexity.run(s, ch, (c, logits) -> Perplexity.score(ch, c, logits, vocab, nll), progress);
             }
-            out.printf(java.util.Locale.ROOT, "perplexity: %.4f ± %.4f over %d tokens in %d chunks of %d (%.1f s)%n",
-                    nll.perplexity(), nll.perplexityError(), nll.count(), ch.chunks(), ctx, (System.nanoTime() - start) / 1e9);
+            out.printf(java.util.Locale.ROOT, "perplexity: %.4f ± %.4f over %d tokens in %d chunks of %d (mean -ln p %.6f; %.1f s)%n",
+                    nll.perplexity(), nll.perplexityError(), nll.count(), ch.chunks(), ctx, nll.meanNll().mean(),
+                    (System.nanoTime() - start) / 1e9);
             if (saveBase != null) out.println("wrote the base log-probabilities to " + saveBase);
         }
     }
