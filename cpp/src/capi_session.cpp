@@ -3,6 +3,7 @@
 
 #include "capi_common.h"
 #include "chat_template.h"
+#include "imatrix.h"
 #include "model.h"
 #include "plan.h"
 #include "session.h"
@@ -20,6 +21,7 @@ struct ei_plan {
 };
 struct ei_session {
     std::unique_ptr<ei::Session> session;
+    std::unique_ptr<ei::ImatrixCollector> imatrix;  // while ei imatrix collects (declared after: freed first)
 };
 
 using ei::capi::guard;
@@ -324,3 +326,47 @@ ei_status ei_generate_next(ei_session* s, const char** piece, uint64_t* len, int
 }
 
 }  // extern "C"
+
+// ------------------------------------------------------------------ importance matrix
+
+ei_status ei_session_imatrix_start(ei_session* s, int32_t include_output) {
+    return guard([&] {
+        ei::Session& ss = *require(s, "session")->session;
+        ss.set_observer(nullptr);
+        s->imatrix = std::make_unique<ei::ImatrixCollector>(ss.model(), include_output != 0);
+        ss.set_observer(s->imatrix.get());
+    });
+}
+
+int32_t ei_session_imatrix_count(const ei_session* s) {
+    return s && s->imatrix ? static_cast<int32_t>(s->imatrix->entries().size()) : 0;
+}
+
+ei_status ei_session_imatrix_entry(const ei_session* s, int32_t index, const char** name, int64_t* n_cols,
+                                   int64_t* rows, float* sums, int64_t capacity) {
+    return guard([&] {
+        if (!require(s, "session")->imatrix) ei::fail(EI_ERR_INVALID_ARGUMENT, "no importance matrix is being collected");
+        const auto& entries = s->imatrix->entries();
+        if (index < 0 || index >= static_cast<int32_t>(entries.size())) {
+            ei::fail(EI_ERR_INVALID_ARGUMENT, "imatrix entry " + std::to_string(index) + " out of range");
+        }
+        const ei::ImatrixCollector::Entry& e = entries[static_cast<size_t>(index)];
+        if (name) *name = e.name.c_str();
+        if (n_cols) *n_cols = e.cols;
+        if (rows) *rows = e.rows;
+        if (sums) {
+            if (capacity < e.cols) {
+                ei::fail(EI_ERR_INVALID_ARGUMENT, "imatrix sums of " + e.name + " need " + std::to_string(e.cols) +
+                                                      " floats, got room for " + std::to_string(capacity));
+            }
+            for (int64_t j = 0; j < e.cols; ++j) sums[j] = static_cast<float>(e.sum2[static_cast<size_t>(j)]);
+        }
+    });
+}
+
+ei_status ei_session_imatrix_stop(ei_session* s) {
+    return guard([&] {
+        require(s, "session")->session->set_observer(nullptr);
+        s->imatrix.reset();
+    });
+}

@@ -249,6 +249,24 @@ EI_API ei_status ei_generate_begin(ei_session* session, const int32_t* prompt, i
 EI_API ei_status ei_generate_next(ei_session* session, const char** piece, uint64_t* len, int32_t* token,
                                   int32_t* done);
 
+/* ------------------------------------------------------------------ importance matrix (ei imatrix) */
+
+/* Starts (or restarts from zero) collecting activation statistics on the session: from now
+ * on every evaluation adds, for every weight matrix of the transformer blocks (and the output
+ * head when include_output != 0), the squares of the activations it multiplies, per input
+ * column, over the valid rows (padding excluded; the output head sees every row only when
+ * all logits are requested, else the last one). The collector belongs to the session. */
+EI_API ei_status ei_session_imatrix_start(ei_session* session, int32_t include_output);
+/* Matrices watched (0 when no collection was started). */
+EI_API int32_t ei_session_imatrix_count(const ei_session* session);
+/* Matrix index: *name its GGUF name (owned by the session until the next start/stop),
+ * *n_cols its input width, *rows the activation rows summed; sums, when not NULL, receives
+ * the n_cols sums of x_j^2 (capacity floats available; EI_ERR_INVALID_ARGUMENT if fewer). */
+EI_API ei_status ei_session_imatrix_entry(const ei_session* session, int32_t index, const char** name,
+                                          int64_t* n_cols, int64_t* rows, float* sums, int64_t capacity);
+/* Stops collecting and drops the statistics. */
+EI_API ei_status ei_session_imatrix_stop(ei_session* session);
+
 #ifdef __cplusplus
 }
 #endif
