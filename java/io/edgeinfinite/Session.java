@@ -200,6 +200,38 @@ public final class Session implements AutoCloseable {
         return out;
     }
 
+    /** One weight matrix's activation statistics: sums over rows of x_j^2 per input column, and the row count. */
+    public record ImatrixEntry(String name, long rows, float[] sumOfSquares) {}
+
+    /**
+     * Starts (or restarts from zero) collecting, while this session evaluates, the squares of
+     * the activations every weight matrix of the transformer blocks multiplies (and the output
+     * head's when includeOutput; it sees every row only when all logits are requested), over
+     * valid rows only: the importance matrix of {@code ei imatrix}.
+     */
+    public synchronized void startImportanceMatrix(boolean includeOutput) {
+        nb.imatrixStart(handle(), includeOutput);
+    }
+
+    /** What was collected since {@link #startImportanceMatrix}: one entry per matrix, in the model's order. */
+    public synchronized List<ImatrixEntry> importanceMatrix() {
+        long h = handle();
+        int n = nb.imatrixCount(h);
+        List<ImatrixEntry> out = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            long[] shape = nb.imatrixShape(h, i);
+            float[] sums = new float[Math.toIntExact(shape[0])];
+            nb.imatrixSums(h, i, sums);
+            out.add(new ImatrixEntry(nb.imatrixName(h, i), shape[1], sums));
+        }
+        return out;
+    }
+
+    /** Stops collecting and drops the statistics. */
+    public synchronized void stopImportanceMatrix() {
+        nb.imatrixStop(handle());
+    }
+
     /** Evaluates tokens and returns the last position's logits. */
     public float[] eval(int[] tokens) {
         return eval(tokens, null);

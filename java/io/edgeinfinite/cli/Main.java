@@ -36,6 +36,8 @@ public final class Main {
               perplexity -m MODEL -f TEXTFILE [--ctx N] [--chunks N]   llama.cpp's chunking and scoring
                   --kl-divergence-base FILE   also save the model's log-probabilities over the text
                   --kl-divergence FILE        compare this model against a saved base (KL, top token, PPL ratio)
+              imatrix -m MODEL -f CALIB.txt -o FILE [--ctx 512] [--chunks N] [--process-output]
+                                                      importance matrix (llama-imatrix's GGUF): sum of x^2 per matrix column
               bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS]
               bench --sweep [-m MODEL] [--lengths 1024,4096,16384,65536,131072] [--budget-s 900] [--svg FILE]
                                                       TTFT, prefill t/s, peak RSS: full attention vs EdgeInfinite
@@ -78,6 +80,7 @@ public final class Main {
                 case "synth" -> Synth.run(a, out);
                 case "demo" -> Demo.run(a, out, err);
                 case "gate-init" -> GateInit.run(a, out);
+                case "imatrix" -> Imatrix.run(a, out, err);
                 case "version" -> out.println("edgeinfinite " + EdgeInfinite.version() + " (" + EdgeInfinite.binding()
                         + ", " + EdgeInfinite.platform() + ", cpu: " + EdgeInfinite.cpuFeatures() + ")");
                 default -> throw new UsageException("unknown command '" + args[0] + "'");
@@ -344,7 +347,7 @@ public final class Main {
         private final Map<String, List<String>> opts = new TreeMap<>();
         private final List<String> positionals = new java.util.ArrayList<>();
         private static final List<String> FLAGS = List.of("--greedy", "--chat", "--no-echo", "--sweep", "--full",
-                "--progress");
+                "--progress", "--process-output");
 
         Args(String[] args) {
             for (int i = 0; i < args.length; i++) {

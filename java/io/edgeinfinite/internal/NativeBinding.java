@@ -155,4 +155,22 @@ public interface NativeBinding {
 
     /** A generated piece: whole UTF-8 characters, the sampled token, and why generation ended (0: it goes on). */
     record Step(String text, int token, int done) {}
+
+    // ---- importance matrix (ei imatrix): a collector the session owns
+    /** Starts (or restarts from zero) collecting activation statistics on the session. */
+    void imatrixStart(long session, boolean includeOutput);
+
+    /** Matrices watched; 0 when not collecting. */
+    int imatrixCount(long session);
+
+    /** Matrix index's GGUF name. */
+    String imatrixName(long session, int index);
+
+    /** Matrix index's {input width, rows summed}. */
+    long[] imatrixShape(long session, int index);
+
+    /** Matrix index's sums of x_j^2 (sums.length must be at least its input width). */
+    void imatrixSums(long session, int index, float[] sums);
+
+    void imatrixStop(long session);
 }

@@ -47,6 +47,7 @@ public final class FfmBinding implements NativeBinding {
     private final MethodHandle sessionCreate, sessionFree, sessionNPast, sessionReset, sessionCancel, sessionEval, sessionLastLogits,
             sessionRoute, sessionPlanRoute, sessionPlacement, sessionStateSize, sessionSave, sessionLoad;
     private final MethodHandle tokenize, tokenizeAfter, tokenPiece, detokenize, chatFormat, generateBegin, generateNext;
+    private final MethodHandle imatrixStart, imatrixCount, imatrixEntry, imatrixStop;  // importance matrix
 
     private static final MemoryLayout SCENARIO = MemoryLayout.structLayout(
             JAVA_INT.withName("n_batch"), JAVA_INT.withName("n_sink"), JAVA_INT.withName("n_window"),
@@ -126,6 +127,11 @@ public final class FfmBinding implements NativeBinding {
         generateBegin = fn("ei_generate_begin", JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS,
                 JAVA_INT);
         generateNext = fn("ei_generate_next", JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS);
+        imatrixStart = fn("ei_session_imatrix_start", JAVA_INT, ADDRESS, JAVA_INT);
+        imatrixCount = fn("ei_session_imatrix_count", JAVA_INT, ADDRESS);
+        imatrixEntry = fn("ei_session_imatrix_entry", JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                JAVA_LONG);
+        imatrixStop = fn("ei_session_imatrix_stop", JAVA_INT, ADDRESS);
     }
 
     private MethodHandle fn(String name, MemoryLayout ret, MemoryLayout... args) {
@@ -673,5 +679,48 @@ public final class FfmBinding implements NativeBinding {
         check(call(() -> (int) generateNext.invokeExact(ptr(s), o, o.asSlice(8), o.asSlice(16), o.asSlice(20))));
         String text = utf8(o.get(ADDRESS, 0), o.get(JAVA_LONG, 8));
         return new Step(text, o.get(JAVA_INT, 16), o.get(JAVA_INT, 20));
+    }
+
+    // ---------------------------------------------------------------- importance matrix
+
+    @Override
+    public void imatrixStart(long s, boolean includeOutput) {
+        check(call(() -> (int) imatrixStart.invokeExact(ptr(s), includeOutput ? 1 : 0)));
+    }
+
+    @Override
+    public int imatrixCount(long s) {
+        return call(() -> (int) imatrixCount.invokeExact(ptr(s)));
+    }
+
+    @Override
+    public String imatrixName(long s, int index) {
+        MemorySegment o = scratch();
+        check(call(() -> (int) imatrixEntry.invokeExact(ptr(s), index, o, MemorySegment.NULL, MemorySegment.NULL,
+                MemorySegment.NULL, 0L)));
+        return cString(o.get(ADDRESS, 0));
+    }
+
+    @Override
+    public long[] imatrixShape(long s, int index) {
+        MemorySegment o = scratch();
+        check(call(() -> (int) imatrixEntry.invokeExact(ptr(s), index, MemorySegment.NULL, o, o.asSlice(8),
+                MemorySegment.NULL, 0L)));
+        return new long[] {o.get(JAVA_LONG, 0), o.get(JAVA_LONG, 8)};
+    }
+
+    @Override
+    public void imatrixSums(long s, int index, float[] sums) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment out = a.allocate(JAVA_FLOAT, Math.max(1, sums.length));
+            check(call(() -> (int) imatrixEntry.invokeExact(ptr(s), index, MemorySegment.NULL, MemorySegment.NULL,
+                    MemorySegment.NULL, out, (long) sums.length)));
+            MemorySegment.copy(out, JAVA_FLOAT, 0, sums, 0, sums.length);
+        }
+    }
+
+    @Override
+    public void imatrixStop(long s) {
+        check(call(() -> (int) imatrixStop.invokeExact(ptr(s))));
     }
 }

@@ -500,4 +500,40 @@ public final class JniBinding implements NativeBinding {
         check(CApi.ei_generate_next(s, piece, len, token, done));
         return new Step(utf8(piece, len[0]), token[0], done[0]);
     }
+
+    // ---------------------------------------------------------------- importance matrix
+
+    @Override
+    public void imatrixStart(long s, boolean includeOutput) {
+        check(CApi.ei_session_imatrix_start(s, includeOutput ? 1 : 0));
+    }
+
+    @Override
+    public int imatrixCount(long s) {
+        return CApi.ei_session_imatrix_count(s);
+    }
+
+    @Override
+    public String imatrixName(long s, int index) {
+        BytePointer name = new BytePointer();
+        check(CApi.ei_session_imatrix_entry(s, index, name, null, null, null, 0));
+        return cString(name);
+    }
+
+    @Override
+    public long[] imatrixShape(long s, int index) {
+        long[] cols = new long[1], rows = new long[1];
+        check(CApi.ei_session_imatrix_entry(s, index, null, cols, rows, null, 0));
+        return new long[] {cols[0], rows[0]};
+    }
+
+    @Override
+    public void imatrixSums(long s, int index, float[] sums) {
+        check(CApi.ei_session_imatrix_entry(s, index, null, null, null, sums, sums.length));
+    }
+
+    @Override
+    public void imatrixStop(long s) {
+        check(CApi.ei_session_imatrix_stop(s));
+    }
 }

@@ -196,6 +196,17 @@ public final class CApi {
             @Cast("const char**") @ByPtrPtr BytePointer piece, @Cast("uint64_t*") long[] len,
             @Cast("int32_t*") int[] token, @Cast("int32_t*") int[] done);
 
+    // ---------------------------------------------------------------- importance matrix
+    public static native int ei_session_imatrix_start(@Cast("ei_session*") long session, int includeOutput);
+
+    public static native int ei_session_imatrix_count(@Cast("const ei_session*") long session);
+
+    public static native int ei_session_imatrix_entry(@Cast("const ei_session*") long session, int index,
+            @Cast("const char**") @ByPtrPtr BytePointer name, @Cast("int64_t*") long[] nCols,
+            @Cast("int64_t*") long[] rows, float[] sums, @Cast("int64_t") long capacity);
+
+    public static native int ei_session_imatrix_stop(@Cast("ei_session*") long session);
+
     // ---------------------------------------------------------------- structs
 
     /** struct ei_scenario, allocated natively by JavaCPP; freed by close(). */
