@@ -267,6 +267,24 @@ EI_API ei_status ei_session_imatrix_entry(const ei_session* session, int32_t ind
 /* Stops collecting and drops the statistics. */
 EI_API ei_status ei_session_imatrix_stop(ei_session* session);
 
+/* ------------------------------------------------------------------ activation ranges (ei calibrate) */
+
+/* Starts (or restarts) recording activation ranges on the session: for every op output
+ * a quantized backend needs a scale for (named after the model: "blk.0.attn_norm",
+ * "blk.0.attn_q", "blk.0.attn" ...), the exact min and max over valid rows and a log-scale
+ * histogram of |x|. A session watches with one collector at a time: this stops an
+ * importance matrix being collected, and ei_session_imatrix_start stops this. */
+EI_API ei_status ei_session_ranges_start(ei_session* session);
+EI_API int32_t ei_session_ranges_count(const ei_session* session);
+/* Site index: *name (owned by the session until the next start/stop), *min, *max, *count
+ * values seen; abs_quantiles[k] receives the quantile quantiles[k] (in [0, 1]) of |x|, read
+ * as the upper edge of its histogram bin (at most 2.2% above the exact value, never above
+ * max |x|), for k < n_quantiles. */
+EI_API ei_status ei_session_ranges_entry(const ei_session* session, int32_t index, const char** name, double* min,
+                                         double* max, uint64_t* count, const double* quantiles,
+                                         double* abs_quantiles, int32_t n_quantiles);
+EI_API ei_status ei_session_ranges_stop(ei_session* session);
+
 #ifdef __cplusplus
 }
 #endif

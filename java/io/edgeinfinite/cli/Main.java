@@ -38,6 +38,8 @@ public final class Main {
                   --kl-divergence FILE        compare this model against a saved base (KL, top token, PPL ratio)
               imatrix -m MODEL -f CALIB.txt -o FILE [--ctx 512] [--chunks N] [--process-output]
                                                       importance matrix (llama-imatrix's GGUF): sum of x^2 per matrix column
+              calibrate -m MODEL -f CALIB.txt -o FILE.json [--ctx 512] [--chunks 16] [--sensitivity-tokens 4096]
+                                                      activation ranges and per-layer int8/int4 sensitivity (F32/F16 model)
               bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS]
               bench --sweep [-m MODEL] [--lengths 1024,4096,16384,65536,131072] [--budget-s 900] [--svg FILE]
                                                       TTFT, prefill t/s, peak RSS: full attention vs EdgeInfinite
@@ -81,6 +83,7 @@ public final class Main {
                 case "demo" -> Demo.run(a, out, err);
                 case "gate-init" -> GateInit.run(a, out);
                 case "imatrix" -> Imatrix.run(a, out, err);
+                case "calibrate" -> Calibrate.run(a, out, err);
                 case "version" -> out.println("edgeinfinite " + EdgeInfinite.version() + " (" + EdgeInfinite.binding()
                         + ", " + EdgeInfinite.platform() + ", cpu: " + EdgeInfinite.cpuFeatures() + ")");
                 default -> throw new UsageException("unknown command '" + args[0] + "'");

@@ -173,4 +173,16 @@ public interface NativeBinding {
     void imatrixSums(long session, int index, float[] sums);
 
     void imatrixStop(long session);
+
+    // ---- activation ranges (ei calibrate): a collector the session owns
+    void rangesStart(long session);
+
+    int rangesCount(long session);
+
+    String rangesName(long session, int index);
+
+    /** Site index's {min, max, count, then |x| at each of quantiles}. */
+    double[] rangesStats(long session, int index, double[] quantiles);
+
+    void rangesStop(long session);
 }

@@ -207,6 +207,17 @@ public final class CApi {
 
     public static native int ei_session_imatrix_stop(@Cast("ei_session*") long session);
 
+    // ---------------------------------------------------------------- activation ranges
+    public static native int ei_session_ranges_start(@Cast("ei_session*") long session);
+
+    public static native int ei_session_ranges_count(@Cast("const ei_session*") long session);
+
+    public static native int ei_session_ranges_entry(@Cast("const ei_session*") long session, int index,
+            @Cast("const char**") @ByPtrPtr BytePointer name, double[] min, double[] max, @Cast("uint64_t*") long[] count,
+            @Cast("const double*") double[] quantiles, double[] absQuantiles, int nQuantiles);
+
+    public static native int ei_session_ranges_stop(@Cast("ei_session*") long session);
+
     // ---------------------------------------------------------------- structs
 
     /** struct ei_scenario, allocated natively by JavaCPP; freed by close(). */

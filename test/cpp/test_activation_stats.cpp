@@ -1,6 +1,7 @@
-// The importance-matrix collector through the C ABI: which matrices it watches, the rows it
+// The activation collectors through the C ABI (importance matrix, then ranges). The imatrix: which matrices it watches, the rows it
 // counts (padding never; the output head's one row per step unless all logits), and the
 // sums themselves against an independent computation of layer 0's input from the weights.
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -149,4 +150,65 @@ TEST(imatrix_output_head_rows_follow_the_logits_asked_for) {
     std::vector<float> small(10);
     CHECK(ei_session_imatrix_entry(r.session, 0, nullptr, nullptr, nullptr, small.data(), 10) == EI_ERR_INVALID_ARGUMENT);
     CHECK(ei_session_imatrix_start(nullptr, 0) == EI_ERR_INVALID_ARGUMENT);
+}
+
+// Activation ranges (ei calibrate) share the session's one observer slot with the imatrix.
+TEST(ranges_record_exact_extremes_and_histogram_quantiles) {
+    const std::string path = check::testdata("models/tiny-llama-f32.gguf");
+    Run r(path, 16);
+    CHECK(ei_session_ranges_start(r.session) == EI_OK);
+    const int n = 37;
+    std::vector<int32_t> tok = some_tokens(n);
+    CHECK(ei_session_eval(r.session, tok.data(), n, nullptr) == EI_OK);
+    const int32_t count = ei_session_ranges_count(r.session);
+    // token_embd + 4 x (attn_norm q k v q_rope k_rope attn attn_output ffn_norm gate up swiglu down) + output_norm
+    CHECK(count == 1 + 4 * 13 + 1);
+    auto m = ei::Model::load(path);
+    const int64_t d = m->hparams().n_embd;
+    const float* emb = reinterpret_cast<const float*>(m->tok_embd()->data);
+    // token_embd's range is the range of the embedding rows read, computed here.
+    double lo = 1e30, hi = -1e30;
+    std::vector<float> abs_values;
+    for (int32_t t : tok) {
+        for (int64_t j = 0; j < d; ++j) {
+            const float v = emb[static_cast<int64_t>(t) * d + j];
+            lo = std::min<double>(lo, v);
+            hi = std::max<double>(hi, v);
+            abs_values.push_back(std::fabs(v));
+        }
+    }
+    std::sort(abs_values.begin(), abs_values.end());
+    bool found = false;
+    for (int32_t i = 0; i < count; ++i) {
+        const char* name = nullptr;
+        double mn = 0, mx = 0;
+        uint64_t cnt = 0;
+        const double qs[3] = {0.5, 0.99, 0.999};
+        double aq[3] = {0, 0, 0};
+        CHECK(ei_session_ranges_entry(r.session, i, &name, &mn, &mx, &cnt, qs, aq, 3) == EI_OK);
+        CHECK(mn <= mx && std::isfinite(mn) && std::isfinite(mx) && cnt > 0);
+        CHECK(aq[0] <= aq[1] && aq[1] <= aq[2] && aq[2] <= std::max(std::fabs(mn), std::fabs(mx)));
+        if (std::string(name) == "token_embd") {
+            found = true;
+            CHECK(mn == lo && mx == hi);
+            CHECK(cnt == static_cast<uint64_t>(n * d));  // padding rows excluded
+            for (int k = 0; k < 3; ++k) {
+                // The histogram's answer is the upper edge of the bin holding the exact quantile.
+                const size_t idx = static_cast<size_t>(std::ceil(qs[k] * static_cast<double>(abs_values.size()))) - 1;
+                const double exact = abs_values[idx];
+                CHECK(aq[k] >= exact && aq[k] <= exact * 1.0219 + 1e-12);
+            }
+        }
+    }
+    CHECK(found);
+    const double bad_q[1] = {1.5};
+    double out[1];
+    CHECK(ei_session_ranges_entry(r.session, 0, nullptr, nullptr, nullptr, nullptr, bad_q, out, 1) ==
+          EI_ERR_INVALID_ARGUMENT);
+    // Starting the imatrix replaces the ranges; stopping the ranges then leaves the imatrix alone.
+    CHECK(ei_session_imatrix_start(r.session, 0) == EI_OK);
+    CHECK(ei_session_ranges_count(r.session) == 0);
+    CHECK(ei_session_ranges_stop(r.session) == EI_OK);
+    CHECK(ei_session_eval(r.session, tok.data(), 5, nullptr) == EI_OK);
+    CHECK(r.entries()[0].rows == 5);
 }
