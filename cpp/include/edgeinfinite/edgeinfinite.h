@@ -263,6 +263,7 @@ EI_API uint64_t ei_tensor_row_size(int32_t type, int64_t n_cols);
 EI_API ei_status ei_quantize_rows(int32_t dst_type, int32_t src_type, const void* src, uint64_t src_size, int64_t rows,
                                   int64_t cols, const float* importance, int32_t n_threads, void* dst,
                                   uint64_t dst_size);
+
 /* ------------------------------------------------------------------ importance matrix (ei imatrix) */
 
 /* Starts (or restarts from zero) collecting activation statistics on the session: from now

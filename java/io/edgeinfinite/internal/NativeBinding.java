@@ -168,6 +168,7 @@ public interface NativeBinding {
      */
     void quantizeRows(int dstType, int srcType, byte[] src, long srcBytes, long rows, long cols, float[] importance,
             int threads, byte[] dst, long dstBytes);
+
     // ---- importance matrix (ei imatrix): a collector the session owns
     /** Starts (or restarts from zero) collecting activation statistics on the session. */
     void imatrixStart(long session, boolean includeOutput);

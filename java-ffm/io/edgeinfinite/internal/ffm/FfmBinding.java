@@ -717,6 +717,7 @@ public final class FfmBinding implements NativeBinding {
             MemorySegment.copy(d, JAVA_BYTE, 0, dst, 0, (int) dstBytes);
         }
     }
+
     // ---------------------------------------------------------------- importance matrix
 
     @Override

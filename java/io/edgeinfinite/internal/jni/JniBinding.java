@@ -515,6 +515,8 @@ public final class JniBinding implements NativeBinding {
             throw new IllegalArgumentException("quantizeRows: buffer smaller than its size");
         }
         check(CApi.ei_quantize_rows(dstType, srcType, src, srcBytes, rows, cols, importance, threads, dst, dstBytes));
+    }
+
     // ---------------------------------------------------------------- importance matrix
 
     @Override

@@ -203,6 +203,7 @@ public final class CApi {
             @Cast("uint64_t") long srcSize, @Cast("int64_t") long rows, @Cast("int64_t") long cols,
             @Cast("const float*") float[] importance, int nThreads, @Cast("void*") byte[] dst,
             @Cast("uint64_t") long dstSize);
+
     // ---------------------------------------------------------------- importance matrix
     public static native int ei_session_imatrix_start(@Cast("ei_session*") long session, int includeOutput);
 
