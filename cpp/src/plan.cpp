@@ -181,7 +181,7 @@ private:
         o.memory_rope = sc_.memory_rope;
         o.delta_rule = sc_.rule == MemoryRule::Delta;
         const LayerWeights& w = m_.layers()[il];
-        o.gate = w.gate == LayerWeights::Gate::Scalar ? 1 : w.gate == LayerWeights::Gate::Adaptive ? 2 : 0;
+        o.gate = sc_.gates_off ? 0 : w.gate == LayerWeights::Gate::Scalar ? 1 : w.gate == LayerWeights::Gate::Adaptive ? 2 : 0;
         o.gate_w = weight(w.gate_w);
         o.gate_b = weight(w.gate_b);
         return o;

@@ -26,6 +26,7 @@ struct Scenario {
     bool memory = true;      // off: plain full attention, at most S + W tokens
     MemoryRule rule = MemoryRule::Linear;
     bool memory_rope = false;  // memory keys/queries after RoPE (default: before, "NoPE")
+    bool gates_off = false;    // ignore the model's gates: g = 0, the StreamingLLM baseline (evaluation)
     int32_t n_threads = 0;   // 0: one per available core
     KvType kv_type = KvType::F16;
     std::string backend = "cpu";

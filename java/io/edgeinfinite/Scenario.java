@@ -25,6 +25,7 @@ public final class Scenario {
 
     private final Integer segmentLength, sink, window;
     private final Boolean memory;
+    private final boolean gates;
     private final MemoryRule rule;
     private final MemoryKeys keys;
     private final int threads;
@@ -36,6 +37,7 @@ public final class Scenario {
         sink = b.sink;
         window = b.window;
         memory = b.memory;
+        gates = b.gates;
         rule = b.rule;
         keys = b.keys;
         threads = b.threads;
@@ -117,6 +119,11 @@ public final class Scenario {
         return rule;
     }
 
+    /** Whether the model's memory gates are used (the default); false runs g = 0. */
+    public boolean gates() {
+        return gates;
+    }
+
     public MemoryKeys memoryKeys() {
         return keys;
     }
@@ -140,6 +147,7 @@ public final class Scenario {
         b.sink = sink;
         b.window = window;
         b.memory = memory;
+        b.gates = gates;
         b.rule = rule;
         b.keys = keys;
         b.threads = threads;
@@ -152,6 +160,7 @@ public final class Scenario {
     public String toString() {
         return "Scenario[L=" + str(segmentLength) + ", S=" + str(sink) + ", W=" + str(window) + ", memory="
                 + (memory == null ? "default" : memory ? (rule == null ? "on" : rule.name().toLowerCase()) : "off")
+                + (gates ? "" : ", gates=off")
                 + ", threads=" + threads + ", kv=" + kvType + ", backend=" + backend + "]";
     }
 
@@ -162,6 +171,7 @@ public final class Scenario {
     public static final class Builder {
         private Integer segmentLength, sink, window;
         private Boolean memory;
+        private boolean gates = true;
         private MemoryRule rule;
         private MemoryKeys keys;
         private int threads = 0;
@@ -189,6 +199,16 @@ public final class Scenario {
         /** Off: full attention only, at most S + W tokens. */
         public Builder memory(boolean on) {
             memory = on;
+            return this;
+        }
+
+        /**
+         * False ignores the model's memory gates: every query runs with g = 0 (sinks + window
+         * only, the StreamingLLM baseline), while the memory still folds. For evaluation: it
+         * compares a gated model with its own g = 0 route without a second model file.
+         */
+        public Builder gates(boolean use) {
+            gates = use;
             return this;
         }
 

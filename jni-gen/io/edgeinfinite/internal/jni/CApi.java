@@ -225,6 +225,9 @@ public final class CApi {
         public native ei_scenario kv_type(int v);
         public native @Cast("const char*") BytePointer backend();
         public native ei_scenario backend(@Cast("const char*") BytePointer v);
+        // Evaluation settings (after backend in the C struct).
+        public native int gates_off();
+        public native ei_scenario gates_off(int v);
     }
 
     /** struct ei_sampling, allocated natively by JavaCPP; freed by close(). */
