@@ -130,6 +130,10 @@ typedef struct ei_scenario {
     const char* backend; /* NULL or "cpu" */
     /* Added for evaluation (zero, the default, keeps the behaviour callers had before). */
     int32_t gates_off;   /* 0: the model's memory gates (default); 1: ignore them, g = 0 (sinks + window only) */
+    /* Where attention sees the sink keys once tokens have folded: 0 default (1); 1 right
+     * behind the window (their RoPE positions move up with each fold, so no query is ever
+     * farther from a sink than S + W + L); 2 at their absolute positions. */
+    int32_t sink_positions;
 } ei_scenario;
 
 EI_API ei_status ei_model_load(const char* path, ei_model** out);

@@ -23,9 +23,19 @@ public final class Scenario {
     /** Whether memory keys and queries are taken before RoPE (NOPE, the default) or after. */
     public enum MemoryKeys { NOPE, ROPE }
 
+    /**
+     * Where attention sees the sink keys once tokens have folded into memory. WINDOW (the
+     * default): right behind the window, their RoPE positions moving up with each fold, so a
+     * query is never farther from a sink than S + W + L, whatever the length. ABSOLUTE: at
+     * their own positions, ever farther away (at 16K tokens, distances a model trained on 1K
+     * never saw). Work that fits in S + W never folds and is the same under both.
+     */
+    public enum SinkPositions { WINDOW, ABSOLUTE }
+
     private final Integer segmentLength, sink, window;
     private final Boolean memory;
     private final boolean gates;
+    private final SinkPositions sinkPositions;
     private final MemoryRule rule;
     private final MemoryKeys keys;
     private final int threads;
@@ -38,6 +48,7 @@ public final class Scenario {
         window = b.window;
         memory = b.memory;
         gates = b.gates;
+        sinkPositions = b.sinkPositions;
         rule = b.rule;
         keys = b.keys;
         threads = b.threads;
@@ -124,6 +135,11 @@ public final class Scenario {
         return gates;
     }
 
+    /** Where the sink keys are seen; null when unset (WINDOW). */
+    public SinkPositions sinkPositions() {
+        return sinkPositions;
+    }
+
     public MemoryKeys memoryKeys() {
         return keys;
     }
@@ -148,6 +164,7 @@ public final class Scenario {
         b.window = window;
         b.memory = memory;
         b.gates = gates;
+        b.sinkPositions = sinkPositions;
         b.rule = rule;
         b.keys = keys;
         b.threads = threads;
@@ -160,7 +177,7 @@ public final class Scenario {
     public String toString() {
         return "Scenario[L=" + str(segmentLength) + ", S=" + str(sink) + ", W=" + str(window) + ", memory="
                 + (memory == null ? "default" : memory ? (rule == null ? "on" : rule.name().toLowerCase()) : "off")
-                + (gates ? "" : ", gates=off")
+                + (gates ? "" : ", gates=off") + (sinkPositions == null ? "" : ", sinks=" + sinkPositions.name().toLowerCase())
                 + ", threads=" + threads + ", kv=" + kvType + ", backend=" + backend + "]";
     }
 
@@ -172,6 +189,7 @@ public final class Scenario {
         private Integer segmentLength, sink, window;
         private Boolean memory;
         private boolean gates = true;
+        private SinkPositions sinkPositions;
         private MemoryRule rule;
         private MemoryKeys keys;
         private int threads = 0;
@@ -209,6 +227,12 @@ public final class Scenario {
          */
         public Builder gates(boolean use) {
             gates = use;
+            return this;
+        }
+
+        /** Where attention sees the sink keys once tokens have folded (see {@link SinkPositions}). */
+        public Builder sinkPositions(SinkPositions p) {
+            sinkPositions = p;
             return this;
         }
 

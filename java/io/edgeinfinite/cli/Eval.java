@@ -165,7 +165,8 @@ final class Eval {
     static String scenarioJson(Session.Resolved r) {
         return "{\"segment_length\": " + r.segmentLength() + ", \"sink\": " + r.sink() + ", \"window\": " + r.window()
                 + ", \"rule\": " + str(r.memoryRule().name().toLowerCase()) + ", \"memory_keys\": "
-                + str(r.memoryKeys().name().toLowerCase()) + ", \"kv\": " + str(r.kvType().name().toLowerCase()) + "}";
+                + str(r.memoryKeys().name().toLowerCase()) + ", \"kv\": " + str(r.kvType().name().toLowerCase())
+                + ", \"sinks\": " + str(r.sinkPositions().name().toLowerCase()) + "}";
     }
 
     static void write(Path dest, String text) throws IOException {

@@ -53,6 +53,8 @@ public final class Main {
               --scenario summarize|qa|chat   a preset        -L N  segment length     --sink S  --window W
               --memory on|off  --rule linear|delta  --memory-keys nope|rope  --kv f16|f32  -t THREADS
               --gates on|off   off: ignore the model's memory gates (g = 0, sinks + window only)
+              --sinks window|absolute   RoPE positions of the sink keys once tokens fold (default window:
+                               kept right behind the window; absolute: ever farther from the queries)
               --ctx N   plain full attention over at most N tokens (memory off)
             """;
 
@@ -120,6 +122,7 @@ public final class Main {
         if (a.flag("--window")) b.window(a.intOpt("--window", 0));
         if (a.flag("--memory")) b.memory(onOff(a.opt("--memory", ""), "--memory"));
         if (a.flag("--gates")) b.gates(onOff(a.opt("--gates", ""), "--gates"));
+        if (a.flag("--sinks")) b.sinkPositions(choice(Scenario.SinkPositions.class, a.opt("--sinks", ""), "--sinks"));
         if (a.flag("--rule")) b.memoryRule(choice(Scenario.MemoryRule.class, a.opt("--rule", ""), "--rule"));
         if (a.flag("--memory-keys")) {
             b.memoryKeys(choice(Scenario.MemoryKeys.class, a.opt("--memory-keys", ""), "--memory-keys"));

@@ -228,6 +228,8 @@ public final class CApi {
         // Evaluation settings (after backend in the C struct).
         public native int gates_off();
         public native ei_scenario gates_off(int v);
+        public native int sink_positions();
+        public native ei_scenario sink_positions(int v);
     }
 
     /** struct ei_sampling, allocated natively by JavaCPP; freed by close(). */
