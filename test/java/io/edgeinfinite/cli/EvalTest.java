@@ -256,6 +256,14 @@ class EvalTest {
         assertEquals(-1, EvalPasskey.firstNumber(" none"));
     }
 
+    /** The demo's quality figure says why it is missing when the evaluation model is not there. */
+    @Test
+    void demoQualityIsSkippedWithoutTheEvaluationModel() throws Exception {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        Demo.quality(tmp.resolve("nowhere"), 2, new PrintStream(out, true, StandardCharsets.UTF_8), quiet());
+        assertTrue(out.toString(StandardCharsets.UTF_8).contains("quality: skipped"), out.toString(StandardCharsets.UTF_8));
+    }
+
     /** The passkey command end to end on a small model: JSON cells and an SVG grid per configuration. */
     @Test
     void passkeyCommandWritesJsonAndSvg() throws Exception {
