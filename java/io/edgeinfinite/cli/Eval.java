@@ -127,6 +127,19 @@ final class Eval {
         }
     }
 
+    /**
+     * The route's shape (S, W, L) for every configuration: the command line's, else the
+     * edgeinfinite.* keys of the first gated model (a fitted copy says what it was fitted
+     * for), else the first model's. Pinned, so every series scores the same positions;
+     * each gated model keeps its own rule and keys unless the command line sets them.
+     */
+    static Scenario pinShape(List<Config> configs, Scenario base) {
+        Path shapeModel = configs.stream().filter(c -> c.kind() == Config.Kind.GATED).map(Config::model).findFirst()
+                .orElse(configs.get(0).model());
+        Session.Resolved r = resolve(shapeModel, base.toBuilder().memory(true).build());
+        return base.toBuilder().sink(r.sink()).window(r.window()).segmentLength(r.segmentLength()).build();
+    }
+
     static List<Integer> intList(Main.Args a, String key, String def) {
         List<Integer> v = new ArrayList<>();
         for (String s : a.opt(key, def).split(",")) {

@@ -73,7 +73,7 @@ final class EvalPasskey {
     static void run(Main.Args a, PrintStream out, PrintStream err) throws IOException {
         var models = Eval.models(a);
         List<Eval.Config> configs = Eval.configs(a, models);
-        Scenario base = Eval.baseScenario(a);
+        Scenario base = Eval.pinShape(configs, Eval.baseScenario(a));
         List<Integer> lengths = Eval.intList(a, "--lengths", "1024,2048");
         List<Double> depths = new ArrayList<>();
         for (String s : a.opt("--depths", "0,0.25,0.5,0.75,1").split(",")) {

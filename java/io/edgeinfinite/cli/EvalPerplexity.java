@@ -41,7 +41,7 @@ final class EvalPerplexity {
     static void run(Main.Args a, PrintStream out, PrintStream err) throws IOException {
         Map<String, Path> models = Eval.models(a);
         List<Eval.Config> configs = Eval.configs(a, models);
-        Scenario base = Eval.baseScenario(a);
+        Scenario base = Eval.pinShape(configs, Eval.baseScenario(a));
         Path textFile = Path.of(a.required("-f"));
         String text = Files.readString(textFile, StandardCharsets.UTF_8);
         List<Integer> lengths = Eval.intList(a, "--lengths", "1024");
