@@ -39,7 +39,8 @@ extern "C" {
 #define EI_API __attribute__((visibility("default")))
 #endif
 
-#define EI_ABI_VERSION 1
+/* 2: ei_scenario grew (gates_off, sink_positions): callers built against 1 pass a smaller struct. */
+#define EI_ABI_VERSION 2
 
 typedef enum ei_status {
     EI_OK = 0,
