@@ -89,6 +89,11 @@ final class Eval {
 
     /** The configurations asked for ({@code --configs full,g0,gated}, all by default). */
     static List<Config> configs(Main.Args a, Map<String, Path> models) {
+        return configs(a, models, null);
+    }
+
+    /** As above; skipped models (no gates) are named on {@code err} when it is given. */
+    static List<Config> configs(Main.Args a, Map<String, Path> models, PrintStream err) {
         List<String> wanted = List.of(a.opt("--configs", "full,g0,gated").split(","));
         for (String w : wanted) {
             if (!List.of("full", "g0", "gated").contains(w.trim())) {
@@ -102,6 +107,7 @@ final class Eval {
         if (wanted.contains("gated")) {
             for (Map.Entry<String, Path> e : models.entrySet()) {
                 if (hasGates(e.getValue())) out.add(new Config(e.getKey(), e.getValue(), Config.Kind.GATED));
+                else if (err != null) err.println("  " + e.getKey() + ": no gate tensors, its route is g0 (not run twice)");
             }
         }
         if (out.isEmpty()) throw new Main.UsageException("no configuration to run (the models have no gates?)");

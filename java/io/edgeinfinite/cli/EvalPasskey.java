@@ -72,7 +72,7 @@ final class EvalPasskey {
 
     static void run(Main.Args a, PrintStream out, PrintStream err) throws IOException {
         var models = Eval.models(a);
-        List<Eval.Config> configs = Eval.configs(a, models);
+        List<Eval.Config> configs = Eval.configs(a, models, err);
         Scenario base = Eval.pinShape(configs, Eval.baseScenario(a));
         List<Integer> lengths = Eval.intList(a, "--lengths", "1024,2048");
         List<Double> depths = new ArrayList<>();

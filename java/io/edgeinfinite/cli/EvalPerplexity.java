@@ -33,14 +33,15 @@ final class EvalPerplexity {
     private EvalPerplexity() {}
 
     /** One configuration's figures. */
-    record Series(String name, String kind, Map<Integer, TokenScorer.Nll> byLength, TokenScorer.Nll repeat) {}
+    record Series(String name, String kind, String model, Map<Integer, TokenScorer.Nll> byLength,
+            TokenScorer.Nll repeat) {}
 
     record Report(String model, String text, Session.Resolved route, int scoreFrom, int span, int distance,
             int repeatSamples, Map<Integer, Integer> windows, List<Series> series) {}
 
     static void run(Main.Args a, PrintStream out, PrintStream err) throws IOException {
         Map<String, Path> models = Eval.models(a);
-        List<Eval.Config> configs = Eval.configs(a, models);
+        List<Eval.Config> configs = Eval.configs(a, models, err);
         Scenario base = Eval.pinShape(configs, Eval.baseScenario(a));
         Path textFile = Path.of(a.required("-f"));
         String text = Files.readString(textFile, StandardCharsets.UTF_8);
@@ -130,7 +131,7 @@ final class EvalPerplexity {
                                 rep.perplexity(), repeatSamples));
                     }
                 }
-                series.add(new Series(c.name(), c.kind().name().toLowerCase(), byLength, rep));
+                series.add(new Series(c.name(), c.kind().name().toLowerCase(), c.model().toString(), byLength, rep));
             }
         }
         return new Report(first.toString(), textName, route, from, span, distance, repeatSamples, windows, series);
@@ -190,7 +191,7 @@ final class EvalPerplexity {
         for (int i = 0; i < r.series().size(); i++) {
             Series s = r.series().get(i);
             b.append("    {\"name\": ").append(Eval.str(s.name())).append(", \"config\": ").append(Eval.str(s.kind()))
-                    .append(", \"late\": [");
+                    .append(", \"model\": ").append(Eval.str(s.model())).append(", \"late\": [");
             sep = "";
             for (var e : s.byLength().entrySet()) {
                 b.append(sep).append("{\"length\": ").append(e.getKey()).append(", \"perplexity\": ")
