@@ -255,6 +255,11 @@ public final class CApi {
         public native ei_scenario kv_type(int v);
         public native @Cast("const char*") BytePointer backend();
         public native ei_scenario backend(@Cast("const char*") BytePointer v);
+        // Evaluation settings (after backend in the C struct).
+        public native int gates_off();
+        public native ei_scenario gates_off(int v);
+        public native int sink_positions();
+        public native ei_scenario sink_positions(int v);
     }
 
     /** struct ei_sampling, allocated natively by JavaCPP; freed by close(). */
