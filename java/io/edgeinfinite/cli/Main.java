@@ -132,9 +132,9 @@ public final class Main {
         if (a.flag("--ctx")) {
             int ctx = a.intOpt("--ctx", 0);
             b.sink(0).window(ctx).memory(false);
-            // Full attention over ctx tokens, read in segments of at most 128 (a context
-            // shorter than that is one segment of its own length).
-            if (ctx > 0 && b.build().segmentLength() < 0) b.segmentLength(Math.min(ctx, 128));
+            // A context shorter than the default segment (128) is read as one segment of its
+            // own length (the window must hold a segment).
+            if (ctx > 0 && ctx < 128 && b.build().segmentLength() < 0) b.segmentLength(ctx);
         }
         if (a.flag("-L")) b.segmentLength(a.intOpt("-L", 0));
         if (a.flag("--sink")) b.sink(a.intOpt("--sink", 0));
