@@ -263,6 +263,41 @@ EI_API uint64_t ei_tensor_row_size(int32_t type, int64_t n_cols);
 EI_API ei_status ei_quantize_rows(int32_t dst_type, int32_t src_type, const void* src, uint64_t src_size, int64_t rows,
                                   int64_t cols, const float* importance, int32_t n_threads, void* dst,
                                   uint64_t dst_size);
+/* ------------------------------------------------------------------ importance matrix (ei imatrix) */
+
+/* Starts (or restarts from zero) collecting activation statistics on the session: from now
+ * on every evaluation adds, for every weight matrix of the transformer blocks (and the output
+ * head when include_output != 0), the squares of the activations it multiplies, per input
+ * column, over the valid rows (padding excluded; the output head sees every row only when
+ * all logits are requested, else the last one). The collector belongs to the session. */
+EI_API ei_status ei_session_imatrix_start(ei_session* session, int32_t include_output);
+/* Matrices watched (0 when no collection was started). */
+EI_API int32_t ei_session_imatrix_count(const ei_session* session);
+/* Matrix index: *name its GGUF name (owned by the session until the next start/stop),
+ * *n_cols its input width, *rows the activation rows summed; sums, when not NULL, receives
+ * the n_cols sums of x_j^2 (capacity floats available; EI_ERR_INVALID_ARGUMENT if fewer). */
+EI_API ei_status ei_session_imatrix_entry(const ei_session* session, int32_t index, const char** name,
+                                          int64_t* n_cols, int64_t* rows, float* sums, int64_t capacity);
+/* Stops collecting and drops the statistics. */
+EI_API ei_status ei_session_imatrix_stop(ei_session* session);
+
+/* ------------------------------------------------------------------ activation ranges (ei calibrate) */
+
+/* Starts (or restarts) recording activation ranges on the session: for every op output
+ * a quantized backend needs a scale for (named after the model: "blk.0.attn_norm",
+ * "blk.0.attn_q", "blk.0.attn" ...), the exact min and max over valid rows and a log-scale
+ * histogram of |x|. A session watches with one collector at a time: this stops an
+ * importance matrix being collected, and ei_session_imatrix_start stops this. */
+EI_API ei_status ei_session_ranges_start(ei_session* session);
+EI_API int32_t ei_session_ranges_count(const ei_session* session);
+/* Site index: *name (owned by the session until the next start/stop), *min, *max, *count
+ * values seen; abs_quantiles[k] receives the quantile quantiles[k] (in [0, 1]) of |x|, read
+ * as the upper edge of its histogram bin (at most 2.2% above the exact value, never above
+ * max |x|), for k < n_quantiles. */
+EI_API ei_status ei_session_ranges_entry(const ei_session* session, int32_t index, const char** name, double* min,
+                                         double* max, uint64_t* count, const double* quantiles,
+                                         double* abs_quantiles, int32_t n_quantiles);
+EI_API ei_status ei_session_ranges_stop(ei_session* session);
 
 #ifdef __cplusplus
 }

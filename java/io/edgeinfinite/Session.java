@@ -200,6 +200,71 @@ public final class Session implements AutoCloseable {
         return out;
     }
 
+    /** One weight matrix's activation statistics: sums over rows of x_j^2 per input column, and the row count. */
+    public record ImatrixEntry(String name, long rows, float[] sumOfSquares) {}
+
+    /**
+     * Starts (or restarts from zero) collecting, while this session evaluates, the squares of
+     * the activations every weight matrix of the transformer blocks multiplies (and the output
+     * head's when includeOutput; it sees every row only when all logits are requested), over
+     * valid rows only: the importance matrix of {@code ei imatrix}.
+     */
+    public synchronized void startImportanceMatrix(boolean includeOutput) {
+        nb.imatrixStart(handle(), includeOutput);
+    }
+
+    /** What was collected since {@link #startImportanceMatrix}: one entry per matrix, in the model's order. */
+    public synchronized List<ImatrixEntry> importanceMatrix() {
+        long h = handle();
+        int n = nb.imatrixCount(h);
+        List<ImatrixEntry> out = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            long[] shape = nb.imatrixShape(h, i);
+            float[] sums = new float[Math.toIntExact(shape[0])];
+            nb.imatrixSums(h, i, sums);
+            out.add(new ImatrixEntry(nb.imatrixName(h, i), shape[1], sums));
+        }
+        return out;
+    }
+
+    /** Stops collecting and drops the statistics. */
+    public synchronized void stopImportanceMatrix() {
+        nb.imatrixStop(handle());
+    }
+
+    /**
+     * One op output's recorded range: exact min and max, the values seen, and |x| at each
+     * requested quantile (read from a log-scale histogram: at most 2.2% above the exact value).
+     */
+    public record ActivationRange(String name, double min, double max, long count, double[] absQuantiles) {}
+
+    /**
+     * Starts (or restarts) recording, while this session evaluates, the range of every op
+     * output a quantized backend needs a scale for (norms, matmul outputs, RoPE, attention,
+     * the residual stream, the FFN's inner product). A session watches with one collector at
+     * a time: this stops an importance matrix, and starting one stops this.
+     */
+    public synchronized void startActivationRanges() {
+        nb.rangesStart(handle());
+    }
+
+    /** The ranges recorded since {@link #startActivationRanges}, with |x| at the given quantiles (each in [0, 1]). */
+    public synchronized List<ActivationRange> activationRanges(double... quantiles) {
+        long h = handle();
+        int n = nb.rangesCount(h);
+        List<ActivationRange> out = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            double[] st = nb.rangesStats(h, i, quantiles);
+            out.add(new ActivationRange(nb.rangesName(h, i), st[0], st[1], (long) st[2],
+                    java.util.Arrays.copyOfRange(st, 3, st.length)));
+        }
+        return out;
+    }
+
+    public synchronized void stopActivationRanges() {
+        nb.rangesStop(handle());
+    }
+
     /** Evaluates tokens and returns the last position's logits. */
     public float[] eval(int[] tokens) {
         return eval(tokens, null);

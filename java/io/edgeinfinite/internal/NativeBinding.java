@@ -168,4 +168,33 @@ public interface NativeBinding {
      */
     void quantizeRows(int dstType, int srcType, byte[] src, long srcBytes, long rows, long cols, float[] importance,
             int threads, byte[] dst, long dstBytes);
+    // ---- importance matrix (ei imatrix): a collector the session owns
+    /** Starts (or restarts from zero) collecting activation statistics on the session. */
+    void imatrixStart(long session, boolean includeOutput);
+
+    /** Matrices watched; 0 when not collecting. */
+    int imatrixCount(long session);
+
+    /** Matrix index's GGUF name. */
+    String imatrixName(long session, int index);
+
+    /** Matrix index's {input width, rows summed}. */
+    long[] imatrixShape(long session, int index);
+
+    /** Matrix index's sums of x_j^2 (sums.length must be at least its input width). */
+    void imatrixSums(long session, int index, float[] sums);
+
+    void imatrixStop(long session);
+
+    // ---- activation ranges (ei calibrate): a collector the session owns
+    void rangesStart(long session);
+
+    int rangesCount(long session);
+
+    String rangesName(long session, int index);
+
+    /** Site index's {min, max, count, then |x| at each of quantiles}. */
+    double[] rangesStats(long session, int index, double[] quantiles);
+
+    void rangesStop(long session);
 }

@@ -49,6 +49,8 @@ public final class FfmBinding implements NativeBinding {
     private final MethodHandle tokenize, tokenizeAfter, tokenPiece, detokenize, chatFormat, generateBegin, generateNext;
     // quantization (ei quantize)
     private final MethodHandle tensorRowSize, quantizeRows;
+    private final MethodHandle imatrixStart, imatrixCount, imatrixEntry, imatrixStop;  // importance matrix
+    private final MethodHandle rangesStart, rangesCount, rangesEntry, rangesStop;      // activation ranges
 
     private static final MemoryLayout SCENARIO = MemoryLayout.structLayout(
             JAVA_INT.withName("n_batch"), JAVA_INT.withName("n_sink"), JAVA_INT.withName("n_window"),
@@ -132,6 +134,16 @@ public final class FfmBinding implements NativeBinding {
         tensorRowSize = fn("ei_tensor_row_size", JAVA_LONG, JAVA_INT, JAVA_LONG);
         quantizeRows = fn("ei_quantize_rows", JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
                 ADDRESS, JAVA_INT, ADDRESS, JAVA_LONG);
+        imatrixStart = fn("ei_session_imatrix_start", JAVA_INT, ADDRESS, JAVA_INT);
+        imatrixCount = fn("ei_session_imatrix_count", JAVA_INT, ADDRESS);
+        imatrixEntry = fn("ei_session_imatrix_entry", JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                JAVA_LONG);
+        imatrixStop = fn("ei_session_imatrix_stop", JAVA_INT, ADDRESS);
+        rangesStart = fn("ei_session_ranges_start", JAVA_INT, ADDRESS);
+        rangesCount = fn("ei_session_ranges_count", JAVA_INT, ADDRESS);
+        rangesEntry = fn("ei_session_ranges_entry", JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                ADDRESS, ADDRESS, JAVA_INT);
+        rangesStop = fn("ei_session_ranges_stop", JAVA_INT, ADDRESS);
     }
 
     private MethodHandle fn(String name, MemoryLayout ret, MemoryLayout... args) {
@@ -704,5 +716,90 @@ public final class FfmBinding implements NativeBinding {
                     dstBytes)));
             MemorySegment.copy(d, JAVA_BYTE, 0, dst, 0, (int) dstBytes);
         }
+    }
+    // ---------------------------------------------------------------- importance matrix
+
+    @Override
+    public void imatrixStart(long s, boolean includeOutput) {
+        check(call(() -> (int) imatrixStart.invokeExact(ptr(s), includeOutput ? 1 : 0)));
+    }
+
+    @Override
+    public int imatrixCount(long s) {
+        return call(() -> (int) imatrixCount.invokeExact(ptr(s)));
+    }
+
+    @Override
+    public String imatrixName(long s, int index) {
+        MemorySegment o = scratch();
+        check(call(() -> (int) imatrixEntry.invokeExact(ptr(s), index, o, MemorySegment.NULL, MemorySegment.NULL,
+                MemorySegment.NULL, 0L)));
+        return cString(o.get(ADDRESS, 0));
+    }
+
+    @Override
+    public long[] imatrixShape(long s, int index) {
+        MemorySegment o = scratch();
+        check(call(() -> (int) imatrixEntry.invokeExact(ptr(s), index, MemorySegment.NULL, o, o.asSlice(8),
+                MemorySegment.NULL, 0L)));
+        return new long[] {o.get(JAVA_LONG, 0), o.get(JAVA_LONG, 8)};
+    }
+
+    @Override
+    public void imatrixSums(long s, int index, float[] sums) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment out = a.allocate(JAVA_FLOAT, Math.max(1, sums.length));
+            check(call(() -> (int) imatrixEntry.invokeExact(ptr(s), index, MemorySegment.NULL, MemorySegment.NULL,
+                    MemorySegment.NULL, out, (long) sums.length)));
+            MemorySegment.copy(out, JAVA_FLOAT, 0, sums, 0, sums.length);
+        }
+    }
+
+    @Override
+    public void imatrixStop(long s) {
+        check(call(() -> (int) imatrixStop.invokeExact(ptr(s))));
+    }
+
+    // ---------------------------------------------------------------- activation ranges
+
+    @Override
+    public void rangesStart(long s) {
+        check(call(() -> (int) rangesStart.invokeExact(ptr(s))));
+    }
+
+    @Override
+    public int rangesCount(long s) {
+        return call(() -> (int) rangesCount.invokeExact(ptr(s)));
+    }
+
+    @Override
+    public String rangesName(long s, int index) {
+        MemorySegment o = scratch();
+        check(call(() -> (int) rangesEntry.invokeExact(ptr(s), index, o, MemorySegment.NULL, MemorySegment.NULL,
+                MemorySegment.NULL, MemorySegment.NULL, MemorySegment.NULL, 0)));
+        return cString(o.get(ADDRESS, 0));
+    }
+
+    @Override
+    public double[] rangesStats(long s, int index, double[] quantiles) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment v = a.allocate(JAVA_DOUBLE, 3);
+            MemorySegment q = a.allocateFrom(JAVA_DOUBLE, quantiles.length == 0 ? new double[1] : quantiles);
+            MemorySegment out = a.allocate(JAVA_DOUBLE, Math.max(1, quantiles.length));
+            int n = quantiles.length;
+            check(call(() -> (int) rangesEntry.invokeExact(ptr(s), index, MemorySegment.NULL, v, v.asSlice(8), v.asSlice(16),
+                    q, out, n)));
+            double[] r = new double[3 + n];
+            r[0] = v.get(JAVA_DOUBLE, 0);
+            r[1] = v.get(JAVA_DOUBLE, 8);
+            r[2] = v.get(JAVA_LONG, 16);
+            for (int k = 0; k < n; k++) r[3 + k] = out.getAtIndex(JAVA_DOUBLE, k);
+            return r;
+        }
+    }
+
+    @Override
+    public void rangesStop(long s) {
+        check(call(() -> (int) rangesStop.invokeExact(ptr(s))));
     }
 }

@@ -515,5 +515,77 @@ public final class JniBinding implements NativeBinding {
             throw new IllegalArgumentException("quantizeRows: buffer smaller than its size");
         }
         check(CApi.ei_quantize_rows(dstType, srcType, src, srcBytes, rows, cols, importance, threads, dst, dstBytes));
+    // ---------------------------------------------------------------- importance matrix
+
+    @Override
+    public void imatrixStart(long s, boolean includeOutput) {
+        check(CApi.ei_session_imatrix_start(s, includeOutput ? 1 : 0));
+    }
+
+    @Override
+    public int imatrixCount(long s) {
+        return CApi.ei_session_imatrix_count(s);
+    }
+
+    @Override
+    public String imatrixName(long s, int index) {
+        BytePointer name = new BytePointer();
+        check(CApi.ei_session_imatrix_entry(s, index, name, null, null, null, 0));
+        return cString(name);
+    }
+
+    @Override
+    public long[] imatrixShape(long s, int index) {
+        long[] cols = new long[1], rows = new long[1];
+        check(CApi.ei_session_imatrix_entry(s, index, null, cols, rows, null, 0));
+        return new long[] {cols[0], rows[0]};
+    }
+
+    @Override
+    public void imatrixSums(long s, int index, float[] sums) {
+        check(CApi.ei_session_imatrix_entry(s, index, null, null, null, sums, sums.length));
+    }
+
+    @Override
+    public void imatrixStop(long s) {
+        check(CApi.ei_session_imatrix_stop(s));
+    }
+
+    // ---------------------------------------------------------------- activation ranges
+
+    @Override
+    public void rangesStart(long s) {
+        check(CApi.ei_session_ranges_start(s));
+    }
+
+    @Override
+    public int rangesCount(long s) {
+        return CApi.ei_session_ranges_count(s);
+    }
+
+    @Override
+    public String rangesName(long s, int index) {
+        BytePointer name = new BytePointer();
+        check(CApi.ei_session_ranges_entry(s, index, name, null, null, null, null, null, 0));
+        return cString(name);
+    }
+
+    @Override
+    public double[] rangesStats(long s, int index, double[] quantiles) {
+        double[] min = new double[1], max = new double[1], out = new double[Math.max(1, quantiles.length)];
+        long[] count = new long[1];
+        check(CApi.ei_session_ranges_entry(s, index, null, min, max, count, quantiles.length == 0 ? new double[1] : quantiles,
+                out, quantiles.length));
+        double[] r = new double[3 + quantiles.length];
+        r[0] = min[0];
+        r[1] = max[0];
+        r[2] = count[0];
+        System.arraycopy(out, 0, r, 3, quantiles.length);
+        return r;
+    }
+
+    @Override
+    public void rangesStop(long s) {
+        check(CApi.ei_session_ranges_stop(s));
     }
 }

@@ -203,6 +203,27 @@ public final class CApi {
             @Cast("uint64_t") long srcSize, @Cast("int64_t") long rows, @Cast("int64_t") long cols,
             @Cast("const float*") float[] importance, int nThreads, @Cast("void*") byte[] dst,
             @Cast("uint64_t") long dstSize);
+    // ---------------------------------------------------------------- importance matrix
+    public static native int ei_session_imatrix_start(@Cast("ei_session*") long session, int includeOutput);
+
+    public static native int ei_session_imatrix_count(@Cast("const ei_session*") long session);
+
+    public static native int ei_session_imatrix_entry(@Cast("const ei_session*") long session, int index,
+            @Cast("const char**") @ByPtrPtr BytePointer name, @Cast("int64_t*") long[] nCols,
+            @Cast("int64_t*") long[] rows, float[] sums, @Cast("int64_t") long capacity);
+
+    public static native int ei_session_imatrix_stop(@Cast("ei_session*") long session);
+
+    // ---------------------------------------------------------------- activation ranges
+    public static native int ei_session_ranges_start(@Cast("ei_session*") long session);
+
+    public static native int ei_session_ranges_count(@Cast("const ei_session*") long session);
+
+    public static native int ei_session_ranges_entry(@Cast("const ei_session*") long session, int index,
+            @Cast("const char**") @ByPtrPtr BytePointer name, double[] min, double[] max, @Cast("uint64_t*") long[] count,
+            @Cast("const double*") double[] quantiles, double[] absQuantiles, int nQuantiles);
+
+    public static native int ei_session_ranges_stop(@Cast("ei_session*") long session);
 
     // ---------------------------------------------------------------- structs
 

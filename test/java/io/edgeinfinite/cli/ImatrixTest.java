@@ -1,153 +1,160 @@
 package io.edgeinfinite.cli;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import io.edgeinfinite.GgufWriter;
+import io.edgeinfinite.GgufFile;
+import io.edgeinfinite.Model;
+import io.edgeinfinite.TensorInfo;
 import io.edgeinfinite.TestData;
-import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Arrays;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
-import java.util.function.Consumer;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * The importance-matrix reader ({@link Imatrix}) on valid files (ours, and llama-imatrix's
- * where it is built) and on malformed ones: each is refused with a message naming the file
- * and what is wrong. The reader is Java (the GGUF structure itself goes through the fuzzed
- * native reader), hence these tests rather than a libFuzzer target.
+ * {@code ei imatrix}: the file's layout (the contract's GGUF), its shapes and counts, layer
+ * 0's sums against a computation from the weights and the chunks' tokens, and agreement with
+ * llama-imatrix where llama.cpp is built.
  */
 class ImatrixTest {
+    static final Path TINY = TestData.model("tiny-llama-f32.gguf");
+
     @TempDir
     Path tmp;
 
-    static byte[] f32(float... v) {
-        ByteBuffer bb = ByteBuffer.allocate(4 * v.length).order(ByteOrder.LITTLE_ENDIAN);
-        for (float f : v) bb.putFloat(f);
-        return bb.array();
+    /** F32 data of a tensor, read raw from the file. */
+    static float[] f32(GgufFile f, String name) throws Exception {
+        TensorInfo t = f.tensor(name).orElseThrow();
+        assertEquals(0, t.type(), name + " is F32");
+        try (FileChannel ch = FileChannel.open(f.path())) {
+            ByteBuffer b = ByteBuffer.allocate((int) t.bytes()).order(ByteOrder.LITTLE_ENDIAN);
+            ch.read(b, f.dataOffset() + t.offset());
+            b.flip();
+            float[] out = new float[(int) (t.bytes() / 4)];
+            b.asFloatBuffer().get(out);
+            return out;
+        }
     }
 
-    /** Writes an imatrix file as llama-imatrix lays it out: per entry in_sum2 [n] and counts [1]. */
-    static void write(Path p, Map<String, float[]> sums, float count) throws IOException {
-        write(p, w -> {
-            for (Map.Entry<String, float[]> e : new TreeMap<>(sums).entrySet()) {
-                float[] s = e.getValue();
-                w.addTensor(e.getKey() + ".in_sum2", 0, new long[] {s.length}, 4L * s.length, o -> o.write(f32(s)));
-                w.addTensor(e.getKey() + ".counts", 0, new long[] {1}, 4, o -> o.write(f32(count)));
+    Path imatrix(Path model, Path text, int ctx, int chunks) {
+        Path o = tmp.resolve("im-" + ctx + ".gguf");
+        MainTest.Run r = MainTest.ei("imatrix", "-m", model.toString(), "-f", text.toString(), "-o", o.toString(), "--ctx",
+                "" + ctx, "--chunks", "" + chunks);
+        assertEquals(0, r.status(), r.err());
+        return o;
+    }
+
+    @Test
+    void writesTheContractLayoutWithShapesCountsAndLayer0Sums() throws Exception {
+        Path text = tmp.resolve("t.txt");
+        String fileText = PerplexityTest.text(3000);
+        Files.writeString(text, fileText);
+        int ctx = 32, chunks = 3;
+        GgufFile im = GgufFile.read(imatrix(TINY, text, ctx, chunks));
+        GgufFile model = GgufFile.read(TINY);
+        assertEquals("imatrix", im.string("general.type").orElseThrow());
+        assertEquals(List.of(text.toString()), im.metadata().get("imatrix.datasets"));
+        assertEquals(chunks, im.integer("imatrix.chunk_count").orElseThrow());
+        assertEquals(ctx, im.integer("imatrix.chunk_size").orElseThrow());
+        List<String> names = new ArrayList<>();
+        for (TensorInfo t : im.tensors()) names.add(t.name());
+        // As llama-imatrix writes them: matrices sorted by name, each W.in_sum2 then W.counts.
+        assertEquals(2 * 4 * 7, names.size());
+        List<String> matrices = new ArrayList<>();
+        for (int i = 0; i < names.size(); i += 2) {
+            String w = names.get(i).replace(".in_sum2", "");
+            assertEquals(w + ".in_sum2", names.get(i));
+            assertEquals(w + ".counts", names.get(i + 1));
+            matrices.add(w);
+        }
+        List<String> sorted = new ArrayList<>(matrices);
+        java.util.Collections.sort(sorted);
+        assertEquals(sorted, matrices, "matrices sorted by name");
+        for (TensorInfo t : im.tensors()) {
+            if (t.name().endsWith(".counts")) {
+                assertEquals(1, t.shape().length);
+                assertEquals(1, t.shape()[0]);
+                assertEquals((float) (ctx * chunks), f32(im, t.name())[0], t.name());
+            } else {
+                String w = t.name().substring(0, t.name().length() - ".in_sum2".length());
+                assertEquals(model.tensor(w).orElseThrow().shape()[0], t.shape()[0], w);
+                for (float v : f32(im, t.name())) assertTrue(Float.isFinite(v) && v >= 0, t.name());
             }
-        }, "imatrix");
-    }
-
-    static void write(Path p, Consumer<GgufWriter> tensors, String type) throws IOException {
-        GgufWriter w = new GgufWriter();
-        if (type != null) w.putString("general.type", type);
-        w.putStringArray("imatrix.datasets", List.of("calib.txt")).putUInt32("imatrix.chunk_count", 4)
-                .putUInt32("imatrix.chunk_size", 512);
-        tensors.accept(w);
-        w.write(p);
-    }
-
-    String refused(Consumer<GgufWriter> tensors, String type) throws IOException {
-        Path p = tmp.resolve("bad-" + System.nanoTime() + ".gguf");
-        write(p, tensors, type);
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Imatrix.read(p));
-        assertTrue(e.getMessage().startsWith("imatrix " + p + ": "), e.getMessage());
-        return e.getMessage();
-    }
-
-    @Test
-    void readsImportanceAsMeanSquares() throws IOException {
-        Path p = tmp.resolve("ok.gguf");
-        write(p, Map.of("blk.0.attn_q.weight", new float[] {4, 8, 0, 2}, "blk.0.ffn_down.weight", new float[] {1, 1}), 4f);
-        Map<String, float[]> m = Imatrix.read(p);
-        assertEquals(2, m.size());
-        assertArrayEquals(new float[] {1, 2, 0, 0.5f}, m.get("blk.0.attn_q.weight"));
-        assertArrayEquals(new float[] {0.25f, 0.25f}, m.get("blk.0.ffn_down.weight"));
-    }
-
-    @Test
-    void readsLlamaImatrixFiles() throws Exception {
-        Path tool = QuantizeTest.llamaBin("llama-imatrix");
-        assumeTrue(Files.isExecutable(tool), "llama.cpp's llama-imatrix is not built here (" + tool + ")");
-        Path out = tmp.resolve("eval.imatrix.gguf");
-        Path text = tmp.resolve("calib.txt");
-        Files.writeString(text, Files.readString(TestData.root().resolve("eval/dev.txt")).substring(0, 20000));
-        QuantizeTest.runTool(tmp, tool.toString(), "-m", TestData.root().resolve("eval/evalmodel-f32.gguf").toString(),
-                "-f", text.toString(), "-o", out.toString(), "-c", "128", "--chunks", "2", "-t", "2");
-        Map<String, float[]> m = Imatrix.read(out);
-        // 4 layers x 7 matrices (q, k, v, output, gate, up, down) and the output matrix.
-        assertTrue(m.size() >= 28, "entries: " + m.keySet());
-        assertEquals(256, m.get("blk.0.attn_q.weight").length);
-        assertEquals(768, m.get("blk.3.ffn_down.weight").length);
-        assertTrue(m.get("blk.0.attn_q.weight")[0] > 0);
-    }
-
-    @Test
-    void refusesMalformedFiles() throws IOException {
-        Path junk = tmp.resolve("junk.gguf");
-        Files.writeString(junk, "GGUF but not really");
-        assertThrows(IllegalArgumentException.class, () -> Imatrix.read(junk));
-        Path missing = tmp.resolve("missing.gguf");
-        assertThrows(RuntimeException.class, () -> Imatrix.read(missing));
-
-        String ok = "blk.0.attn_q.weight";
-        Consumer<GgufWriter> good = w -> {
-            w.addTensor(ok + ".in_sum2", 0, new long[] {4}, 16, o -> o.write(f32(1, 2, 3, 4)));
-            w.addTensor(ok + ".counts", 0, new long[] {1}, 4, o -> o.write(f32(2)));
-        };
-        assertTrue(refused(good, null).contains("general.type is missing"));
-        assertTrue(refused(good, "model").contains("general.type is 'model'"));
-        assertTrue(refused(w -> {}, "imatrix").contains("no .in_sum2 tensors"));
-        assertTrue(refused(w -> w.addTensor(ok + ".in_sum2", 0, new long[] {4}, 16, o -> o.write(f32(1, 2, 3, 4))), "imatrix")
-                .contains("has no " + ok + ".counts"));
-        assertTrue(refused(w -> w.addTensor(ok + ".counts", 0, new long[] {1}, 4, o -> o.write(f32(2))), "imatrix")
-                .contains("has no " + ok + ".in_sum2"));
-        for (float c : new float[] {0, -1, Float.NaN, Float.POSITIVE_INFINITY}) {
-            String msg = refused(w -> {
-                w.addTensor(ok + ".in_sum2", 0, new long[] {4}, 16, o -> o.write(f32(1, 2, 3, 4)));
-                w.addTensor(ok + ".counts", 0, new long[] {1}, 4, o -> o.write(f32(c)));
-            }, "imatrix");
-            assertTrue(msg.contains("must be a positive finite count"), msg);
         }
-        for (float v : new float[] {-1, Float.NaN, Float.NEGATIVE_INFINITY, Float.POSITIVE_INFINITY}) {
-            String msg = refused(w -> {
-                w.addTensor(ok + ".in_sum2", 0, new long[] {4}, 16, o -> o.write(f32(1, v, 3, 4)));
-                w.addTensor(ok + ".counts", 0, new long[] {1}, 4, o -> o.write(f32(2)));
-            }, "imatrix");
-            assertTrue(msg.contains("column 1 holds") && msg.contains("finite sum of squares"), msg);
+        // Layer 0's attention input from the weights: rmsnorm(token_embd[t]) * attn_norm over
+        // every token of every chunk, the chunk's first token being BOS.
+        float[] emb = f32(model, "token_embd.weight"), norm = f32(model, "blk.0.attn_norm.weight");
+        double eps = model.real("llama.attention.layer_norm_rms_epsilon").orElseThrow();
+        int d = norm.length;
+        int[] tokens;
+        try (Model m = Model.load(TINY)) {
+            tokens = m.tokenize(fileText.substring(0, fileText.length() - 1), true, false);
+            for (int c = 0; c < chunks; c++) tokens[c * ctx] = m.bosToken();
         }
-        String f16 = refused(w -> {
-            w.addTensor(ok + ".in_sum2", 1, new long[] {4}, 8, o -> o.write(new byte[8]));
-            w.addTensor(ok + ".counts", 0, new long[] {1}, 4, o -> o.write(f32(2)));
-        }, "imatrix");
-        assertTrue(f16.contains("must be f32"), f16);
-        String moe = refused(w -> {
-            w.addTensor(ok + ".in_sum2", 0, new long[] {2, 2}, 16, o -> o.write(f32(1, 2, 3, 4)));
-            w.addTensor(ok + ".counts", 0, new long[] {2}, 8, o -> o.write(f32(2, 2)));
-        }, "imatrix");
-        assertTrue(moe.contains("mixture-of-experts"), moe);
-        String shape = refused(w -> {
-            w.addTensor(ok + ".in_sum2", 0, new long[] {2, 2}, 16, o -> o.write(f32(1, 2, 3, 4)));
-            w.addTensor(ok + ".counts", 0, new long[] {1}, 4, o -> o.write(f32(2)));
-        }, "imatrix");
-        assertTrue(shape.contains("expected [n_cols]"), shape);
-        // A file cut inside its tensor data: the GGUF reader refuses it, named as the imatrix.
-        Path whole = tmp.resolve("whole.gguf");
-        write(whole, Map.of(ok, new float[64]), 1f);
-        byte[] b = Files.readAllBytes(whole);
-        Path cut = tmp.resolve("cut.gguf");
-        Files.write(cut, Arrays.copyOf(b, b.length - 40));
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Imatrix.read(cut));
-        assertTrue(e.getMessage().startsWith("imatrix " + cut), e.getMessage());
+        double[] want = new double[d];
+        for (int i = 0; i < ctx * chunks; i++) {
+            double ss = 0;
+            for (int j = 0; j < d; j++) ss += (double) emb[tokens[i] * d + j] * emb[tokens[i] * d + j];
+            double scale = 1 / Math.sqrt(ss / d + eps);
+            for (int j = 0; j < d; j++) {
+                double y = emb[tokens[i] * d + j] * scale * norm[j];
+                want[j] += y * y;
+            }
+        }
+        float[] got = f32(im, "blk.0.attn_q.weight.in_sum2");
+        for (int j = 0; j < d; j++) assertEquals(want[j], got[j], 1e-5 * want[j], "column " + j);
+    }
+
+    static Map<String, float[]> tensors(GgufFile f) throws Exception {
+        Map<String, float[]> out = new TreeMap<>();
+        for (TensorInfo t : f.tensors()) out.put(t.name(), f32(f, t.name()));
+        return out;
+    }
+
+    /** Where llama.cpp is built: llama-imatrix on the eval model, same text and chunking, gives the same file. */
+    @Test
+    void agreesWithLlamaImatrix() throws Exception {
+        Path tool = PerplexityTest.LLAMA_BIN.resolve("llama-imatrix");
+        Assumptions.assumeTrue(Files.isExecutable(tool), "llama.cpp is not built at " + PerplexityTest.LLAMA_BIN + " (skipped)");
+        Path eval = TestData.root().resolve("eval/evalmodel-f32.gguf");
+        Path text = tmp.resolve("t.txt");
+        Files.writeString(text, PerplexityTest.text(12000));
+        int ctx = 128, chunks = 6;
+        Path theirs = tmp.resolve("llama.gguf");
+        PerplexityTest.runTool(List.of(tool.toString(), "-m", eval.toString(), "-f", text.toString(), "-o", theirs.toString(),
+                "-c", "" + ctx, "--chunks", "" + chunks, "-t", "2"));
+        GgufFile a = GgufFile.read(theirs), b = GgufFile.read(imatrix(eval, text, ctx, chunks));
+        for (String k : List.of("general.type", "imatrix.datasets", "imatrix.chunk_count", "imatrix.chunk_size")) {
+            assertEquals(a.metadata().get(k), b.metadata().get(k), k);
+        }
+        Map<String, float[]> ta = tensors(a), tb = tensors(b);
+        assertEquals(ta.keySet(), tb.keySet());
+        double worst = 0, worstL1 = 0;
+        for (String n : ta.keySet()) {
+            float[] x = ta.get(n), y = tb.get(n);
+            assertEquals(x.length, y.length, n);
+            double diff = 0, norm = 0;
+            for (int j = 0; j < x.length; j++) {
+                if (n.endsWith(".counts")) assertEquals(x[j], y[j], n);
+                worst = Math.max(worst, Math.abs(x[j] - y[j]) / Math.max(Math.abs(x[j]), 1e-30));
+                diff += Math.abs(x[j] - y[j]);
+                norm += Math.abs(x[j]);
+            }
+            worstL1 = Math.max(worstL1, diff / norm);
+        }
+        // Measured: 1.2e-3 at worst for a column (the attention output's, whose arithmetic
+        // differs from llama.cpp's), 9e-5 over a whole matrix; a wrong row, chunk or padding
+        // count would be off by percents.
+        assertTrue(worst < 5e-3, "largest relative difference of a column " + worst);
+        assertTrue(worstL1 < 5e-4, "largest relative L1 difference of a matrix " + worstL1);
     }
 }

@@ -317,7 +317,7 @@ class QuantizeTest {
         float[] sums = new float[cols];
         for (int j = 0; j < cols; j++) sums[j] = (float) Math.pow(10, (j * 7919 % 97) / 24.0);
         Path im = tmp.resolve("one.imatrix");
-        ImatrixTest.write(im, Map.of("blk.0.attn_q.weight", sums), 16f);
+        ImatrixReaderTest.write(im, Map.of("blk.0.attn_q.weight", sums), 16f);
         Path weighted = ours(in, "q4_0", "--imatrix", im.toString());
         Path plain = ours(in, "q4_0");
         GgufFile a = GgufFile.read(weighted), b = GgufFile.read(plain);
@@ -328,7 +328,7 @@ class QuantizeTest {
         MainTest.Run r = quantize(in.toString(), tmp.resolve("w2.gguf").toString(), "q4_0", "--imatrix", im.toString());
         assertTrue(r.err().contains("warning: the importance matrix has no entry for blk.0.attn_k.weight"), r.err());
         Path wrong = tmp.resolve("wrong.imatrix");
-        ImatrixTest.write(wrong, Map.of("blk.0.attn_q.weight", new float[cols + 32]), 1f);
+        ImatrixReaderTest.write(wrong, Map.of("blk.0.attn_q.weight", new float[cols + 32]), 1f);
         MainTest.Run w = quantize(in.toString(), tmp.resolve("w3.gguf").toString(), "q4_0", "--imatrix", wrong.toString());
         assertEquals(1, w.status());
         assertTrue(w.err().contains("imatrix entry for blk.0.attn_q.weight has " + (cols + 32) + " columns"), w.err());
