@@ -168,6 +168,8 @@ ei_status ei_plan_scenario(const ei_plan* p, ei_scenario* out) {
         o.n_threads = sc.threads();
         o.kv_type = static_cast<int32_t>(sc.kv_type);
         o.backend = nullptr;
+        o.gates_off = sc.gates_off ? 1 : 0;
+        o.sink_positions = sc.sinks_follow ? 1 : 2;
     });
 }
 

@@ -39,7 +39,8 @@ extern "C" {
 #define EI_API __attribute__((visibility("default")))
 #endif
 
-#define EI_ABI_VERSION 1
+/* 2: ei_scenario grew (gates_off, sink_positions): callers built against 1 pass a smaller struct. */
+#define EI_ABI_VERSION 2
 
 typedef enum ei_status {
     EI_OK = 0,
@@ -116,7 +117,8 @@ typedef struct ei_session ei_session;
 
 /* A scenario: every shape fixed before the first token. A negative field takes the
  * model's edgeinfinite.* metadata, else the built-in default; a NULL scenario means all
- * defaults. Every field is validated when a plan is made. */
+ * defaults. Every field is validated when a plan is made. Fields after `backend` mean
+ * their default at zero, so a zero-initialised scenario is the default one. */
 typedef struct ei_scenario {
     int32_t n_batch;     /* L: tokens per prefill graph run (default 128) */
     int32_t n_sink;      /* S: first tokens kept raw (default 64) */
@@ -127,6 +129,12 @@ typedef struct ei_scenario {
     int32_t n_threads;   /* 0: one per core */
     int32_t kv_type;     /* 0: f16, 1: f32 */
     const char* backend; /* NULL or "cpu" */
+    /* Added for evaluation (zero, the default, keeps the behaviour callers had before). */
+    int32_t gates_off;   /* 0: the model's memory gates (default); 1: ignore them, g = 0 (sinks + window only) */
+    /* Where attention sees the sink keys once tokens have folded: 0 default (1); 1 right
+     * behind the window (their RoPE positions move up with each fold, so no query is ever
+     * farther from a sink than S + W + L); 2 at their absolute positions. */
+    int32_t sink_positions;
 } ei_scenario;
 
 EI_API ei_status ei_model_load(const char* path, ei_model** out);
@@ -263,6 +271,7 @@ EI_API uint64_t ei_tensor_row_size(int32_t type, int64_t n_cols);
 EI_API ei_status ei_quantize_rows(int32_t dst_type, int32_t src_type, const void* src, uint64_t src_size, int64_t rows,
                                   int64_t cols, const float* importance, int32_t n_threads, void* dst,
                                   uint64_t dst_size);
+
 /* ------------------------------------------------------------------ importance matrix (ei imatrix) */
 
 /* Starts (or restarts from zero) collecting activation statistics on the session: from now

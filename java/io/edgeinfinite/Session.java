@@ -41,12 +41,14 @@ public final class Session implements AutoCloseable {
                 scenario.memory() == null ? -1 : scenario.memory() ? 1 : 0,
                 scenario.memoryRule() == null ? -1 : scenario.memoryRule().ordinal(),
                 scenario.memoryKeys() == null ? -1 : scenario.memoryKeys().ordinal(), scenario.threads(),
-                scenario.kvType().ordinal(), scenario.backend());
+                scenario.kvType().ordinal(), scenario.backend(), scenario.gates() ? 0 : 1,
+                scenario.sinkPositions() == null ? 0 : scenario.sinkPositions().ordinal() + 1);
         NativeMemory mem = null;
         try {
             int[] r = nb.planScenario(plan);
             this.scenario = new Resolved(r[0], r[1], r[2], r[3] != 0, Scenario.MemoryRule.values()[r[4]],
-                    Scenario.MemoryKeys.values()[r[5]], r[6], Scenario.KvType.values()[r[7]]);
+                    Scenario.MemoryKeys.values()[r[5]], r[6], Scenario.KvType.values()[r[7]], r[8] == 0,
+                    Scenario.SinkPositions.values()[r[9] - 1]);
             regions = List.of(nb.planRegions(plan));
             mem = nb.allocate(nb.planPoolSize(plan), nb.planPoolAlignment(plan));
             handle = nb.sessionCreate(modelHandle, plan, mem.address(), mem.size());
@@ -106,9 +108,12 @@ public final class Session implements AutoCloseable {
      * @param window        W
      * @param memory        whether older tokens fold into memory
      * @param threads       worker threads in use
+     * @param gates         whether the model's memory gates are used (false: g = 0)
+     * @param sinkPositions where attention sees the sink keys once tokens have folded
      */
     public record Resolved(int segmentLength, int sink, int window, boolean memory, Scenario.MemoryRule memoryRule,
-            Scenario.MemoryKeys memoryKeys, int threads, Scenario.KvType kvType) {
+            Scenario.MemoryKeys memoryKeys, int threads, Scenario.KvType kvType, boolean gates,
+            Scenario.SinkPositions sinkPositions) {
         /** Tokens that fit without folding: the full-attention route's limit. */
         public long fullCapacity() {
             return (long) sink + window;

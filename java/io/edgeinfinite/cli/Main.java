@@ -52,9 +52,19 @@ public final class Main {
                                                       q4_k_m, q4_k_s (llama.cpp's mixes)
                   --pure (every matrix TYPE)  --keep-output  --type-override PATTERN=T (regex; repeatable)
                   --token-embedding-type T  --output-type T  --imatrix FILE  --threads N  --allow-requantize
+              eval perplexity -m MODEL -f TEXT [--lengths 1024,2048] [--windows 16] [--score-from P]
+                  [--span 128] [--repeat-distance D] [--repeats 16]
+                                                      late-position and repeated-span perplexity
+              eval passkey -m MODEL [--lengths 1024,2048] [--depths 0,0.25,0.5,0.75,1] [--trials 4]
+                  [--filler FILE] [--seed S]          pass-key retrieval accuracy by length and depth
+                  (both: [--models name=path,...] [--configs full,g0,gated] [--json OUT] [--svg OUT]
+                   and scenario options for the memory route; full attention, g = 0 and each model's gates)
             scenario options (all commands that run a model):
               --scenario summarize|qa|chat   a preset        -L N  segment length     --sink S  --window W
               --memory on|off  --rule linear|delta  --memory-keys nope|rope  --kv f16|f32  -t THREADS
+              --gates on|off   off: ignore the model's memory gates (g = 0, sinks + window only)
+              --sinks window|absolute   RoPE positions of the sink keys once tokens fold (default window:
+                               kept right behind the window; absolute: ever farther from the queries)
               --ctx N   plain full attention over at most N tokens (memory off)
             """;
 
@@ -89,6 +99,7 @@ public final class Main {
                 case "quantize" -> Quantize.run(a, out, err);
                 case "imatrix" -> Imatrix.run(a, out, err);
                 case "calibrate" -> Calibrate.run(a, out, err);
+                case "eval" -> Eval.run(a, out, err);
                 case "version" -> out.println("edgeinfinite " + EdgeInfinite.version() + " (" + EdgeInfinite.binding()
                         + ", " + EdgeInfinite.platform() + ", cpu: " + EdgeInfinite.cpuFeatures() + ")");
                 default -> throw new UsageException("unknown command '" + args[0] + "'");
@@ -129,6 +140,8 @@ public final class Main {
         if (a.flag("--sink")) b.sink(a.intOpt("--sink", 0));
         if (a.flag("--window")) b.window(a.intOpt("--window", 0));
         if (a.flag("--memory")) b.memory(onOff(a.opt("--memory", ""), "--memory"));
+        if (a.flag("--gates")) b.gates(onOff(a.opt("--gates", ""), "--gates"));
+        if (a.flag("--sinks")) b.sinkPositions(choice(Scenario.SinkPositions.class, a.opt("--sinks", ""), "--sinks"));
         if (a.flag("--rule")) b.memoryRule(choice(Scenario.MemoryRule.class, a.opt("--rule", ""), "--rule"));
         if (a.flag("--memory-keys")) {
             b.memoryKeys(choice(Scenario.MemoryKeys.class, a.opt("--memory-keys", ""), "--memory-keys"));

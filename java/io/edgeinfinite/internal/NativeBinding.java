@@ -84,9 +84,9 @@ public interface NativeBinding {
 
     /** Negative settings take the model's edgeinfinite.* defaults (see ei_scenario). */
     long planCreate(long model, int nBatch, int nSink, int nWindow, int memory, int memoryRule, int memoryRope,
-            int nThreads, int kvType, String backend);
+            int nThreads, int kvType, String backend, int gatesOff, int sinkPositions);
 
-    /** The plan's resolved scenario: {L, S, W, memory, rule, rope, threads, kvType}. */
+    /** The plan's resolved scenario: {L, S, W, memory, rule, rope, threads, kvType, gatesOff, sinkPositions}. */
     int[] planScenario(long plan);
 
     void planFree(long plan);
@@ -168,6 +168,7 @@ public interface NativeBinding {
      */
     void quantizeRows(int dstType, int srcType, byte[] src, long srcBytes, long rows, long cols, float[] importance,
             int threads, byte[] dst, long dstBytes);
+
     // ---- importance matrix (ei imatrix): a collector the session owns
     /** Starts (or restarts from zero) collecting activation statistics on the session. */
     void imatrixStart(long session, boolean includeOutput);

@@ -55,7 +55,8 @@ public final class FfmBinding implements NativeBinding {
     private static final MemoryLayout SCENARIO = MemoryLayout.structLayout(
             JAVA_INT.withName("n_batch"), JAVA_INT.withName("n_sink"), JAVA_INT.withName("n_window"),
             JAVA_INT.withName("memory"), JAVA_INT.withName("memory_rule"), JAVA_INT.withName("memory_rope"),
-            JAVA_INT.withName("n_threads"), JAVA_INT.withName("kv_type"), ADDRESS.withName("backend"));
+            JAVA_INT.withName("n_threads"), JAVA_INT.withName("kv_type"), ADDRESS.withName("backend"),
+            JAVA_INT.withName("gates_off"), JAVA_INT.withName("sink_positions"));
     private static final MemoryLayout SAMPLING = MemoryLayout.structLayout(
             JAVA_INT.withName("greedy"), JAVA_FLOAT.withName("temperature"), JAVA_INT.withName("top_k"),
             JAVA_FLOAT.withName("top_p"), JAVA_FLOAT.withName("min_p"), JAVA_FLOAT.withName("repeat_penalty"),
@@ -430,12 +431,14 @@ public final class FfmBinding implements NativeBinding {
 
     @Override
     public long planCreate(long m, int nBatch, int nSink, int nWindow, int memory, int memoryRule, int memoryRope,
-            int nThreads, int kvType, String backend) {
+            int nThreads, int kvType, String backend, int gatesOff, int sinkPositions) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment sc = a.allocate(SCENARIO);
             int[] fields = {nBatch, nSink, nWindow, memory, memoryRule, memoryRope, nThreads, kvType};
             for (int i = 0; i < fields.length; i++) sc.setAtIndex(JAVA_INT, i, fields[i]);
             sc.set(ADDRESS, 32, backend == null ? MemorySegment.NULL : a.allocateFrom(backend));
+            sc.set(JAVA_INT, 40, gatesOff);
+            sc.set(JAVA_INT, 44, sinkPositions);
             MemorySegment out = a.allocate(ADDRESS);
             check(call(() -> (int) planCreate.invokeExact(ptr(m), sc, out)));
             return out.get(ADDRESS, 0).address();
@@ -447,7 +450,10 @@ public final class FfmBinding implements NativeBinding {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment sc = a.allocate(SCENARIO);
             check(call(() -> (int) planScenario.invokeExact(ptr(p), sc)));
-            return sc.asSlice(0, 32).toArray(JAVA_INT);
+            int[] r = java.util.Arrays.copyOf(sc.asSlice(0, 32).toArray(JAVA_INT), 10);
+            r[8] = sc.get(JAVA_INT, 40);
+            r[9] = sc.get(JAVA_INT, 44);
+            return r;
         }
     }
 
@@ -717,6 +723,7 @@ public final class FfmBinding implements NativeBinding {
             MemorySegment.copy(d, JAVA_BYTE, 0, dst, 0, (int) dstBytes);
         }
     }
+
     // ---------------------------------------------------------------- importance matrix
 
     @Override

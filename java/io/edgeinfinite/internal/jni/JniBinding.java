@@ -291,11 +291,12 @@ public final class JniBinding implements NativeBinding {
 
     @Override
     public long planCreate(long m, int nBatch, int nSink, int nWindow, int memory, int memoryRule, int memoryRope,
-            int nThreads, int kvType, String backend) {
+            int nThreads, int kvType, String backend, int gatesOff, int sinkPositions) {
         try (CApi.ei_scenario sc = new CApi.ei_scenario();
                 BytePointer be = backend == null ? null : new BytePointer(backend, StandardCharsets.UTF_8)) {
             sc.n_batch(nBatch).n_sink(nSink).n_window(nWindow).memory(memory).memory_rule(memoryRule)
-                    .memory_rope(memoryRope).n_threads(nThreads).kv_type(kvType).backend(be);
+                    .memory_rope(memoryRope).n_threads(nThreads).kv_type(kvType).backend(be).gates_off(gatesOff)
+                    .sink_positions(sinkPositions);
             Pointer out = new Pointer();
             check(CApi.ei_plan_create(m, sc, out));
             return out.address();
@@ -307,7 +308,8 @@ public final class JniBinding implements NativeBinding {
         try (CApi.ei_scenario sc = new CApi.ei_scenario()) {
             check(CApi.ei_plan_scenario(p, sc));
             return new int[] {sc.n_batch(), sc.n_sink(), sc.n_window(), sc.memory(), sc.memory_rule(),
-                sc.memory_rope(), sc.n_threads(), sc.kv_type()};
+                sc.memory_rope(), sc.n_threads(), sc.kv_type(), sc.gates_off(),
+                sc.sink_positions()};
         }
     }
 
@@ -515,6 +517,8 @@ public final class JniBinding implements NativeBinding {
             throw new IllegalArgumentException("quantizeRows: buffer smaller than its size");
         }
         check(CApi.ei_quantize_rows(dstType, srcType, src, srcBytes, rows, cols, importance, threads, dst, dstBytes));
+    }
+
     // ---------------------------------------------------------------- importance matrix
 
     @Override

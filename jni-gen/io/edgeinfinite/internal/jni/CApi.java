@@ -203,6 +203,7 @@ public final class CApi {
             @Cast("uint64_t") long srcSize, @Cast("int64_t") long rows, @Cast("int64_t") long cols,
             @Cast("const float*") float[] importance, int nThreads, @Cast("void*") byte[] dst,
             @Cast("uint64_t") long dstSize);
+
     // ---------------------------------------------------------------- importance matrix
     public static native int ei_session_imatrix_start(@Cast("ei_session*") long session, int includeOutput);
 
@@ -254,6 +255,11 @@ public final class CApi {
         public native ei_scenario kv_type(int v);
         public native @Cast("const char*") BytePointer backend();
         public native ei_scenario backend(@Cast("const char*") BytePointer v);
+        // Evaluation settings (after backend in the C struct).
+        public native int gates_off();
+        public native ei_scenario gates_off(int v);
+        public native int sink_positions();
+        public native ei_scenario sink_positions(int v);
     }
 
     /** struct ei_sampling, allocated natively by JavaCPP; freed by close(). */
