@@ -42,6 +42,10 @@ public final class Main {
               demo [--prompt-tokens N] [--shape S]    the main job: a 16K-token prompt, full attention vs EdgeInfinite
               gate-init -m IN --value B -o OUT [--gate scalar|adaptive] [--sink S --window W -L L --rule R]
                                                       copy a model with constant memory gates g = sigmoid(B)
+              fit-gates -m IN -f CALIB.txt|CALIB.jsonl -o OUT [--gate scalar|adaptive] [--steps 3] [scenario options]
+                  [--length N (window, default: training context)] [--windows N]
+                  [--chat-format F] [--answer-weight 1] [--prompt-weight 0]   (for .jsonl chat data)
+                                                      fit the memory gates to full attention (layer-wise distillation)
             scenario options (all commands that run a model):
               --scenario summarize|qa|chat   a preset        -L N  segment length     --sink S  --window W
               --memory on|off  --rule linear|delta  --memory-keys nope|rope  --kv f16|f32  -t THREADS
@@ -76,6 +80,7 @@ public final class Main {
                 case "synth" -> Synth.run(a, out);
                 case "demo" -> Demo.run(a, out, err);
                 case "gate-init" -> GateInit.run(a, out);
+                case "fit-gates" -> FitGates.run(a, out, err);
                 case "version" -> out.println("edgeinfinite " + EdgeInfinite.version() + " (" + EdgeInfinite.binding()
                         + ", " + EdgeInfinite.platform() + ", cpu: " + EdgeInfinite.cpuFeatures() + ")");
                 default -> throw new UsageException("unknown command '" + args[0] + "'");

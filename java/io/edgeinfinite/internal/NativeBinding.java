@@ -155,4 +155,13 @@ public interface NativeBinding {
 
     /** A generated piece: whole UTF-8 characters, the sampled token, and why generation ended (0: it goes on). */
     record Step(String text, int token, int done) {}
+
+    // ---- gate fitting (ei fit-gates)
+    /**
+     * Fits the memory gates for a plan's route (ei_fit_gates): gate 1 scalar, 2 adaptive with
+     * steps Gauss-Newton steps; tokens hold the sequences back to back (lengths), weights is
+     * null or one per token. Fills gateW, gateB and report (4 doubles per layer and head).
+     */
+    void fitGates(long plan, int gate, int steps, int[] tokens, float[] weights, long[] lengths, float[] gateW,
+            float[] gateB, double[] report);
 }

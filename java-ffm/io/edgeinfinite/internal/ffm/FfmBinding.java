@@ -47,6 +47,8 @@ public final class FfmBinding implements NativeBinding {
     private final MethodHandle sessionCreate, sessionFree, sessionNPast, sessionReset, sessionCancel, sessionEval, sessionLastLogits,
             sessionRoute, sessionPlanRoute, sessionPlacement, sessionStateSize, sessionSave, sessionLoad;
     private final MethodHandle tokenize, tokenizeAfter, tokenPiece, detokenize, chatFormat, generateBegin, generateNext;
+    // gate fitting (ei fit-gates)
+    private final MethodHandle fitGates;
 
     private static final MemoryLayout SCENARIO = MemoryLayout.structLayout(
             JAVA_INT.withName("n_batch"), JAVA_INT.withName("n_sink"), JAVA_INT.withName("n_window"),
@@ -126,6 +128,9 @@ public final class FfmBinding implements NativeBinding {
         generateBegin = fn("ei_generate_begin", JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS,
                 JAVA_INT);
         generateNext = fn("ei_generate_next", JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS);
+        // gate fitting (ei fit-gates)
+        fitGates = fn("ei_fit_gates", JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS,
+                ADDRESS, ADDRESS);
     }
 
     private MethodHandle fn(String name, MemoryLayout ret, MemoryLayout... args) {
@@ -673,5 +678,23 @@ public final class FfmBinding implements NativeBinding {
         check(call(() -> (int) generateNext.invokeExact(ptr(s), o, o.asSlice(8), o.asSlice(16), o.asSlice(20))));
         String text = utf8(o.get(ADDRESS, 0), o.get(JAVA_LONG, 8));
         return new Step(text, o.get(JAVA_INT, 16), o.get(JAVA_INT, 20));
+    }
+
+    // ---------------------------------------------------------------- gate fitting (ei fit-gates)
+
+    @Override
+    public void fitGates(long plan, int gate, int steps, int[] tokens, float[] weights, long[] lengths, float[] gateW,
+            float[] gateB, double[] report) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment t = a.allocateFrom(JAVA_INT, tokens);
+            MemorySegment w = weights == null ? MemorySegment.NULL : a.allocateFrom(JAVA_FLOAT, weights);
+            MemorySegment n = a.allocateFrom(JAVA_LONG, lengths);
+            MemorySegment gw = a.allocate(JAVA_FLOAT, gateW.length), gb = a.allocate(JAVA_FLOAT, gateB.length);
+            MemorySegment r = a.allocate(JAVA_DOUBLE, report.length);
+            check(call(() -> (int) fitGates.invokeExact(ptr(plan), gate, steps, t, w, n, lengths.length, gw, gb, r)));
+            MemorySegment.copy(gw, JAVA_FLOAT, 0, gateW, 0, gateW.length);
+            MemorySegment.copy(gb, JAVA_FLOAT, 0, gateB, 0, gateB.length);
+            MemorySegment.copy(r, JAVA_DOUBLE, 0, report, 0, report.length);
+        }
     }
 }

@@ -500,4 +500,12 @@ public final class JniBinding implements NativeBinding {
         check(CApi.ei_generate_next(s, piece, len, token, done));
         return new Step(utf8(piece, len[0]), token[0], done[0]);
     }
+
+    // ---------------------------------------------------------------- gate fitting (ei fit-gates)
+
+    @Override
+    public void fitGates(long plan, int gate, int steps, int[] tokens, float[] weights, long[] lengths, float[] gateW,
+            float[] gateB, double[] report) {
+        check(CApi.ei_fit_gates(plan, gate, steps, tokens, weights, lengths, lengths.length, gateW, gateB, report));
+    }
 }

@@ -196,6 +196,12 @@ public final class CApi {
             @Cast("const char**") @ByPtrPtr BytePointer piece, @Cast("uint64_t*") long[] len,
             @Cast("int32_t*") int[] token, @Cast("int32_t*") int[] done);
 
+    // ---------------------------------------------------------------- gate fitting (ei fit-gates)
+
+    public static native int ei_fit_gates(@Cast("const ei_plan*") long plan, int gate, int steps,
+            @Cast("const int32_t*") int[] tokens, @Cast("const float*") float[] weights,
+            @Cast("const int64_t*") long[] lengths, int nSeqs, float[] gateW, float[] gateB, double[] report);
+
     // ---------------------------------------------------------------- structs
 
     /** struct ei_scenario, allocated natively by JavaCPP; freed by close(). */
