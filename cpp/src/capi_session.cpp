@@ -326,7 +326,7 @@ ei_status ei_generate_next(ei_session* s, const char** piece, uint64_t* len, int
 
 // ---------------------------------------------------------------- gate fitting (ei fit-gates)
 
-ei_status ei_fit_gates(const ei_plan* plan, int32_t gate, int32_t steps, const int32_t* tokens, const float* weights,
+ei_status ei_fit_gates(const ei_plan* plan, int32_t gate, int32_t steps, double ridge, const int32_t* tokens, const float* weights,
                        const int64_t* lengths, int32_t n_seqs, float* gate_w, float* gate_b, double* report) {
     return guard([&] {
         const ei::Plan& pl = require(plan, "plan")->plan;
@@ -338,7 +338,7 @@ ei_status ei_fit_gates(const ei_plan* plan, int32_t gate, int32_t steps, const i
         cal.lengths = lengths;
         cal.n_seqs = n_seqs;
         cal.weights = weights;
-        const ei::GateFitResult r = ei::fit_gates(pl, cal, static_cast<ei::GateKind>(gate), steps);
+        const ei::GateFitResult r = ei::fit_gates(pl, cal, static_cast<ei::GateKind>(gate), steps, ridge);
         std::memcpy(gate_w, r.w.data(), r.w.size() * sizeof(float));
         std::memcpy(gate_b, r.b.data(), r.b.size() * sizeof(float));
         for (size_t k = 0; k < r.report.size(); ++k) {

@@ -286,20 +286,25 @@ double scalar_gate(double b, double c) {
     return std::clamp(c / b, kGateClip, 1.0 - kGateClip);
 }
 
-GateFitResult fit_gates(const Plan& route, const GateCalibration& cal, GateKind kind, int32_t steps) {
+GateFitResult fit_gates(const Plan& route, const GateCalibration& cal, GateKind kind, int32_t steps, double ridge) {
     check_calibration(route, cal);  // before the first run, not inside it
     const HParams& hp = route.model->hparams();
     return fit_gates_over([&](const GateSampleFn& fn) { collect_gate_samples(route, cal, fn); }, hp.n_layer, hp.n_head,
-                          hp.head_dim, kind, steps);
+                          hp.head_dim, kind, steps, ridge);
 }
 
 GateFitResult fit_gates_over(const GateSamplePass& pass, int32_t NL, int32_t H, int32_t D, GateKind kind,
-                             int32_t steps) {
+                             int32_t steps, double ridge) {
     if (kind != GateKind::Scalar && kind != GateKind::Adaptive) {
         fail(EI_ERR_INVALID_ARGUMENT, "gate fit: gate kind must be 1 (scalar) or 2 (adaptive), got " +
                                           std::to_string(static_cast<int>(kind)));
     }
     if (steps < 0 || steps > 100) fail(EI_ERR_INVALID_ARGUMENT, "gate fit: steps must be 0 to 100, got " + std::to_string(steps));
+    if (!(ridge >= 0) || !std::isfinite(ridge)) {
+        fail(EI_ERR_INVALID_ARGUMENT, "gate fit: ridge must be a finite number >= 0, got " + std::to_string(ridge));
+    }
+    const bool adaptive = kind == GateKind::Adaptive;
+    const int64_t P = 2 * int64_t{D} + 1;  // adaptive parameters per head: w (2D), then b
     const int64_t heads = int64_t{NL} * H;
     GateFitResult r;
     r.kind = kind;
@@ -312,6 +317,12 @@ GateFitResult fit_gates_over(const GateSamplePass& pass, int32_t NL, int32_t H, 
     // per head decide it: b = sum w |d|^2, c = sum w <d, r>, e0 = sum w |r|^2 with d = A_mem
     // - A_local and r = A_full - A_local; error(g) = e0 - 2 g c + g^2 b.
     std::vector<double> sum_b(static_cast<size_t>(heads)), sum_c(static_cast<size_t>(heads));
+    // The adaptive gate's penalty ridge * w^T C w, C = sum w_t |d_t|^2 x_t x_t^T over the
+    // features x = [A_mem ; A_local]: the logit's adaptive part, squared and weighted as the
+    // error weighs a change of g at that token (|d|^2), so ridge is free of units; it only
+    // depends on the data, so it is summed once, here (upper triangle).
+    std::vector<double> C(adaptive && ridge > 0 ? static_cast<size_t>(heads * P * P) : 0);
+    std::vector<double> x(static_cast<size_t>(P));
     pass([&](const GateSample& s) {
         const int64_t k = int64_t{s.layer} * H + s.head;
         double b = 0, c = 0, e0 = 0, f2 = 0;
@@ -324,6 +335,14 @@ GateFitResult fit_gates_over(const GateSamplePass& pass, int32_t NL, int32_t H, 
         }
         sum_b[k] += s.weight * b;
         sum_c[k] += s.weight * c;
+        if (!C.empty() && s.weight * b > 0) {
+            for (int32_t j = 0; j < s.dim; ++j) x[j] = s.mem[j], x[s.dim + j] = s.local[j];
+            double* A = C.data() + k * P * P;
+            for (int64_t i = 0; i < P - 1; ++i) {
+                const double hx = s.weight * b * x[i];
+                for (int64_t j2 = i; j2 < P - 1; ++j2) A[i * P + j2] += hx * x[j2];
+            }
+        }
         GateHeadReport& rep = r.report[k];
         rep.err_before += s.weight * e0;
         rep.energy += s.weight * f2;
@@ -349,12 +368,24 @@ GateFitResult fit_gates_over(const GateSamplePass& pass, int32_t NL, int32_t H, 
     // teacher run per step. Started from the scalar fit (w = 0, b = beta), each step is
     // accepted per head only if the next run measures a lower error; a rejected step is
     // retried at a quarter of its length (backtracking), so no head ends worse than scalar.
-    const int64_t P = 2 * int64_t{D} + 1;
     std::vector<double> theta(static_cast<size_t>(heads * P), 0.0), best(theta.size(), 0.0), dir(theta.size(), 0.0);
     for (int64_t k = 0; k < heads; ++k) theta[k * P + P - 1] = best[k * P + P - 1] = beta[k];
-    std::vector<double> best_err(static_cast<size_t>(heads), INFINITY), shrink(static_cast<size_t>(heads), 1.0);
+    std::vector<double> best_err(static_cast<size_t>(heads), INFINITY), best_obj(best_err), shrink(static_cast<size_t>(heads), 1.0);
     std::vector<double> JJ(static_cast<size_t>(heads * P * P)), Je(static_cast<size_t>(heads * P)), err(static_cast<size_t>(heads));
-    std::vector<double> x(static_cast<size_t>(P));
+    // penalty(theta) = ridge * w^T C w; adds ridge C w to grad, the scale of J^T e (both are
+    // half the gradient of error + penalty). C is symmetric, its upper triangle stored.
+    auto penalty = [&](int64_t k, const double* th, double* grad) {
+        if (C.empty()) return 0.0;
+        const double* A = C.data() + k * P * P;
+        double v = 0;
+        for (int64_t i = 0; i < P - 1; ++i) {
+            double row = 0;
+            for (int64_t j2 = 0; j2 < P - 1; ++j2) row += (j2 >= i ? A[i * P + j2] : A[j2 * P + i]) * th[j2];
+            v += th[i] * row;
+            if (grad) grad[i] += ridge * row;
+        }
+        return ridge * v;
+    };
     for (int32_t step = 0; step <= steps; ++step) {
         std::fill(JJ.begin(), JJ.end(), 0.0);
         std::fill(Je.begin(), Je.end(), 0.0);
@@ -391,12 +422,18 @@ GateFitResult fit_gates_over(const GateSamplePass& pass, int32_t NL, int32_t H, 
         ++r.passes;
         for (int64_t k = 0; k < heads; ++k) {
             double* th = theta.data() + k * P;
-            if (err[k] < best_err[k]) {  // accepted (the first pass measures the scalar start)
+            std::vector<double> g(Je.begin() + k * P, Je.begin() + (k + 1) * P);
+            const double objective = err[k] + penalty(k, th, g.data());
+            if (objective < best_obj[k]) {  // accepted (the first pass measures the scalar start)
+                best_obj[k] = objective;
                 best_err[k] = err[k];
                 std::copy(th, th + P, best.data() + k * P);
                 if (step == steps) continue;
+                // Gauss-Newton on error + penalty: (J^T J + ridge C) step = -(J^T e + ridge C w).
                 std::vector<double> A(JJ.begin() + k * P * P, JJ.begin() + (k + 1) * P * P);
-                std::vector<double> g(Je.begin() + k * P, Je.begin() + (k + 1) * P);
+                if (!C.empty()) {
+                    for (int64_t i = 0; i < P * P; ++i) A[static_cast<size_t>(i)] += ridge * C[static_cast<size_t>(k * P * P + i)];
+                }
                 std::vector<double> step = damped_step(A, g, P, 1e-3);
                 std::copy(step.begin(), step.end(), dir.data() + k * P);
                 shrink[k] = 1.0;

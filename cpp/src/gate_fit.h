@@ -73,16 +73,19 @@ struct GateFitResult {
 // ||A_mem - A_local||^2 (the minimiser of the weighted blend error, a quadratic in g),
 // clipped to [kGateClip, 1 - kGateClip] before beta = logit(g). The adaptive gate starts
 // from it (w = 0, b = beta) and takes `steps` damped Gauss-Newton steps on the same blend
-// error, one teacher run each, keeping per head only steps that lower the error.
+// error plus ridge * sum_t w_t |A_mem - A_local|^2 (w . [A_mem ; A_local])^2 (the per-token
+// part of the gate's logit, weighed as the error weighs that token's g), one teacher run
+// each, keeping per head only steps that lower that objective.
 constexpr double kGateClip = 1e-3;
-GateFitResult fit_gates(const Plan& route, const GateCalibration& cal, GateKind kind, int32_t steps);
+GateFitResult fit_gates(const Plan& route, const GateCalibration& cal, GateKind kind, int32_t steps,
+                        double ridge = 0);
 
 // The fit itself, over any source of samples: each call of pass(fn) must deliver the same
 // samples (one teacher run). fit_gates is this over collect_gate_samples; tests feed it
 // samples whose optimum they know.
 using GateSamplePass = std::function<void(const GateSampleFn&)>;
 GateFitResult fit_gates_over(const GateSamplePass& pass, int32_t n_layer, int32_t n_head, int32_t head_dim,
-                             GateKind kind, int32_t steps);
+                             GateKind kind, int32_t steps, double ridge = 0);
 
 // g* for weighted sums b = sum w ||d||^2, c = sum w <d, A_full - A_local> (d = A_mem -
 // A_local), clipped; kGateClip when b is 0 (nothing to fit: the gate stays shut).

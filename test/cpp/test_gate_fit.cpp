@@ -246,6 +246,19 @@ TEST(adaptive_fit_recovers_a_known_gate) {
         CHECK(rep.err_after < 1e-6 * rep.err_before);
         CHECK_NEAR(r.b[size_t(k)], syn.b[size_t(k)], 1e-2);
         for (int i = 0; i < 2 * syn.D; ++i) CHECK_NEAR(r.w[size_t(k) * 2 * syn.D + i], syn.w[size_t(k) * 2 * syn.D + i], 1e-2);
+    }    // A heavy ridge keeps the per-token part small: the fit stays near the scalar one, and
+    // never above it (the scalar start is the first accepted point).
+    const GateFitResult h = fit_gates_over([&](const GateSampleFn& fn) { syn.run(fn); }, syn.NL, syn.H, syn.D,
+                                           GateKind::Adaptive, 4, 1e4);
+    for (int k = 0; k < syn.NL * syn.H; ++k) {
+        double norm = 0, truth = 0;
+        for (int i = 0; i < 2 * syn.D; ++i) {
+            norm += double(h.w[size_t(k) * 2 * syn.D + i]) * h.w[size_t(k) * 2 * syn.D + i];
+            truth += syn.w[size_t(k) * 2 * syn.D + i] * syn.w[size_t(k) * 2 * syn.D + i];
+        }
+        CHECK(norm < 1e-2 * truth);
+        CHECK(h.report[size_t(k)].err_after <= s.report[size_t(k)].err_after * (1 + 1e-9));
+        CHECK(h.report[size_t(k)].err_after > 1e-3 * h.report[size_t(k)].err_before);
     }
 }
 
@@ -320,6 +333,8 @@ TEST(bad_calibration_is_refused_with_a_message) {
                  EI_ERR_INVALID_ARGUMENT, "no calibration sequences");
     expect_error([&] { fit_gates(route.plan, {t.data(), &ok_len, 1, nullptr}, GateKind(3), 0); },
                  EI_ERR_INVALID_ARGUMENT, "gate kind");
+    expect_error([&] { fit_gates(route.plan, {t.data(), &ok_len, 1, nullptr}, GateKind::Adaptive, 1, -1.0); },
+                 EI_ERR_INVALID_ARGUMENT, "ridge");
     Scenario off = small();
     off.memory = false;
     check::Harness full(tiny(), off);

@@ -58,9 +58,10 @@ public final class GateFit {
      * @param weights   null, or per sequence one weight per token (>= 0): how much the blend at
      *                  that position counts (e.g. answer positions of chat data)
      * @param steps     adaptive only: Gauss-Newton steps (one teacher run each)
+     * @param ridge     adaptive only: penalty (>= 0) on the per-token part of the gate's logit
      * @throws InvalidArgumentException for a sequence too short, bad weights, or memory off
      */
-    public static Result fit(Model model, Scenario scenario, Kind kind, int steps, List<int[]> sequences,
+    public static Result fit(Model model, Scenario scenario, Kind kind, int steps, double ridge, List<int[]> sequences,
             List<float[]> weights) {
         if (weights != null && weights.size() != sequences.size()) {
             throw new IllegalArgumentException("weights: " + weights.size() + " lists for " + sequences.size() + " sequences");
@@ -97,7 +98,7 @@ public final class GateFit {
                     scenario.kvType().ordinal(), scenario.backend());
             try {
                 int[] r = nb.planScenario(plan);
-                nb.fitGates(plan, kind == Kind.SCALAR ? 1 : 2, kind == Kind.SCALAR ? 0 : steps, tokens, w, lengths, gw,
+                nb.fitGates(plan, kind == Kind.SCALAR ? 1 : 2, kind == Kind.SCALAR ? 0 : steps, ridge, tokens, w, lengths, gw,
                         gb, report);
                 return new Session.Resolved(r[0], r[1], r[2], r[3] != 0, Scenario.MemoryRule.values()[r[4]],
                         Scenario.MemoryKeys.values()[r[5]], r[6], Scenario.KvType.values()[r[7]]);

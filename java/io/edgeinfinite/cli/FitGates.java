@@ -43,6 +43,8 @@ final class FitGates {
         GateFit.Kind kind = Main.choice(GateFit.Kind.class, a.opt("--gate", "scalar"), "--gate");
         int steps = a.intOpt("--steps", 3);
         if (steps < 0 || steps > 100) throw new Main.UsageException("--steps must be 0 to 100, got " + steps);
+        double ridge = a.floatOpt("--ridge", 0.1f);
+        if (!(ridge >= 0) || Double.isInfinite(ridge)) throw new Main.UsageException("--ridge must be a number >= 0");
         Scenario sc = Main.scenario(a);
         try (Model m = Model.load(in)) {
             Session.Resolved r;
@@ -66,7 +68,7 @@ final class FitGates {
                     r.memoryRule().name().toLowerCase(), r.memoryKeys().name().toLowerCase(), cal.sequences().size(),
                     cal.tokens(), cal.skipped() > 0 ? " (" + cal.skipped() + " conversations of at most S + W tokens skipped)" : "");
             long t0 = System.nanoTime();
-            GateFit.Result fit = GateFit.fit(m, sc, kind, steps, cal.sequences(), cal.weights());
+            GateFit.Result fit = GateFit.fit(m, sc, kind, steps, ridge, cal.sequences(), cal.weights());
             double seconds = (System.nanoTime() - t0) / 1e9;
             report(fit, out);
             out.printf("fit: %.1f s, %d calibration tokens in %d sequences, %d teacher run%s%n", seconds, cal.tokens(),

@@ -42,7 +42,8 @@ public final class Main {
               demo [--prompt-tokens N] [--shape S]    the main job: a 16K-token prompt, full attention vs EdgeInfinite
               gate-init -m IN --value B -o OUT [--gate scalar|adaptive] [--sink S --window W -L L --rule R]
                                                       copy a model with constant memory gates g = sigmoid(B)
-              fit-gates -m IN -f CALIB.txt|CALIB.jsonl -o OUT [--gate scalar|adaptive] [--steps 3] [scenario options]
+              fit-gates -m IN -f CALIB.txt|CALIB.jsonl -o OUT [--gate scalar|adaptive] [scenario options]
+                  [--steps 3 --ridge 0.1 (adaptive: Gauss-Newton steps, penalty on the per-token gate)]
                   [--length N (window, default: training context)] [--windows N]
                   [--chat-format F] [--answer-weight 1] [--prompt-weight 0]   (for .jsonl chat data)
                                                       fit the memory gates to full attention (layer-wise distillation)

@@ -162,6 +162,6 @@ public interface NativeBinding {
      * steps Gauss-Newton steps; tokens hold the sequences back to back (lengths), weights is
      * null or one per token. Fills gateW, gateB and report (4 doubles per layer and head).
      */
-    void fitGates(long plan, int gate, int steps, int[] tokens, float[] weights, long[] lengths, float[] gateW,
+    void fitGates(long plan, int gate, int steps, double ridge, int[] tokens, float[] weights, long[] lengths, float[] gateW,
             float[] gateB, double[] report);
 }

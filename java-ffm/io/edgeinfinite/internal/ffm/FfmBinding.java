@@ -129,7 +129,7 @@ public final class FfmBinding implements NativeBinding {
                 JAVA_INT);
         generateNext = fn("ei_generate_next", JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS);
         // gate fitting (ei fit-gates)
-        fitGates = fn("ei_fit_gates", JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS,
+        fitGates = fn("ei_fit_gates", JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_DOUBLE, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS,
                 ADDRESS, ADDRESS);
     }
 
@@ -683,7 +683,7 @@ public final class FfmBinding implements NativeBinding {
     // ---------------------------------------------------------------- gate fitting (ei fit-gates)
 
     @Override
-    public void fitGates(long plan, int gate, int steps, int[] tokens, float[] weights, long[] lengths, float[] gateW,
+    public void fitGates(long plan, int gate, int steps, double ridge, int[] tokens, float[] weights, long[] lengths, float[] gateW,
             float[] gateB, double[] report) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment t = a.allocateFrom(JAVA_INT, tokens);
@@ -691,7 +691,7 @@ public final class FfmBinding implements NativeBinding {
             MemorySegment n = a.allocateFrom(JAVA_LONG, lengths);
             MemorySegment gw = a.allocate(JAVA_FLOAT, gateW.length), gb = a.allocate(JAVA_FLOAT, gateB.length);
             MemorySegment r = a.allocate(JAVA_DOUBLE, report.length);
-            check(call(() -> (int) fitGates.invokeExact(ptr(plan), gate, steps, t, w, n, lengths.length, gw, gb, r)));
+            check(call(() -> (int) fitGates.invokeExact(ptr(plan), gate, steps, ridge, t, w, n, lengths.length, gw, gb, r)));
             MemorySegment.copy(gw, JAVA_FLOAT, 0, gateW, 0, gateW.length);
             MemorySegment.copy(gb, JAVA_FLOAT, 0, gateB, 0, gateB.length);
             MemorySegment.copy(r, JAVA_DOUBLE, 0, report, 0, report.length);

@@ -504,8 +504,8 @@ public final class JniBinding implements NativeBinding {
     // ---------------------------------------------------------------- gate fitting (ei fit-gates)
 
     @Override
-    public void fitGates(long plan, int gate, int steps, int[] tokens, float[] weights, long[] lengths, float[] gateW,
+    public void fitGates(long plan, int gate, int steps, double ridge, int[] tokens, float[] weights, long[] lengths, float[] gateW,
             float[] gateB, double[] report) {
-        check(CApi.ei_fit_gates(plan, gate, steps, tokens, weights, lengths, lengths.length, gateW, gateB, report));
+        check(CApi.ei_fit_gates(plan, gate, steps, ridge, tokens, weights, lengths, lengths.length, gateW, gateB, report));
     }
 }

@@ -198,7 +198,7 @@ public final class CApi {
 
     // ---------------------------------------------------------------- gate fitting (ei fit-gates)
 
-    public static native int ei_fit_gates(@Cast("const ei_plan*") long plan, int gate, int steps,
+    public static native int ei_fit_gates(@Cast("const ei_plan*") long plan, int gate, int steps, double ridge,
             @Cast("const int32_t*") int[] tokens, @Cast("const float*") float[] weights,
             @Cast("const int64_t*") long[] lengths, int nSeqs, float[] gateW, float[] gateB, double[] report);
 

@@ -133,9 +133,9 @@ class FitGatesTest {
                 for (int i = 0; i < x.length; i++) x[i] = x[i] > 0 ? 5f : 1f;
                 mixed.add(x);
             }
-            GateFit.Result uni = GateFit.fit(m, sc, GateFit.Kind.SCALAR, 0, cal.sequences(), null);
-            GateFit.Result ans = GateFit.fit(m, sc, GateFit.Kind.SCALAR, 0, cal.sequences(), cal.weights());
-            GateFit.Result mix = GateFit.fit(m, sc, GateFit.Kind.SCALAR, 0, cal.sequences(), mixed);
+            GateFit.Result uni = GateFit.fit(m, sc, GateFit.Kind.SCALAR, 0, 0, cal.sequences(), null);
+            GateFit.Result ans = GateFit.fit(m, sc, GateFit.Kind.SCALAR, 0, 0, cal.sequences(), cal.weights());
+            GateFit.Result mix = GateFit.fit(m, sc, GateFit.Kind.SCALAR, 0, 0, cal.sequences(), mixed);
             int moved = 0;
             for (int l = 0; l < uni.layers(); l++) {
                 for (int h = 0; h < uni.heads(); h++) {
