@@ -7,23 +7,24 @@ import java.util.Arrays;
 
 /**
  * A rough quality check of fitted memory gates (the official table comes from `ei eval`):
- * over windows of 1,024 tokens of a held-out text (BOS first, as `ei perplexity` cuts them),
+ * over windows of 1,024 tokens of a text (BOS first, as `ei perplexity` cuts them; the first
+ * SKIP windows are left out, e.g. those the gates were fitted on),
  * the perplexity of late positions 512-1022 and of a repeated span (tokens 100-227 of the
  * window copied over 700-827, 600 tokens later, scored from 701 on: predictable only by
  * looking back past the window), for each configuration given.
  *
  * <p>Run from the project root after `./ei build`:
  * <pre>java --enable-native-access=ALL-UNNAMED -cp target/edgeinfinite-0.1.0.jar \
- *     examples/gate-quality/GateQuality.java TEXT WINDOWS SINK WINDOW L label=MODEL[,full][,rule=delta][,keys=rope] ...</pre>
+ *     examples/gate-quality/GateQuality.java TEXT SKIP WINDOWS SINK WINDOW L label=MODEL[,full][,rule=delta][,keys=rope] ...</pre>
  */
 public class GateQuality {
     static final int N = 1024, SPAN = 128, FROM = 100, TO = 700;
 
     public static void main(String[] args) throws Exception {
         String text = Files.readString(Path.of(args[0]));
-        int windows = Integer.parseInt(args[1]), sink = Integer.parseInt(args[2]), window = Integer.parseInt(args[3]),
-                seg = Integer.parseInt(args[4]);
-        for (int i = 5; i < args.length; i++) {
+        int skip = Integer.parseInt(args[1]), windows = Integer.parseInt(args[2]), sink = Integer.parseInt(args[3]),
+                window = Integer.parseInt(args[4]), seg = Integer.parseInt(args[5]);
+        for (int i = 6; i < args.length; i++) {
             String label = args[i].substring(0, args[i].indexOf('='));
             String[] parts = args[i].substring(label.length() + 1).split(",");
             Scenario.Builder b = Scenario.builder().sink(sink).window(window).segmentLength(seg).memory(true);
@@ -38,11 +39,12 @@ public class GateQuality {
             long t0 = System.nanoTime();
             try (Model m = Model.load(Path.of(parts[0])); Session s = m.newSession(sc)) {
                 int[] all = m.tokenize(text, false, false);
-                int count = Math.min(windows, all.length / N);
+                int count = Math.min(windows, all.length / N - skip);
+                if (count <= 0) throw new IllegalArgumentException("the text has no window after the first " + skip);
                 double late = 0, rep = 0;
                 int nLate = 0, nRep = 0;
                 for (int c = 0; c < count; c++) {
-                    int[] w = Arrays.copyOfRange(all, c * N, (c + 1) * N);
+                    int[] w = Arrays.copyOfRange(all, (skip + c) * N, (skip + c + 1) * N);
                     if (m.addsBos()) w[0] = m.bosToken();
                     s.reset();
                     float[] l = s.logits(w);
