@@ -55,10 +55,10 @@ public final class GateFit {
      * Fits the gates.
      *
      * @param sequences calibration token sequences, each longer than the scenario's S + W
-     * @param weights   null, or per sequence one weight per token (>= 0): how much the blend at
+     * @param weights   null, or per sequence one weight per token, at least 0: how much the blend at
      *                  that position counts (e.g. answer positions of chat data)
      * @param steps     adaptive only: Gauss-Newton steps (one teacher run each)
-     * @param ridge     adaptive only: penalty (>= 0) on the per-token part of the gate's logit
+     * @param ridge     adaptive only: penalty, at least 0, on the per-token part of the gate's logit
      * @throws InvalidArgumentException for a sequence too short, bad weights, or memory off
      */
     public static Result fit(Model model, Scenario scenario, Kind kind, int steps, double ridge, List<int[]> sequences,
