@@ -133,7 +133,8 @@ class PerplexityTest {
             chunks = m.tokenize(t.substring(0, t.length() - 1), true, false).length / ctx;
         }
         // Its "[chunk]ppl" after the last chunk is the final figure. Its logger's thread
-        // sometimes loses the last lines when the process exits (1 run in 4 here): run it again then (5 tries).
+        // sometimes loses the last lines when the process exits (1 run in 4 here): run it
+        // again then (5 tries).
         Pattern last = Pattern.compile("\\[" + chunks + "\\]([0-9.]+),");
         String out = "";
         Matcher m = null;
