@@ -9,6 +9,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -27,6 +28,10 @@ import java.util.Map;
  * after the sink, comes back {@code --repeat-distance} tokens after it began (600, or more
  * when the window would still hold the span); the repeat's tokens after its first are
  * scored. Only a look back past the window can predict them.
+ *
+ * <p>{@code --skip-windows N} leaves out the first N windows of the longest length (N times
+ * that many tokens of the token list) before anything is cut, for every length and for the
+ * repeat samples: text a gate fit has seen ({@code ei fit-gates --windows N}) is not scored.
  */
 final class EvalPerplexity {
     private EvalPerplexity() {}
@@ -36,7 +41,7 @@ final class EvalPerplexity {
             TokenScores.Nll repeat) {}
 
     record Report(String model, String text, Session.Resolved route, int scoreFrom, int span, int distance,
-            int repeatSamples, Map<Integer, Integer> windows, List<Series> series) {}
+            int repeatSamples, Map<Integer, Integer> windows, List<Series> series, int skippedTokens) {}
 
     static void run(Main.Args a, PrintStream out, PrintStream err) throws IOException {
         Map<String, Path> models = Eval.models(a);
@@ -49,11 +54,12 @@ final class EvalPerplexity {
         int span = a.intOpt("--span", 128);
         int repeats = a.intOpt("--repeats", 16);
         Integer scoreFrom = a.flag("--score-from") ? a.intOpt("--score-from", 0) : null;
-        if (maxWindows < 1 || span < 2 || repeats < 0) {
-            throw new Main.UsageException("--windows must be >= 1, --span >= 2, --repeats >= 0");
+        int skipWindows = a.intOpt("--skip-windows", 0);
+        if (maxWindows < 1 || span < 2 || repeats < 0 || skipWindows < 0) {
+            throw new Main.UsageException("--windows must be >= 1, --span >= 2, --repeats >= 0, --skip-windows >= 0");
         }
         Report r = measure(configs, base, text, textFile.toString(), lengths, maxWindows, scoreFrom, span,
-                a.flag("--repeat-distance") ? a.intOpt("--repeat-distance", 0) : -1, repeats,
+                a.flag("--repeat-distance") ? a.intOpt("--repeat-distance", 0) : -1, repeats, skipWindows,
                 (cfg, what) -> err.printf("  %-12s %s%n", cfg, what));
         out.print(table(r));
         if (a.flag("--json")) {
@@ -72,6 +78,14 @@ final class EvalPerplexity {
 
     static Report measure(List<Eval.Config> configs, Scenario base, String text, String textName, List<Integer> lengths,
             int maxWindows, Integer scoreFrom, int span, int distanceOpt, int repeats, Progress progress) {
+        return measure(configs, base, text, textName, lengths, maxWindows, scoreFrom, span, distanceOpt, repeats, 0,
+                progress);
+    }
+
+    /** As above, the first skipWindows windows of the longest length left out. */
+    static Report measure(List<Eval.Config> configs, Scenario base, String text, String textName, List<Integer> lengths,
+            int maxWindows, Integer scoreFrom, int span, int distanceOpt, int repeats, int skipWindows,
+            Progress progress) {
         Path first = configs.get(0).model();
         Session.Resolved route = Eval.resolve(first, base.toBuilder().memory(true).build());
         int from = scoreFrom != null ? scoreFrom : route.sink() + route.window();
@@ -80,6 +94,14 @@ final class EvalPerplexity {
         try (Model m = Model.load(first)) {
             all = Perplexity.tokens(m, text);  // as ei perplexity chunks it: BOS in front
             bos = m.addsBos() ? m.bosToken() : -1;
+        }
+        long skip = (long) skipWindows * lengths.stream().mapToInt(Integer::intValue).max().orElse(0);
+        if (skip > 0) {
+            if (skip >= all.length) {
+                throw new IllegalArgumentException("--skip-windows " + skipWindows + " leaves out " + skip
+                        + " tokens, but the text has " + all.length);
+            }
+            all = Arrays.copyOfRange(all, (int) skip, all.length);  // its first token becomes BOS as every window's
         }
         Map<Integer, Integer> windows = new LinkedHashMap<>();
         for (int n : lengths) {
@@ -128,7 +150,8 @@ final class EvalPerplexity {
                 series.add(new Series(c.name(), c.kind().name().toLowerCase(), c.model().toString(), byLength, rep));
             }
         }
-        return new Report(first.toString(), textName, route, from, span, distance, repeatSamples, windows, series);
+        return new Report(first.toString(), textName, route, from, span, distance, repeatSamples, windows, series,
+                (int) skip);
     }
 
     /**
@@ -148,6 +171,7 @@ final class EvalPerplexity {
         b.append(String.format(Locale.ROOT, "late-position perplexity (positions >= %d; route S %d, W %d, L %d, %s)%n",
                 r.scoreFrom(), r.route().sink(), r.route().window(), r.route().segmentLength(),
                 r.route().memoryRule().name().toLowerCase()));
+        if (r.skippedTokens() > 0) b.append(String.format("(the text's first %d tokens left out)%n", r.skippedTokens()));
         b.append(String.format("%-16s", "config"));
         for (int n : r.windows().keySet()) b.append(String.format("%14s", n + " (x" + r.windows().get(n) + ")"));
         if (r.repeatSamples() > 0) b.append(String.format("%18s", "repeated span"));
@@ -172,6 +196,7 @@ final class EvalPerplexity {
         b.append("  \"text\": ").append(Eval.str(r.text())).append(",\n");
         b.append("  \"route\": ").append(Eval.scenarioJson(r.route())).append(",\n");
         b.append("  \"score_from\": ").append(r.scoreFrom()).append(",\n");
+        b.append("  \"skipped_tokens\": ").append(r.skippedTokens()).append(",\n");
         b.append("  \"windows\": {");
         String sep = "";
         for (var e : r.windows().entrySet()) {

@@ -53,7 +53,7 @@ public final class Main {
                   --pure (every matrix TYPE)  --keep-output  --type-override PATTERN=T (regex; repeatable)
                   --token-embedding-type T  --output-type T  --imatrix FILE  --threads N  --allow-requantize
               eval perplexity -m MODEL -f TEXT [--lengths 1024,2048] [--windows 16] [--score-from P]
-                  [--span 128] [--repeat-distance D] [--repeats 16]
+                  [--span 128] [--repeat-distance D] [--repeats 16] [--skip-windows N]
                                                       late-position and repeated-span perplexity
               eval passkey -m MODEL [--lengths 1024,2048] [--depths 0,0.25,0.5,0.75,1] [--trials 4]
                   [--filler FILE] [--seed S]          pass-key retrieval accuracy by length and depth

@@ -120,6 +120,39 @@ class EvalTest {
         assertEquals(g0, base.series().get(0).byLength().get(384).perplexity());
     }
 
+    /**
+     * --skip-windows N: the windows are those after the first N of the longest length, so
+     * with one length, windows 0-2 unskipped = window 0 unskipped + windows 0-1 with one
+     * skipped (sums of the scored log-probabilities); the repeats start after the skip too,
+     * and a skip past the text's end is refused.
+     */
+    @Test
+    void skipWindowsLeavesOutTheFirstWindows() throws Exception {
+        String t = Files.readString(text, StandardCharsets.UTF_8);
+        List<Eval.Config> g0 = List.of(new Eval.Config("g0", EVAL_MODEL, Eval.Config.Kind.G0));
+        int n = 256;
+        TokenScores.Nll all3 = EvalPerplexity.measure(g0, ROUTE, t, "text", List.of(n), 3, null, 32, 200, 0, 0,
+                (c, w) -> {}).series().get(0).byLength().get(n);
+        TokenScores.Nll first = EvalPerplexity.measure(g0, ROUTE, t, "text", List.of(n), 1, null, 32, 200, 0, 0,
+                (c, w) -> {}).series().get(0).byLength().get(n);
+        EvalPerplexity.Report skipped = EvalPerplexity.measure(g0, ROUTE, t, "text", List.of(n), 2, null, 32, 200, 1, 1,
+                (c, w) -> {});
+        TokenScores.Nll rest = skipped.series().get(0).byLength().get(n);
+        assertEquals(n, skipped.skippedTokens());
+        assertEquals(all3.count(), first.count() + rest.count());
+        assertEquals(all3.sum(), first.sum() + rest.sum(), Math.abs(all3.sum()) * 1e-12);
+        assertNotEquals(first.perplexity(), rest.perplexity(), "the skip moved the windows");
+        double unskippedRepeat = EvalPerplexity.measure(g0, ROUTE, t, "text", List.of(n), 1, null, 32, 200, 1, 0,
+                (c, w) -> {}).series().get(0).repeat().perplexity();
+        assertNotEquals(unskippedRepeat, skipped.series().get(0).repeat().perplexity(), "the repeat sample moved too");
+        assertThrows(IllegalArgumentException.class, () -> EvalPerplexity.measure(g0, ROUTE, t, "text", List.of(n), 1,
+                null, 32, 200, 0, 1000, (c, w) -> {}));
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        assertEquals(2, Main.run(new String[] {"eval", "perplexity", "-m", EVAL_MODEL.toString(), "-f", text.toString(),
+            "--skip-windows", "-1"}, quiet(), new PrintStream(err, true, StandardCharsets.UTF_8)));
+        assertTrue(err.toString(StandardCharsets.UTF_8).contains("--skip-windows >= 0"), err.toString(StandardCharsets.UTF_8));
+    }
+
     /** The repeat is the span again, distance tokens after it began. */
     @Test
     void repeatedSpanSequence() {
