@@ -2,6 +2,7 @@
 // scalar closed form is the minimum a brute-force search finds, the fit recovers gates
 // that are known by construction (scalar and adaptive), weights move the fit towards the
 // weighted positions, and bad calibration input is refused with a message.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -152,11 +153,18 @@ TEST(scalar_closed_form_matches_brute_force) {
     int interior = 0;
     for (const auto& [key, v] : c.by_head) {
         const int64_t k = int64_t(key.first) * r.n_head + key.second;
+        // The best of the grid g = i / 10000: the error is convex in g, so a pass at 0.01 steps
+        // and one at 1e-4 steps within 0.01 of its best find the same point as all 10,001
+        // (50 times fewer evaluations: this test also runs under qemu).
         double best_g = 0, best_e = INFINITY;
-        for (int i = 0; i <= 10000; ++i) {
-            const double g = i / 10000.0;
-            const double e = blend_error(v, g);
-            if (e < best_e) best_e = e, best_g = g;
+        for (int i = 0; i <= 10000; i += 100) {
+            const double e = blend_error(v, i / 10000.0);
+            if (e < best_e) best_e = e, best_g = i / 10000.0;
+        }
+        const int centre = static_cast<int>(std::lround(best_g * 10000));
+        for (int i = std::max(0, centre - 100); i <= std::min(10000, centre + 100); ++i) {
+            const double e = blend_error(v, i / 10000.0);
+            if (e < best_e) best_e = e, best_g = i / 10000.0;
         }
         const double g = sigmoid(r.w[size_t(k)]);
         const double tol = 1e-4 + 2 * kGateClip;
