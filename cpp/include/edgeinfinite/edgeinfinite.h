@@ -126,7 +126,7 @@ typedef struct ei_scenario {
     int32_t memory_rope; /* 0: memory keys before RoPE (default), 1: after */
     int32_t n_threads;   /* 0: one per core */
     int32_t kv_type;     /* 0: f16, 1: f32 */
-    const char* backend; /* NULL or "cpu" */
+    const char* backend; /* NULL or "cpu"; "opencl" where built (EI_ERR_UNSUPPORTED with the reason when no OpenCL device loads) */
 } ei_scenario;
 
 EI_API ei_status ei_model_load(const char* path, ei_model** out);

@@ -1,0 +1,453 @@
+// EdgeInfinite OpenCL kernels: portable OpenCL C 1.2, no cl_khr_fp16, no subgroups. Half
+// values are only stored and loaded (vload_half / vstore_half_rte, core in 1.2) or handled
+// as bits; all arithmetic is f32. Pool tensors are addressed as (pool, byte offset), the way
+// the graph names them; weights are one buffer per tensor in their GGUF block layout.
+//
+// Work-group sizes: every kernel that reduces uses its local size LS (a power of two, set
+// by the host) and a local scratch of LS floats per reduced value.
+
+// ---- numbers ---------------------------------------------------------------------------
+
+// IEEE half bits -> float, exact for every value (as the CPU backend's fp16_to_fp32).
+inline float h2f(uint h) {
+    uint sign = (h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    if (e == 0) return as_float(sign | as_uint((float)m * 5.9604644775390625e-8f));
+    if (e == 31) return as_float(sign | 0x7f800000u | (m << 13) | (m ? 0x400000u : 0u));
+    return as_float(sign | ((e + 112u) << 23) | (m << 13));
+}
+
+// float -> half bits, round to nearest even (as the CPU backend's fp32_to_fp16).
+inline uint f2h(float f) {
+    uint u = as_uint(f), sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) return sign | 0x7e00u | ((a >> 13) & 0x3ffu);
+    if (a >= 0x477ff000u) return sign | 0x7c00u;
+    if (a < 0x38800000u) return sign | (as_uint(as_float(a) + 0.5f) - 0x3f000000u);
+    return sign | ((a - 0x38000000u + 0xfffu + ((a >> 13) & 1u)) >> 13);
+}
+
+// x rounded to the nearest half, as f32: what an f16 KV cache makes the CPU round to.
+inline float round_h(float x) { return h2f(f2h(x)); }
+
+inline uint rd16(global const uchar* p) { return (uint)p[0] | ((uint)p[1] << 8); }
+
+inline float sigma(float x) { return x > 0.0f ? x + 1.0f : exp(x); }
+
+// Work-group reductions over LS items (all items call; red holds LS floats).
+inline float wg_sum(local float* red, float v) {
+    const int lid = get_local_id(0), ls = get_local_size(0);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    red[lid] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = ls / 2; s > 0; s >>= 1) {
+        if (lid < s) red[lid] += red[lid + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    return red[0];
+}
+
+inline float wg_max(local float* red, float v) {
+    const int lid = get_local_id(0), ls = get_local_size(0);
+    barrier(CLK_LOCAL_MEM_FENCE);
+    red[lid] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = ls / 2; s > 0; s >>= 1) {
+        if (lid < s) red[lid] = fmax(red[lid], red[lid + s]);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    return red[0];
+}
+
+// ---- weight rows: 32 elements at a time ------------------------------------------------
+// chunk_T(row, c, K, w): elements [32c, 32c + 32) of a row of K elements, dequantized as the
+// CPU backend's to_float does (float types: past K reads as 0).
+
+inline void chunk_f32(global const uchar* row, int c, int K, float* w) {
+    global const float* x = (global const float*)row;
+    for (int j = 0; j < 32; ++j) w[j] = 32 * c + j < K ? x[32 * c + j] : 0.0f;
+}
+
+inline void chunk_f16(global const uchar* row, int c, int K, float* w) {
+    global const half* x = (global const half*)row;
+    for (int j = 0; j < 32; ++j) w[j] = 32 * c + j < K ? vload_half(32 * c + j, x) : 0.0f;
+}
+
+inline void chunk_bf16(global const uchar* row, int c, int K, float* w) {
+    global const ushort* x = (global const ushort*)row;
+    for (int j = 0; j < 32; ++j) w[j] = 32 * c + j < K ? as_float((uint)x[32 * c + j] << 16) : 0.0f;
+}
+
+inline void chunk_q8_0(global const uchar* row, int c, int K, float* w) {
+    global const uchar* b = row + 34 * c;
+    const float d = h2f(rd16(b));
+    for (int j = 0; j < 32; ++j) w[j] = (float)((char)b[2 + j]) * d;
+}
+
+inline void chunk_q4_0(global const uchar* row, int c, int K, float* w) {
+    global const uchar* b = row + 18 * c;
+    const float d = h2f(rd16(b));
+    for (int j = 0; j < 16; ++j) {
+        w[j] = (float)((int)(b[2 + j] & 15) - 8) * d;
+        w[j + 16] = (float)((int)(b[2 + j] >> 4) - 8) * d;
+    }
+}
+
+inline void chunk_q5_0(global const uchar* row, int c, int K, float* w) {
+    global const uchar* b = row + 22 * c;
+    const float d = h2f(rd16(b));
+    const uint qh = (uint)b[2] | ((uint)b[3] << 8) | ((uint)b[4] << 16) | ((uint)b[5] << 24);
+    for (int j = 0; j < 32; ++j) {
+        const int lo = j < 16 ? (b[6 + j] & 15) : (b[6 + j - 16] >> 4);
+        w[j] = (float)((lo | (int)(((qh >> j) & 1u) << 4)) - 16) * d;
+    }
+}
+
+// Q4_K: 256-element super-blocks of 144 bytes (d, dmin, 12 bytes of 6-bit scales and mins,
+// 128 bytes of nibbles); 32-element sub-block s uses nibble (s & 1) of bytes 32*(s/2)...
+inline void chunk_q4_k(global const uchar* row, int c, int K, float* w) {
+    global const uchar* b = row + 144 * (c / 8);
+    const int s = c % 8;
+    global const uchar* sc = b + 4;
+    uint scale, mn;
+    if (s < 4) {
+        scale = sc[s] & 63;
+        mn = sc[s + 4] & 63;
+    } else {
+        scale = (sc[s + 4] & 15) | ((sc[s - 4] >> 6) << 4);
+        mn = (sc[s + 4] >> 4) | ((sc[s] >> 6) << 4);
+    }
+    const float d = h2f(rd16(b)) * (float)scale, m = h2f(rd16(b + 2)) * (float)mn;
+    global const uchar* q = b + 16 + 32 * (s / 2);
+    const int shift = 4 * (s & 1);
+    for (int l = 0; l < 32; ++l) w[l] = d * (float)((q[l] >> shift) & 15) - m;
+}
+
+// Q6_K: super-blocks of 210 bytes (128 ql, 64 qh, 16 int8 scales, d); sub-block s lies in
+// half s/4, quarter s%4, as the CPU backend's q6k_decode lays it out.
+inline void chunk_q6_k(global const uchar* row, int c, int K, float* w) {
+    global const uchar* b = row + 210 * (c / 8);
+    const int s = c % 8, h = s / 4, k = s % 4;
+    global const uchar* ql = b + 64 * h + 32 * (k & 1);
+    global const uchar* qh = b + 128 + 32 * h;
+    const float d = h2f(rd16(b + 208));
+    for (int l = 0; l < 32; ++l) {
+        const int lo = k < 2 ? (ql[l] & 15) : (ql[l] >> 4);
+        const int q = (lo | (((qh[l] >> (2 * k)) & 3) << 4)) - 32;
+        const float dsc = d * (float)((char)b[192 + 2 * s + (l >= 16)]);
+        w[l] = dsc * (float)q;
+    }
+}
+
+// ---- GetRows and MatMul, one pair per weight type --------------------------------------
+
+#define TOKEN_TILE 8
+
+// dst[t] = dequant(W[ids[t]]): one item per (32-element chunk, token).
+#define GET_ROWS(T)                                                                                      \
+    kernel void get_rows_##T(global const uchar* W, ulong w_row_bytes, int K, int n_rows,                \
+                             global uchar* pool, ulong ids_off, ulong dst_off, ulong dst_stride) {       \
+        const int c = get_global_id(0), t = get_global_id(1);                                           \
+        if (32 * c >= K) return;                                                                         \
+        int id = ((global const int*)(pool + ids_off))[t];                                               \
+        id = clamp(id, 0, n_rows - 1); /* the session checks ids; a device never reads past W */        \
+        float w[32];                                                                                     \
+        chunk_##T(W + (ulong)id * w_row_bytes, c, K, w);                                                 \
+        global float* y = (global float*)(pool + dst_off + (ulong)t * dst_stride) + 32 * c;              \
+        for (int j = 0; j < 32 && 32 * c + j < K; ++j) y[j] = w[j];                                      \
+    }
+
+// y[t][r] (+)= W[r] . x[t] (+ bias[r]) for a tile of up to TOKEN_TILE tokens: a work-group
+// per (weight row, token tile); its items share the row's chunks, each chunk dequantized
+// once and dotted with every token of the tile, then the partial sums are reduced.
+#define MAT_MUL(T)                                                                                       \
+    kernel void mat_mul_##T(global const uchar* W, ulong w_row_bytes, int K, global const uchar* xbuf,   \
+                            ulong x_off, ulong x_stride, int n_tok, global uchar* ybuf, ulong y_off,    \
+                            ulong y_stride, global const float* bias, int has_bias, int accumulate,      \
+                            local float* red) {                                                          \
+        const int r = get_group_id(0), lid = get_local_id(0), ls = get_local_size(0);                   \
+        const int t0 = get_group_id(1) * TOKEN_TILE, nt = min(TOKEN_TILE, n_tok - t0);                  \
+        float acc[TOKEN_TILE];                                                                           \
+        for (int t = 0; t < TOKEN_TILE; ++t) acc[t] = 0.0f;                                              \
+        global const uchar* row = W + (ulong)r * w_row_bytes;                                            \
+        const int chunks = (K + 31) / 32;                                                                \
+        for (int c = lid; c < chunks; c += ls) {                                                         \
+            float w[32];                                                                                 \
+            chunk_##T(row, c, K, w);                                                                     \
+            const int n = min(32, K - 32 * c);                                                           \
+            for (int t = 0; t < nt; ++t) {                                                               \
+                global const float* x = (global const float*)(xbuf + x_off + (ulong)(t0 + t) * x_stride) \
+                                        + 32 * c;                                                        \
+                float s = 0.0f;                                                                          \
+                for (int j = 0; j < n; ++j) s = fma(w[j], x[j], s);                                      \
+                acc[t] += s;                                                                             \
+            }                                                                                            \
+        }                                                                                                \
+        for (int t = 0; t < nt; ++t) red[t * ls + lid] = acc[t];                                         \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                                    \
+        for (int s = ls / 2; s > 0; s >>= 1) {                                                           \
+            if (lid < s) {                                                                               \
+                for (int t = 0; t < nt; ++t) red[t * ls + lid] += red[t * ls + lid + s];                 \
+            }                                                                                            \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                                \
+        }                                                                                                \
+        if (lid < nt) {                                                                                  \
+            float v = red[lid * ls];                                                                     \
+            if (has_bias) v += bias[r];                                                                  \
+            global float* y = (global float*)(ybuf + y_off + (ulong)(t0 + lid) * y_stride) + r;          \
+            *y = accumulate ? *y + v : v;                                                                \
+        }                                                                                                \
+    }
+
+GET_ROWS(f32) GET_ROWS(f16) GET_ROWS(bf16) GET_ROWS(q8_0) GET_ROWS(q4_0) GET_ROWS(q5_0) GET_ROWS(q4_k)
+GET_ROWS(q6_k)
+MAT_MUL(f32) MAT_MUL(f16) MAT_MUL(bf16) MAT_MUL(q8_0) MAT_MUL(q4_0) MAT_MUL(q5_0) MAT_MUL(q4_k) MAT_MUL(q6_k)
+
+// ---- row-wise ops ----------------------------------------------------------------------
+
+// y[t] = x[t] / rms(x[t]) * w: a work-group per token.
+kernel void rms_norm(global uchar* pool, ulong x_off, ulong x_stride, ulong y_off, ulong y_stride, int n,
+                     global const float* w, float eps, local float* red) {
+    const int t = get_group_id(0), lid = get_local_id(0), ls = get_local_size(0);
+    global const float* x = (global const float*)(pool + x_off + (ulong)t * x_stride);
+    global float* y = (global float*)(pool + y_off + (ulong)t * y_stride);
+    float s = 0.0f;
+    for (int i = lid; i < n; i += ls) s = fma(x[i], x[i], s);
+    s = wg_sum(red, s);
+    const float scale = 1.0f / sqrt(s / (float)n + eps);
+    for (int i = lid; i < n; i += ls) y[i] = x[i] * scale * w[i];
+}
+
+// Rotates one head in place in private registers' worth of pairs: pair i of a head at
+// `pos`, theta_i = pos * theta_scale^i built by repeated multiplication as the CPU does.
+inline void rope_head(global const float* x, global float* y, int head_dim, int n_rot, long pos, float theta_scale,
+                      int halves) {
+    const int half_rot = n_rot / 2;
+    if (x != y) {
+        for (int i = n_rot; i < head_dim; ++i) y[i] = x[i];
+    }
+    float theta = (float)pos;
+    for (int i = 0; i < half_rot; ++i) {
+        const int a = halves ? i : 2 * i, b = halves ? i + half_rot : 2 * i + 1;
+        const float cs = cos(theta), sn = sin(theta);
+        const float x0 = x[a], x1 = x[b];
+        y[a] = fma(x0, cs, -(x1 * sn));
+        y[b] = fma(x0, sn, x1 * cs);
+        theta *= theta_scale;
+    }
+}
+
+// One item per (head, token).
+kernel void rope(global uchar* pool, ulong x_off, ulong x_stride, ulong y_off, ulong y_stride, int head_dim,
+                 int n_rot, long pos0, float theta_scale, int halves) {
+    const int h = get_global_id(0), t = get_global_id(1);
+    global const float* x = (global const float*)(pool + x_off + (ulong)t * x_stride) + h * head_dim;
+    global float* y = (global float*)(pool + y_off + (ulong)t * y_stride) + h * head_dim;
+    rope_head(x, y, head_dim, n_rot, pos0 + t, theta_scale, halves);
+}
+
+inline long kv_slot(long pos, long n_sink, long ring) { return pos < n_sink ? pos : n_sink + (pos - n_sink) % ring; }
+
+// Writes the new K and V rows into their cache slots: one item per (element, token).
+kernel void kv_store(global uchar* pool, ulong k_off, ulong v_off, ulong src_stride, ulong kc_off, ulong vc_off,
+                     ulong cache_stride, int f16, long pos0, int n_sink, int ring) {
+    const int i = get_global_id(0), t = get_global_id(1);
+    const long slot = kv_slot(pos0 + t, n_sink, ring);
+    const float k = ((global const float*)(pool + k_off + (ulong)t * src_stride))[i];
+    const float v = ((global const float*)(pool + v_off + (ulong)t * src_stride))[i];
+    global uchar* kr = pool + kc_off + (ulong)slot * cache_stride;
+    global uchar* vr = pool + vc_off + (ulong)slot * cache_stride;
+    if (f16) {
+        vstore_half_rte(k, i, (global half*)kr);
+        vstore_half_rte(v, i, (global half*)vr);
+    } else {
+        ((global float*)kr)[i] = k;
+        ((global float*)vr)[i] = v;
+    }
+}
+
+// gate[t][i] = silu(gate[t][i]) * up[t][i]: one item per (element, token).
+kernel void swiglu(global uchar* pool, ulong g_off, ulong g_stride, ulong u_off, ulong u_stride) {
+    const int i = get_global_id(0), t = get_global_id(1);
+    global float* g = (global float*)(pool + g_off + (ulong)t * g_stride);
+    const float u = ((global const float*)(pool + u_off + (ulong)t * u_stride))[i];
+    const float x = g[i];
+    g[i] = x / (1.0f + exp(-x)) * u;
+}
+
+// ---- segment attention -----------------------------------------------------------------
+
+inline float cache_at(global const uchar* row, int f16, int c) {
+    return f16 ? vload_half(c, (global const half*)row) : ((global const float*)row)[c];
+}
+
+// The cached rows query position qp sees, in position order: the sink rows up to qp, then
+// the ring from ring_start (its oldest position) up to qp. List index j -> cache slot.
+inline long list_slot(long j, long sink_rows, long first, int n_sink, int ring) {
+    return j < sink_rows ? j : n_sink + (first - n_sink + (j - sink_rows)) % ring;
+}
+
+// out[t][h] = segment attention of query (t, h) (graph.h): a work-group per (head, token).
+// scores: the group's own row of list_max floats. Memory retrieval and gate when use_memory.
+// sink_shift > 0: the sink keys are scored with the pre-RoPE query rotated for qp - shift.
+kernel void segment_attention(global uchar* pool, ulong o_off, ulong o_stride, ulong q_off, ulong q_stride,
+                              ulong qn_off, ulong qn_stride,
+                              ulong kc_off, ulong vc_off, ulong cache_stride, int f16, int D, int H, int group,
+                              int n_sink, int ring, long ring_start, long pos0, float scale, global float* scores,
+                              int list_max, int use_memory, ulong m_off, ulong z_off, int gate,
+                              global const float* gate_w, global const float* gate_b, int has_gate_b,
+                              int memory_rope, long sink_shift, int n_rot, float theta_scale, int halves,
+                              local float* red, local float* lq, local float* lqs, local float* lo,
+                              local float* lm) {
+    const int h = get_group_id(0), t = get_group_id(1), lid = get_local_id(0), ls = get_local_size(0);
+    const int hk = h / group;
+    const long qp = pos0 + t;
+    global const float* q = (global const float*)(pool + q_off + (ulong)t * q_stride) + h * D;
+    global const float* qn = (global const float*)(pool + qn_off + (ulong)t * qn_stride) + h * D;
+    global const uchar* kc = pool + kc_off + (ulong)hk * D * (f16 ? 2 : 4);
+    global const uchar* vc = pool + vc_off + (ulong)hk * D * (f16 ? 2 : 4);
+    const long sink_rows = min((long)n_sink, qp + 1);
+    const long visible = qp < n_sink ? qp + 1 : n_sink + max(0L, qp - ring_start + 1);
+    const long first = kv_slot(ring_start, n_sink, ring);
+    const int sink_query = sink_shift > 0 && sink_rows > 0;
+    // With an f16 cache the CPU rounds q and the attention weights to f16 before their dots.
+    for (int c = lid; c < D; c += ls) lq[c] = f16 ? round_h(q[c]) : q[c];
+    if (sink_query && lid == 0) {
+        // One item rotates the head (in local memory) for the sinks' shifted position.
+        float theta = (float)(qp - sink_shift);
+        for (int c = n_rot; c < D; ++c) lqs[c] = qn[c];
+        for (int i = 0; i < n_rot / 2; ++i) {
+            const int a = halves ? i : 2 * i, b = halves ? i + n_rot / 2 : 2 * i + 1;
+            const float cs = cos(theta), sn = sin(theta), x0 = qn[a], x1 = qn[b];
+            lqs[a] = fma(x0, cs, -(x1 * sn));
+            lqs[b] = fma(x0, sn, x1 * cs);
+            theta *= theta_scale;
+        }
+        if (f16) {
+            for (int c = 0; c < D; ++c) lqs[c] = round_h(lqs[c]);
+        }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    global float* sc = scores + ((ulong)t * H + h) * list_max;
+    float mx = -INFINITY;
+    for (long j = lid; j < visible; j += ls) {
+        global const uchar* kr = kc + (ulong)list_slot(j, sink_rows, first, n_sink, ring) * cache_stride;
+        local const float* qq = sink_query && j < sink_rows ? lqs : lq;
+        float s = 0.0f;
+        for (int c = 0; c < D; ++c) s = fma(qq[c], cache_at(kr, f16, c), s);
+        s *= scale;
+        sc[j] = s;
+        mx = fmax(mx, s);
+    }
+    mx = wg_max(red, mx);
+    float sum = 0.0f;
+    for (long j = lid; j < visible; j += ls) {
+        const float e = exp(sc[j] - mx);
+        sc[j] = e;
+        sum += e;
+    }
+    sum = wg_sum(red, sum);  // its barrier also publishes sc to the whole group
+    barrier(CLK_GLOBAL_MEM_FENCE);
+    const float inv = 1.0f / sum;
+    for (int c = lid; c < D; c += ls) {
+        float acc = 0.0f;
+        for (long j = 0; j < visible; ++j) {
+            float p = sc[j] * inv;
+            if (f16) p = round_h(p);
+            acc = fma(p, cache_at(vc + (ulong)list_slot(j, sink_rows, first, n_sink, ring) * cache_stride, f16, c), acc);
+        }
+        lo[c] = acc;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (use_memory) {
+        // A_mem = sigma(q) M / (sigma(q) . z + eps), q pre-RoPE unless memory_rope.
+        global const float* qm = memory_rope ? q : qn;
+        global const float* M = (global const float*)(pool + m_off) + (ulong)hk * D * D;
+        global const float* z = (global const float*)(pool + z_off) + (ulong)hk * D;
+        for (int c = lid; c < D; c += ls) lqs[c] = sigma(qm[c]);  // lqs is free again
+        barrier(CLK_LOCAL_MEM_FENCE);
+        float den = 0.0f;
+        for (int c = lid; c < D; c += ls) den = fma(lqs[c], z[c], den);
+        den = wg_sum(red, den);
+        const float inv_den = 1.0f / (den + 1e-6f);
+        for (int c = lid; c < D; c += ls) {
+            float m = 0.0f;
+            for (int i = 0; i < D; ++i) m = fma(lqs[i], M[(ulong)i * D + c], m);
+            lm[c] = m * inv_den;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        float g;
+        const float b = has_gate_b ? gate_b[h] : 0.0f;
+        if (gate == 1) {
+            g = 1.0f / (1.0f + exp(-(gate_w[h] + b)));
+        } else {
+            global const float* w = gate_w + (ulong)h * 2 * D;
+            float s = 0.0f;
+            for (int c = lid; c < D; c += ls) s = fma(w[c], lm[c], fma(w[D + c], lo[c], s));
+            s = wg_sum(red, s);
+            g = 1.0f / (1.0f + exp(-(s + b)));
+        }
+        for (int c = lid; c < D; c += ls) lo[c] = g * lm[c] + (1.0f - g) * lo[c];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    global float* out = (global float*)(pool + o_off + (ulong)t * o_stride) + h * D;
+    for (int c = lid; c < D; c += ls) out[c] = lo[c];
+}
+
+// ---- the memory fold -------------------------------------------------------------------
+// Folds n = L cached tokens from fold_start of one layer into its memory, per KV head:
+// linear M += sigma(K)^T V; delta M += sigma(K)^T (V - sigma(K) M / (sigma(K) z)); z += sum
+// of sigma(K) rows. Three kernels in queue order: prepare (sigma(un-RoPE'd K) and V rows
+// into scratch), delta (corrects V with the memory as it was), update.
+
+// One item per (token, KV head): sk[hk][i] = sigma(K row, rotated back by -pos unless
+// memory_rope), v[hk][i] = V row.
+kernel void fold_prepare(global uchar* pool, ulong kc_off, ulong vc_off, ulong cache_stride, int f16, int D,
+                         int n_sink, int ring, long fold_start, int n, global float* sk, global float* v,
+                         int memory_rope, int n_rot, float theta_scale, int halves) {
+    const int i = get_global_id(0), hk = get_global_id(1);
+    const long pos = fold_start + i, slot = kv_slot(pos, n_sink, ring);
+    global const uchar* kr = pool + kc_off + (ulong)slot * cache_stride + (ulong)hk * D * (f16 ? 2 : 4);
+    global const uchar* vr = pool + vc_off + (ulong)slot * cache_stride + (ulong)hk * D * (f16 ? 2 : 4);
+    global float* ko = sk + ((ulong)hk * n + i) * D;
+    global float* vo = v + ((ulong)hk * n + i) * D;
+    for (int c = 0; c < D; ++c) {
+        ko[c] = cache_at(kr, f16, c);
+        vo[c] = cache_at(vr, f16, c);
+    }
+    if (!memory_rope) rope_head(ko, ko, D, n_rot, -pos, theta_scale, halves);
+    for (int c = 0; c < D; ++c) ko[c] = sigma(ko[c]);
+}
+
+// Delta rule, one item per (column c, token i, KV head): v[i][c] -= (sk_i M)[c] / (sk_i . z),
+// skipped where the memory retrieves nothing (sk_i . z <= 0, e.g. empty).
+kernel void fold_delta(global uchar* pool, ulong m_off, ulong z_off, int D, int n, global const float* sk,
+                       global float* v) {
+    const int c = get_global_id(0), i = get_global_id(1), hk = get_global_id(2);
+    global const float* s = sk + ((ulong)hk * n + i) * D;
+    global const float* M = (global const float*)(pool + m_off) + (ulong)hk * D * D;
+    global const float* z = (global const float*)(pool + z_off) + (ulong)hk * D;
+    float den = 0.0f;
+    for (int r = 0; r < D; ++r) den = fma(s[r], z[r], den);
+    if (!(den > 0.0f)) return;
+    float acc = 0.0f;
+    for (int r = 0; r < D; ++r) acc = fma(s[r], M[(ulong)r * D + c], acc);
+    v[((ulong)hk * n + i) * D + c] -= acc * (1.0f / den);
+}
+
+// One item per (column c, row r, KV head): M[r][c] += sum_i sk_i[r] v_i[c] in token order;
+// the c == 0 items add the sk rows into z.
+kernel void fold_update(global uchar* pool, ulong m_off, ulong z_off, int D, int n, global const float* sk,
+                        global const float* v) {
+    const int c = get_global_id(0), r = get_global_id(1), hk = get_global_id(2);
+    global float* M = (global float*)(pool + m_off) + (ulong)hk * D * D;
+    global const float* s = sk + (ulong)hk * n * D;
+    global const float* vv = v + (ulong)hk * n * D;
+    float acc = M[(ulong)r * D + c];
+    for (int i = 0; i < n; ++i) acc = fma(s[(ulong)i * D + r], vv[(ulong)i * D + c], acc);
+    M[(ulong)r * D + c] = acc;
+    if (c == 0) {
+        global float* z = (global float*)(pool + z_off) + (ulong)hk * D;
+        float zz = z[r];
+        for (int i = 0; i < n; ++i) zz += s[(ulong)i * D + r];
+        z[r] = zz;
+    }
+}
