@@ -6,6 +6,20 @@
 // Work-group sizes: every kernel that reduces uses its local size LS (a power of two, set
 // by the host) and a local scratch of LS floats per reduced value.
 
+// Arithmetic contract: the CPU backend's (backends/cpu/float_math.h), so that models with f32
+// weights give its bits, hence llama.cpp's: no contraction of a*b+c (every fma is written out),
+// dots in the 16-lane order, fast_exp for softmax and SiLU, RoPE angles from the host (cos/sin
+// tables computed there exactly as the CPU does), and the two sums the CPU keeps in double
+// (RmsNorm's, softmax's) in double where the device has cl_khr_fp64; elsewhere they are f32
+// sums and the results agree within the per-op tolerances instead of to the bit.
+#pragma OPENCL FP_CONTRACT OFF
+#if defined(cl_khr_fp64)
+#pragma OPENCL EXTENSION cl_khr_fp64 : enable
+typedef double acc_t;
+#else
+typedef float acc_t;
+#endif
+
 // ---- numbers ---------------------------------------------------------------------------
 
 // IEEE half bits -> float, exact for every value (as the CPU backend's fp16_to_fp32).
@@ -31,6 +45,28 @@ inline float round_h(float x) { return h2f(f2h(x)); }
 inline uint rd16(global const uchar* p) { return (uint)p[0] | ((uint)p[1] << 8); }
 
 inline float sigma(float x) { return x > 0.0f ? x + 1.0f : exp(x); }
+
+// ARM optimized-routines' exp (as the CPU's fast_exp): polynomial, then an exact scaling by 2^n.
+inline float fast_exp(float x) {
+    const float shift = 0x1.8p23f;
+    const float z = fma(x, 0x1.715476p+0f, shift);
+    const float n = z - shift;
+    const float b = fma(-n, 0x1.7f7d1cp-20f, fma(-n, 0x1.62e4p-1f, x));
+    const float u = b * b;
+    const float j = fma(fma(fma(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fma(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), u,
+                        fma(0x1.ffffecp-1f, b, 1.0f));
+    if (isnan(n)) return NAN;
+    if (fabs(n) > 192.0f) return n > 0.0f ? INFINITY : 0.0f;
+    return ldexp(j, (int)n);  // correctly rounded: the CPU's exact product rounded once
+}
+
+// The 16-lane tree sum (float_math.h lane16_reduce).
+inline float lane16_reduce(const float* l) {
+    float t8[8], t4[4];
+    for (int i = 0; i < 8; ++i) t8[i] = l[i] + l[i + 8];
+    for (int i = 0; i < 4; ++i) t4[i] = t8[i] + t8[i + 4];
+    return (t4[0] + t4[2]) + (t4[1] + t4[3]);
+}
 
 // Work-group reductions over LS items (all items call; red holds LS floats).
 inline float wg_sum(local float* red, float v) {
@@ -197,6 +233,36 @@ inline void chunk_q6_k(global const uchar* row, int c, int K, float* w) {
         }                                                                                                \
     }
 
+// F32 weights in the CPU's 16-lane order, so f32 models reproduce its bits: 16 items per
+// work-group, item l accumulates lane l (elements l, l + 16, ...) with fmas in index order,
+// then the lanes are summed as lane16_reduce does. Launched with a local size of exactly 16.
+kernel void mat_mul_f32_lane16(global const uchar* W, ulong w_row_bytes, int K, global const uchar* xbuf,
+                               ulong x_off, ulong x_stride, int n_tok, global uchar* ybuf, ulong y_off,
+                               ulong y_stride, global const float* bias, int has_bias, int accumulate,
+                               local float* red) {
+    const int r = get_group_id(0), lid = get_local_id(0);
+    const int t0 = get_group_id(1) * TOKEN_TILE, nt = min(TOKEN_TILE, n_tok - t0);
+    float acc[TOKEN_TILE];
+    for (int t = 0; t < TOKEN_TILE; ++t) acc[t] = 0.0f;
+    global const float* w = (global const float*)(W + (ulong)r * w_row_bytes);
+    for (int i = lid; i < K; i += 16) {
+        const float wi = w[i];
+        for (int t = 0; t < nt; ++t) {
+            acc[t] = fma(wi, ((global const float*)(xbuf + x_off + (ulong)(t0 + t) * x_stride))[i], acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; ++t) red[t * 16 + lid] = acc[t];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (lid < nt) {
+        float l[16];
+        for (int i = 0; i < 16; ++i) l[i] = red[lid * 16 + i];
+        float v = lane16_reduce(l);
+        if (has_bias) v += bias[r];
+        global float* y = (global float*)(ybuf + y_off + (ulong)(t0 + lid) * y_stride) + r;
+        *y = accumulate ? *y + v : v;
+    }
+}
+
 GET_ROWS(f32) GET_ROWS(f16) GET_ROWS(bf16) GET_ROWS(q8_0) GET_ROWS(q4_0) GET_ROWS(q5_0) GET_ROWS(q4_k)
 GET_ROWS(q6_k)
 MAT_MUL(f32) MAT_MUL(f16) MAT_MUL(bf16) MAT_MUL(q8_0) MAT_MUL(q4_0) MAT_MUL(q5_0) MAT_MUL(q4_k) MAT_MUL(q6_k)
@@ -209,39 +275,42 @@ kernel void rms_norm(global uchar* pool, ulong x_off, ulong x_stride, ulong y_of
     const int t = get_group_id(0), lid = get_local_id(0), ls = get_local_size(0);
     global const float* x = (global const float*)(pool + x_off + (ulong)t * x_stride);
     global float* y = (global float*)(pool + y_off + (ulong)t * y_stride);
-    float s = 0.0f;
-    for (int i = lid; i < n; i += ls) s = fma(x[i], x[i], s);
-    s = wg_sum(red, s);
-    const float scale = 1.0f / sqrt(s / (float)n + eps);
+    // The CPU's sum: float squares added in index order (in double where the device has it).
+    if (lid == 0) {
+        acc_t sum = 0;
+        for (int i = 0; i < n; ++i) sum += (acc_t)(x[i] * x[i]);
+        red[0] = (float)(sum / n);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    const float scale = 1.0f / sqrt(red[0] + eps);
     for (int i = lid; i < n; i += ls) y[i] = x[i] * scale * w[i];
 }
 
-// Rotates one head in place in private registers' worth of pairs: pair i of a head at
-// `pos`, theta_i = pos * theta_scale^i built by repeated multiplication as the CPU does.
-inline void rope_head(global const float* x, global float* y, int head_dim, int n_rot, long pos, float theta_scale,
-                      int halves) {
+// Rotates one head (x and y may alias) with the angles of one position: cs/sn hold
+// cos/sin of theta_i = pos * base^(-2i/n_rot) for i < n_rot/2, computed on the host exactly as
+// the CPU backend computes them. Dims past n_rot pass through.
+inline void rope_head(global const float* x, global float* y, int head_dim, int n_rot, global const float* cs,
+                      global const float* sn, int halves) {
     const int half_rot = n_rot / 2;
     if (x != y) {
         for (int i = n_rot; i < head_dim; ++i) y[i] = x[i];
     }
-    float theta = (float)pos;
     for (int i = 0; i < half_rot; ++i) {
         const int a = halves ? i : 2 * i, b = halves ? i + half_rot : 2 * i + 1;
-        const float cs = cos(theta), sn = sin(theta);
         const float x0 = x[a], x1 = x[b];
-        y[a] = fma(x0, cs, -(x1 * sn));
-        y[b] = fma(x0, sn, x1 * cs);
-        theta *= theta_scale;
+        y[a] = fma(x0, cs[i], -(x1 * sn[i]));
+        y[b] = fma(x0, sn[i], x1 * cs[i]);
     }
 }
 
-// One item per (head, token).
+// One item per (head, token); angles: row t of the step's table (cos then sin, half_rot each).
 kernel void rope(global uchar* pool, ulong x_off, ulong x_stride, ulong y_off, ulong y_stride, int head_dim,
-                 int n_rot, long pos0, float theta_scale, int halves) {
+                 int n_rot, global const float* angles, int halves) {
     const int h = get_global_id(0), t = get_global_id(1);
     global const float* x = (global const float*)(pool + x_off + (ulong)t * x_stride) + h * head_dim;
     global float* y = (global float*)(pool + y_off + (ulong)t * y_stride) + h * head_dim;
-    rope_head(x, y, head_dim, n_rot, pos0 + t, theta_scale, halves);
+    global const float* cs = angles + (ulong)t * n_rot;
+    rope_head(x, y, head_dim, n_rot, cs, cs + n_rot / 2, halves);
 }
 
 inline long kv_slot(long pos, long n_sink, long ring) { return pos < n_sink ? pos : n_sink + (pos - n_sink) % ring; }
@@ -270,7 +339,7 @@ kernel void swiglu(global uchar* pool, ulong g_off, ulong g_stride, ulong u_off,
     global float* g = (global float*)(pool + g_off + (ulong)t * g_stride);
     const float u = ((global const float*)(pool + u_off + (ulong)t * u_stride))[i];
     const float x = g[i];
-    g[i] = x / (1.0f + exp(-x)) * u;
+    g[i] = x / (1.0f + fast_exp(0.0f - x)) * u;
 }
 
 // ---- segment attention -----------------------------------------------------------------
@@ -285,17 +354,17 @@ inline long list_slot(long j, long sink_rows, long first, int n_sink, int ring) 
     return j < sink_rows ? j : n_sink + (first - n_sink + (j - sink_rows)) % ring;
 }
 
-// out[t][h] = segment attention of query (t, h) (graph.h): a work-group per (head, token).
-// scores: the group's own row of list_max floats. Memory retrieval and gate when use_memory.
-// sink_shift > 0: the sink keys are scored with the pre-RoPE query rotated for qp - shift.
+// out[t][h] = segment attention of query (t, h) (graph.h), in the CPU backend's order: a
+// work-group per (head, token). scores: the group's own row of list_max floats. Memory
+// retrieval and gate when use_memory. sink_angles (when sink_query): per token, the angles
+// that rotate the pre-RoPE query for its position minus the folded tokens, for the sink keys.
 kernel void segment_attention(global uchar* pool, ulong o_off, ulong o_stride, ulong q_off, ulong q_stride,
-                              ulong qn_off, ulong qn_stride,
-                              ulong kc_off, ulong vc_off, ulong cache_stride, int f16, int D, int H, int group,
-                              int n_sink, int ring, long ring_start, long pos0, float scale, global float* scores,
-                              int list_max, int use_memory, ulong m_off, ulong z_off, int gate,
+                              ulong qn_off, ulong qn_stride, ulong kc_off, ulong vc_off, ulong cache_stride, int f16,
+                              int D, int H, int group, int n_sink, int ring, long ring_start, long pos0, float scale,
+                              global float* scores, int list_max, int use_memory, ulong m_off, ulong z_off, int gate,
                               global const float* gate_w, global const float* gate_b, int has_gate_b,
-                              int memory_rope, long sink_shift, int n_rot, float theta_scale, int halves,
-                              local float* red, local float* lq, local float* lqs, local float* lo,
+                              int memory_rope, int sink_query_on, global const float* sink_angles, int n_rot,
+                              int halves, local float* red, local float* lq, local float* lqs, local float* lo,
                               local float* lm) {
     const int h = get_group_id(0), t = get_group_id(1), lid = get_local_id(0), ls = get_local_size(0);
     const int hk = h / group;
@@ -307,54 +376,66 @@ kernel void segment_attention(global uchar* pool, ulong o_off, ulong o_stride, u
     const long sink_rows = min((long)n_sink, qp + 1);
     const long visible = qp < n_sink ? qp + 1 : n_sink + max(0L, qp - ring_start + 1);
     const long first = kv_slot(ring_start, n_sink, ring);
-    const int sink_query = sink_shift > 0 && sink_rows > 0;
+    const int sink_query = sink_query_on && sink_rows > 0;
     // With an f16 cache the CPU rounds q and the attention weights to f16 before their dots.
     for (int c = lid; c < D; c += ls) lq[c] = f16 ? round_h(q[c]) : q[c];
     if (sink_query && lid == 0) {
-        // One item rotates the head (in local memory) for the sinks' shifted position.
-        float theta = (float)(qp - sink_shift);
+        global const float* cs = sink_angles + (ulong)t * n_rot;
         for (int c = n_rot; c < D; ++c) lqs[c] = qn[c];
         for (int i = 0; i < n_rot / 2; ++i) {
             const int a = halves ? i : 2 * i, b = halves ? i + n_rot / 2 : 2 * i + 1;
-            const float cs = cos(theta), sn = sin(theta), x0 = qn[a], x1 = qn[b];
-            lqs[a] = fma(x0, cs, -(x1 * sn));
-            lqs[b] = fma(x0, sn, x1 * cs);
-            theta *= theta_scale;
+            const float x0 = qn[a], x1 = qn[b];
+            lqs[a] = fma(x0, cs[i], -(x1 * cs[n_rot / 2 + i]));
+            lqs[b] = fma(x0, cs[n_rot / 2 + i], x1 * cs[i]);
         }
         if (f16) {
             for (int c = 0; c < D; ++c) lqs[c] = round_h(lqs[c]);
         }
     }
     barrier(CLK_LOCAL_MEM_FENCE);
+    // Scores: each a 16-lane dot times the scale.
     global float* sc = scores + ((ulong)t * H + h) * list_max;
     float mx = -INFINITY;
     for (long j = lid; j < visible; j += ls) {
         global const uchar* kr = kc + (ulong)list_slot(j, sink_rows, first, n_sink, ring) * cache_stride;
         local const float* qq = sink_query && j < sink_rows ? lqs : lq;
-        float s = 0.0f;
-        for (int c = 0; c < D; ++c) s = fma(qq[c], cache_at(kr, f16, c), s);
-        s *= scale;
+        float l[16];
+        for (int i = 0; i < 16; ++i) l[i] = 0.0f;
+        for (int c = 0; c < D; ++c) l[c % 16] = fma(qq[c], cache_at(kr, f16, c), l[c % 16]);
+        const float s = lane16_reduce(l) * scale;
         sc[j] = s;
         mx = fmax(mx, s);
     }
     mx = wg_max(red, mx);
-    float sum = 0.0f;
-    for (long j = lid; j < visible; j += ls) {
-        const float e = exp(sc[j] - mx);
-        sc[j] = e;
-        sum += e;
-    }
-    sum = wg_sum(red, sum);  // its barrier also publishes sc to the whole group
+    for (long j = lid; j < visible; j += ls) sc[j] = fast_exp(sc[j] - mx);
     barrier(CLK_GLOBAL_MEM_FENCE);
-    const float inv = 1.0f / sum;
-    for (int c = lid; c < D; c += ls) {
-        float acc = 0.0f;
-        for (long j = 0; j < visible; ++j) {
-            float p = sc[j] * inv;
-            if (f16) p = round_h(p);
-            acc = fma(p, cache_at(vc + (ulong)list_slot(j, sink_rows, first, n_sink, ring) * cache_stride, f16, c), acc);
+    // The CPU's sum: 16-element chunks summed as lane16_reduce, the chunks added in order
+    // (in double where the device has it).
+    if (lid == 0) {
+        acc_t sum = 0;
+        for (long j0 = 0; j0 < visible; j0 += 16) {
+            float l[16];
+            for (int i = 0; i < 16; ++i) l[i] = j0 + i < visible ? sc[j0 + i] : 0.0f;
+            sum += (acc_t)lane16_reduce(l);
         }
-        lo[c] = acc;
+        red[0] = (float)((acc_t)1 / sum);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    const float inv = red[0];
+    for (long j = lid; j < visible; j += ls) {
+        const float p = sc[j] * inv;
+        sc[j] = f16 ? round_h(p) : p;
+    }
+    barrier(CLK_GLOBAL_MEM_FENCE);
+    // Output: per dim, a 16-lane sum over the list index.
+    for (int c = lid; c < D; c += ls) {
+        float l[16];
+        for (int i = 0; i < 16; ++i) l[i] = 0.0f;
+        for (long j = 0; j < visible; ++j) {
+            global const uchar* vr = vc + (ulong)list_slot(j, sink_rows, first, n_sink, ring) * cache_stride;
+            l[j % 16] = fma(sc[j], cache_at(vr, f16, c), l[j % 16]);
+        }
+        lo[c] = lane16_reduce(l);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     if (use_memory) {
@@ -400,9 +481,10 @@ kernel void segment_attention(global uchar* pool, ulong o_off, ulong o_stride, u
 
 // One item per (token, KV head): sk[hk][i] = sigma(K row, rotated back by -pos unless
 // memory_rope), v[hk][i] = V row.
+// angles: row i rotates back from position fold_start + i (the host's table for -pos).
 kernel void fold_prepare(global uchar* pool, ulong kc_off, ulong vc_off, ulong cache_stride, int f16, int D,
                          int n_sink, int ring, long fold_start, int n, global float* sk, global float* v,
-                         int memory_rope, int n_rot, float theta_scale, int halves) {
+                         int memory_rope, int n_rot, global const float* angles, int halves) {
     const int i = get_global_id(0), hk = get_global_id(1);
     const long pos = fold_start + i, slot = kv_slot(pos, n_sink, ring);
     global const uchar* kr = pool + kc_off + (ulong)slot * cache_stride + (ulong)hk * D * (f16 ? 2 : 4);
@@ -413,7 +495,7 @@ kernel void fold_prepare(global uchar* pool, ulong kc_off, ulong vc_off, ulong c
         ko[c] = cache_at(kr, f16, c);
         vo[c] = cache_at(vr, f16, c);
     }
-    if (!memory_rope) rope_head(ko, ko, D, n_rot, -pos, theta_scale, halves);
+    if (!memory_rope) rope_head(ko, ko, D, n_rot, angles + (ulong)i * n_rot, angles + (ulong)i * n_rot + n_rot / 2, halves);
     for (int c = 0; c < D; ++c) ko[c] = sigma(ko[c]);
 }
 

@@ -128,6 +128,7 @@ public:
             get_rows_[i] = kernel(std::string("get_rows_") + kWeightSuffix[i]);
             mat_mul_[i] = kernel(std::string("mat_mul_") + kWeightSuffix[i]);
         }
+        mat_mul_f32_lane16_ = kernel("mat_mul_f32_lane16");
         rms_norm_ = kernel("rms_norm");
         rope_ = kernel("rope");
         kv_store_ = kernel("kv_store");
@@ -300,8 +301,51 @@ private:
     }
 
     static int32_t i32(int64_t v) { return static_cast<int32_t>(v); }
-    static float theta_scale(const Op& op) {
-        return op.n_rot > 0 ? std::pow(op.rope_base, -2.0f / static_cast<float>(op.n_rot)) : 0.0f;
+
+    // RoPE angles as an input: rows of cos then sin (n_rot / 2 each) for positions
+    // pos0 + dir * t, t < n, computed as the CPU backend's ops::rope computes them (float
+    // pow, theta built by repeated multiplication, the C library's cosf / sinf), so devices
+    // rotate with the CPU's bits. One table serves every layer of a step; it is written
+    // again only when the positions or the rotation change.
+    struct Angles {
+        std::shared_ptr<_cl_mem> buf;
+        size_t floats = 0;
+        int64_t pos0 = 0, dir = 0;
+        int32_t n = -1, n_rot = -1;
+        float base = 0;
+    };
+    cl_mem angles_for(Angles& a, const Op& op, int64_t pos0, int64_t dir, int32_t n) {
+        const int32_t half = op.n_rot / 2;
+        if (a.buf && a.pos0 == pos0 && a.dir == dir && a.n == n && a.n_rot == op.n_rot && a.base == op.rope_base) {
+            return a.buf.get();
+        }
+        const size_t floats = std::max<size_t>(1, static_cast<size_t>(n) * static_cast<size_t>(op.n_rot));
+        if (floats > a.floats) {
+            a.buf = make_buffer(rt_, CL_MEM_READ_ONLY, floats * sizeof(float), nullptr, "RoPE angles");
+            a.floats = floats;
+        }
+        angle_rows_.assign(floats, 0.0f);
+        const float theta_scale = std::pow(op.rope_base, -2.0f / static_cast<float>(op.n_rot));
+        for (int32_t t = 0; t < n; ++t) {
+            float* cs = angle_rows_.data() + static_cast<size_t>(t) * op.n_rot;
+            float theta = static_cast<float>(pos0 + dir * t);
+            for (int32_t i = 0; i < half; ++i) {
+                cs[i] = std::cos(theta);
+                cs[half + i] = std::sin(theta);
+                theta *= theta_scale;
+            }
+        }
+        if (op.n_rot > 0) {
+            rt_->check(cl_.EnqueueWriteBuffer(q_, a.buf.get(), CL_TRUE, 0, floats * sizeof(float), angle_rows_.data(), 0,
+                                              nullptr, nullptr),
+                       "writing RoPE angles");
+        }
+        a.pos0 = pos0;
+        a.dir = dir;
+        a.n = n;
+        a.n_rot = op.n_rot;
+        a.base = op.rope_base;
+        return a.buf.get();
     }
 
     void run(const Op& op, const StepParams& s) {
@@ -318,7 +362,10 @@ private:
                 break;
             }
             case OpKind::MatMul: {
-                cl_kernel k = mat_mul_[type_index(op.src0.type)];
+                // F32 weights: the CPU's 16-lane order (16 items per row); others: ls items.
+                const bool lane16 = op.src0.type == GgmlType::F32;
+                cl_kernel k = lane16 ? mat_mul_f32_lane16_ : mat_mul_[type_index(op.src0.type)];
+                const size_t wg = lane16 ? 16 : ls;
                 const bool last_only = op.output_head && !s.all_logits;
                 const bool to_logits = op.output_head && s.all_logits;
                 const int32_t rows = last_only ? 1 : nt;
@@ -327,10 +374,10 @@ private:
                 args(k, weight(op.src0), op.src0.row_bytes, i32(op.src0.cols), pool, x_off, op.src1.row_bytes, rows,
                      to_logits ? logits_.get() : pool, to_logits ? uint64_t{0} : op.dst.offset,
                      to_logits ? uint64_t(op.src0.rows) * 4 : op.dst.row_bytes, weight(op.src2),
-                     int32_t{op.src2.valid()}, int32_t{op.accumulate}, Local{sizeof(float) * kTokenTile * ls});
-                const size_t global[2] = {static_cast<size_t>(op.src0.rows) * ls,
+                     int32_t{op.src2.valid()}, int32_t{op.accumulate}, Local{sizeof(float) * kTokenTile * wg});
+                const size_t global[2] = {static_cast<size_t>(op.src0.rows) * wg,
                                           static_cast<size_t>((rows + kTokenTile - 1) / kTokenTile)};
-                const size_t local[2] = {ls, 1};
+                const size_t local[2] = {wg, 1};
                 launch(k, 2, global, local, "mat_mul");
                 break;
             }
@@ -342,8 +389,9 @@ private:
                 break;
             }
             case OpKind::Rope: {
+                cl_mem angles = angles_for(rope_angles_, op, s.pos0, 1, nt);
                 args(rope_, pool, op.src0.offset, op.src0.row_bytes, op.dst.offset, op.dst.row_bytes, op.head_dim,
-                     op.n_rot, int64_t{s.pos0}, theta_scale(op), int32_t{op.rope_mode == 1});
+                     op.n_rot, angles, int32_t{op.rope_mode == 1});
                 const size_t global[2] = {static_cast<size_t>(op.n_head), static_cast<size_t>(nt)};
                 launch(rope_, 2, global, nullptr, "rope");
                 break;
@@ -377,7 +425,8 @@ private:
              H, i32(op.n_head / op.n_head_kv), op.n_sink, op.ring, int64_t{s.ring_start}, int64_t{s.pos0},
              1.0f / std::sqrt(static_cast<float>(D)), scores_.get(), i32(int64_t{op.n_sink} + op.ring),
              int32_t{use_memory}, op.mem_m.offset, op.mem_z.offset, op.gate, weight(op.gate_w), weight(op.gate_b),
-             int32_t{op.gate_b.valid()}, int32_t{op.memory_rope}, sink_shift, op.n_rot, theta_scale(op),
+             int32_t{op.gate_b.valid()}, int32_t{op.memory_rope}, int32_t{sink_shift > 0},
+             sink_shift > 0 ? angles_for(sink_angles_, op, s.pos0 - sink_shift, 1, s.n_tokens) : dummy_.get(), op.n_rot,
              int32_t{op.rope_mode == 1}, Local{sizeof(float) * ls}, Local{sizeof(float) * D}, Local{sizeof(float) * D},
              Local{sizeof(float) * D}, Local{sizeof(float) * D});
         const size_t global[2] = {static_cast<size_t>(H) * ls, static_cast<size_t>(s.n_tokens)};
@@ -393,7 +442,8 @@ private:
         cl_mem pool = pool_->mem();
         args(fold_prepare_, pool, op.src1.offset, op.src2.offset, op.src1.row_bytes, int32_t{op.src1.type == GgmlType::F16},
              D, op.n_sink, op.ring, int64_t{s.fold_start}, n, fold_sk_.get(), fold_v_.get(), int32_t{op.memory_rope},
-             op.n_rot, theta_scale(op), int32_t{op.rope_mode == 1});
+             op.n_rot, op.memory_rope ? dummy_.get() : angles_for(fold_angles_, op, -s.fold_start, -1, n),
+             int32_t{op.rope_mode == 1});
         const size_t g1[2] = {static_cast<size_t>(n), static_cast<size_t>(hkv)};
         launch(fold_prepare_, 2, g1, nullptr, "fold_prepare");
         if (op.delta_rule) {
@@ -412,6 +462,7 @@ private:
     std::unique_ptr<HostPool> pool_;
     std::vector<cl_kernel> kernels_;
     cl_kernel get_rows_[kTypes] = {}, mat_mul_[kTypes] = {};
+    cl_kernel mat_mul_f32_lane16_ = nullptr;
     cl_kernel rms_norm_ = nullptr, rope_ = nullptr, kv_store_ = nullptr, swiglu_ = nullptr, attention_ = nullptr;
     cl_kernel fold_prepare_ = nullptr, fold_delta_ = nullptr, fold_update_ = nullptr;
     size_t ls_ = 64;
@@ -421,6 +472,8 @@ private:
     uint64_t scores_have_ = 0, fold_have_sk_ = 0, fold_have_v_ = 0, logits_have_ = 0;
     int64_t head_rows_ = 0;
     std::shared_ptr<_cl_mem> scores_, fold_sk_, fold_v_, logits_, dummy_;
+    Angles rope_angles_, fold_angles_, sink_angles_;
+    std::vector<float> angle_rows_;
 };
 
 }  // namespace

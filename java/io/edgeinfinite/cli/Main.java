@@ -45,6 +45,8 @@ public final class Main {
             scenario options (all commands that run a model):
               --scenario summarize|qa|chat   a preset        -L N  segment length     --sink S  --window W
               --memory on|off  --rule linear|delta  --memory-keys nope|rope  --kv f16|f32  -t THREADS
+              --backend cpu|opencl   the device that runs the graphs (opencl: the first GPU, else the first
+                                     OpenCL device; EI_OPENCL_DEVICE=N picks another)
               --ctx N   plain full attention over at most N tokens (memory off)
             """;
 
@@ -114,6 +116,7 @@ public final class Main {
         if (a.flag("--memory-keys")) {
             b.memoryKeys(choice(Scenario.MemoryKeys.class, a.opt("--memory-keys", ""), "--memory-keys"));
         }
+        if (a.flag("--backend")) b.backend(a.opt("--backend", "cpu"));
         return b.threads(a.intOpt("-t", 0)).kvType(choice(Scenario.KvType.class, a.opt("--kv", "f16"), "--kv")).build();
     }
 
