@@ -233,35 +233,42 @@ inline void chunk_q6_k(global const uchar* row, int c, int K, float* w) {
         }                                                                                                \
     }
 
-// F32 weights in the CPU's 16-lane order, so f32 models reproduce its bits: 16 items per
-// work-group, item l accumulates lane l (elements l, l + 16, ...) with fmas in index order,
-// then the lanes are summed as lane16_reduce does. Launched with a local size of exactly 16.
-kernel void mat_mul_f32_lane16(global const uchar* W, ulong w_row_bytes, int K, global const uchar* xbuf,
-                               ulong x_off, ulong x_stride, int n_tok, global uchar* ybuf, ulong y_off,
-                               ulong y_stride, global const float* bias, int has_bias, int accumulate,
-                               local float* red) {
-    const int r = get_group_id(0), lid = get_local_id(0);
-    const int t0 = get_group_id(1) * TOKEN_TILE, nt = min(TOKEN_TILE, n_tok - t0);
-    float acc[TOKEN_TILE];
-    for (int t = 0; t < TOKEN_TILE; ++t) acc[t] = 0.0f;
-    global const float* w = (global const float*)(W + (ulong)r * w_row_bytes);
-    for (int i = lid; i < K; i += 16) {
-        const float wi = w[i];
-        for (int t = 0; t < nt; ++t) {
-            acc[t] = fma(wi, ((global const float*)(xbuf + x_off + (ulong)(t0 + t) * x_stride))[i], acc[t]);
-        }
+// F32 and F16 weights in the CPU's 16-lane order, so f32 and f16 models reproduce its bits:
+// 16 items per work-group, item l accumulates lane l (elements l, l + 16, ...) with fmas in
+// index order, then the lanes are summed as lane16_reduce does. F16 rounds the activations
+// to half first, as the CPU converts them for its f16 dot. Launched with a local size of 16.
+#define MAT_MUL_LANE16(T, LOAD_W, LOAD_X)                                                                \
+    kernel void mat_mul_##T##_lane16(global const uchar* W, ulong w_row_bytes, int K,                    \
+                                     global const uchar* xbuf, ulong x_off, ulong x_stride, int n_tok,  \
+                                     global uchar* ybuf, ulong y_off, ulong y_stride,                   \
+                                     global const float* bias, int has_bias, int accumulate,             \
+                                     local float* red) {                                                 \
+        const int r = get_group_id(0), lid = get_local_id(0);                                            \
+        const int t0 = get_group_id(1) * TOKEN_TILE, nt = min(TOKEN_TILE, n_tok - t0);                  \
+        float acc[TOKEN_TILE];                                                                           \
+        for (int t = 0; t < TOKEN_TILE; ++t) acc[t] = 0.0f;                                              \
+        global const uchar* w = W + (ulong)r * w_row_bytes;                                              \
+        for (int i = lid; i < K; i += 16) {                                                              \
+            const float wi = LOAD_W;                                                                     \
+            for (int t = 0; t < nt; ++t) {                                                               \
+                const float xi = ((global const float*)(xbuf + x_off + (ulong)(t0 + t) * x_stride))[i];  \
+                acc[t] = fma(wi, LOAD_X, acc[t]);                                                        \
+            }                                                                                            \
+        }                                                                                                \
+        for (int t = 0; t < nt; ++t) red[t * 16 + lid] = acc[t];                                         \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                                    \
+        if (lid < nt) {                                                                                  \
+            float l[16];                                                                                 \
+            for (int i = 0; i < 16; ++i) l[i] = red[lid * 16 + i];                                       \
+            float v = lane16_reduce(l);                                                                  \
+            if (has_bias) v += bias[r];                                                                  \
+            global float* y = (global float*)(ybuf + y_off + (ulong)(t0 + lid) * y_stride) + r;          \
+            *y = accumulate ? *y + v : v;                                                                \
+        }                                                                                                \
     }
-    for (int t = 0; t < nt; ++t) red[t * 16 + lid] = acc[t];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    if (lid < nt) {
-        float l[16];
-        for (int i = 0; i < 16; ++i) l[i] = red[lid * 16 + i];
-        float v = lane16_reduce(l);
-        if (has_bias) v += bias[r];
-        global float* y = (global float*)(ybuf + y_off + (ulong)(t0 + lid) * y_stride) + r;
-        *y = accumulate ? *y + v : v;
-    }
-}
+
+MAT_MUL_LANE16(f32, ((global const float*)w)[i], xi)
+MAT_MUL_LANE16(f16, vload_half(i, (global const half*)w), round_h(xi))
 
 GET_ROWS(f32) GET_ROWS(f16) GET_ROWS(bf16) GET_ROWS(q8_0) GET_ROWS(q4_0) GET_ROWS(q5_0) GET_ROWS(q4_k)
 GET_ROWS(q6_k)

@@ -129,6 +129,7 @@ public:
             mat_mul_[i] = kernel(std::string("mat_mul_") + kWeightSuffix[i]);
         }
         mat_mul_f32_lane16_ = kernel("mat_mul_f32_lane16");
+        mat_mul_f16_lane16_ = kernel("mat_mul_f16_lane16");
         rms_norm_ = kernel("rms_norm");
         rope_ = kernel("rope");
         kv_store_ = kernel("kv_store");
@@ -362,9 +363,10 @@ private:
                 break;
             }
             case OpKind::MatMul: {
-                // F32 weights: the CPU's 16-lane order (16 items per row); others: ls items.
-                const bool lane16 = op.src0.type == GgmlType::F32;
-                cl_kernel k = lane16 ? mat_mul_f32_lane16_ : mat_mul_[type_index(op.src0.type)];
+                // F32 and F16 weights: the CPU's 16-lane order (16 items per row); others: ls items.
+                const bool lane16 = op.src0.type == GgmlType::F32 || op.src0.type == GgmlType::F16;
+                cl_kernel k = !lane16 ? mat_mul_[type_index(op.src0.type)]
+                              : op.src0.type == GgmlType::F32 ? mat_mul_f32_lane16_ : mat_mul_f16_lane16_;
                 const size_t wg = lane16 ? 16 : ls;
                 const bool last_only = op.output_head && !s.all_logits;
                 const bool to_logits = op.output_head && s.all_logits;
@@ -462,7 +464,7 @@ private:
     std::unique_ptr<HostPool> pool_;
     std::vector<cl_kernel> kernels_;
     cl_kernel get_rows_[kTypes] = {}, mat_mul_[kTypes] = {};
-    cl_kernel mat_mul_f32_lane16_ = nullptr;
+    cl_kernel mat_mul_f32_lane16_ = nullptr, mat_mul_f16_lane16_ = nullptr;
     cl_kernel rms_norm_ = nullptr, rope_ = nullptr, kv_store_ = nullptr, swiglu_ = nullptr, attention_ = nullptr;
     cl_kernel fold_prepare_ = nullptr, fold_delta_ = nullptr, fold_update_ = nullptr;
     size_t ls_ = 64;
