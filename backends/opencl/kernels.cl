@@ -192,44 +192,51 @@ inline void chunk_q6_k(global const uchar* row, int c, int K, float* w) {
     }
 
 // y[t][r] (+)= W[r] . x[t] (+ bias[r]) for a tile of up to TOKEN_TILE tokens: a work-group
-// per (weight row, token tile); its items share the row's chunks, each chunk dequantized
-// once and dotted with every token of the tile, then the partial sums are reduced.
+// per (rows_per_group weight rows, token tile), the rows one after another; its items share
+// a row's 32-element chunks, each dequantized once and dotted with every token of the tile,
+// then the partial sums are reduced. Short rows take several rows per group (the host picks
+// rows_per_group and a local size no larger than the chunks), so a 32000-row output head
+// with 64-element rows is not 32000 nearly idle groups.
 #define MAT_MUL(T)                                                                                       \
-    kernel void mat_mul_##T(global const uchar* W, ulong w_row_bytes, int K, global const uchar* xbuf,   \
-                            ulong x_off, ulong x_stride, int n_tok, global uchar* ybuf, ulong y_off,    \
-                            ulong y_stride, global const float* bias, int has_bias, int accumulate,      \
-                            local float* red) {                                                          \
-        const int r = get_group_id(0), lid = get_local_id(0), ls = get_local_size(0);                   \
+    kernel void mat_mul_##T(global const uchar* W, ulong w_row_bytes, int K, int N, int rows_per_group,  \
+                            global const uchar* xbuf, ulong x_off, ulong x_stride, int n_tok,           \
+                            global uchar* ybuf, ulong y_off, ulong y_stride, global const float* bias,  \
+                            int has_bias, int accumulate, local float* red) {                            \
+        const int lid = get_local_id(0), ls = get_local_size(0);                                         \
         const int t0 = get_group_id(1) * TOKEN_TILE, nt = min(TOKEN_TILE, n_tok - t0);                  \
-        float acc[TOKEN_TILE];                                                                           \
-        for (int t = 0; t < TOKEN_TILE; ++t) acc[t] = 0.0f;                                              \
-        global const uchar* row = W + (ulong)r * w_row_bytes;                                            \
         const int chunks = (K + 31) / 32;                                                                \
-        for (int c = lid; c < chunks; c += ls) {                                                         \
-            float w[32];                                                                                 \
-            chunk_##T(row, c, K, w);                                                                     \
-            const int n = min(32, K - 32 * c);                                                           \
-            for (int t = 0; t < nt; ++t) {                                                               \
-                global const float* x = (global const float*)(xbuf + x_off + (ulong)(t0 + t) * x_stride) \
-                                        + 32 * c;                                                        \
-                float s = 0.0f;                                                                          \
-                for (int j = 0; j < n; ++j) s = fma(w[j], x[j], s);                                      \
-                acc[t] += s;                                                                             \
-            }                                                                                            \
-        }                                                                                                \
-        for (int t = 0; t < nt; ++t) red[t * ls + lid] = acc[t];                                         \
-        barrier(CLK_LOCAL_MEM_FENCE);                                                                    \
-        for (int s = ls / 2; s > 0; s >>= 1) {                                                           \
-            if (lid < s) {                                                                               \
-                for (int t = 0; t < nt; ++t) red[t * ls + lid] += red[t * ls + lid + s];                 \
+        const int r_end = min(N, (int)(get_group_id(0) + 1) * rows_per_group);                          \
+        for (int r = get_group_id(0) * rows_per_group; r < r_end; ++r) {                                 \
+            float acc[TOKEN_TILE];                                                                       \
+            for (int t = 0; t < TOKEN_TILE; ++t) acc[t] = 0.0f;                                          \
+            global const uchar* row = W + (ulong)r * w_row_bytes;                                        \
+            for (int c = lid; c < chunks; c += ls) {                                                     \
+                float w[32];                                                                             \
+                chunk_##T(row, c, K, w);                                                                 \
+                const int n = min(32, K - 32 * c);                                                       \
+                for (int t = 0; t < nt; ++t) {                                                           \
+                    global const float* x =                                                              \
+                        (global const float*)(xbuf + x_off + (ulong)(t0 + t) * x_stride) + 32 * c;       \
+                    float s = 0.0f;                                                                      \
+                    for (int j = 0; j < n; ++j) s = fma(w[j], x[j], s);                                  \
+                    acc[t] += s;                                                                         \
+                }                                                                                        \
             }                                                                                            \
             barrier(CLK_LOCAL_MEM_FENCE);                                                                \
-        }                                                                                                \
-        if (lid < nt) {                                                                                  \
-            float v = red[lid * ls];                                                                     \
-            if (has_bias) v += bias[r];                                                                  \
-            global float* y = (global float*)(ybuf + y_off + (ulong)(t0 + lid) * y_stride) + r;          \
-            *y = accumulate ? *y + v : v;                                                                \
+            for (int t = 0; t < nt; ++t) red[t * ls + lid] = acc[t];                                     \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                                \
+            for (int s = ls / 2; s > 0; s >>= 1) {                                                       \
+                if (lid < s) {                                                                           \
+                    for (int t = 0; t < nt; ++t) red[t * ls + lid] += red[t * ls + lid + s];             \
+                }                                                                                        \
+                barrier(CLK_LOCAL_MEM_FENCE);                                                            \
+            }                                                                                            \
+            for (int t = lid; t < nt; t += ls) {                                                         \
+                float v = red[t * ls];                                                                   \
+                if (has_bias) v += bias[r];                                                              \
+                global float* y = (global float*)(ybuf + y_off + (ulong)(t0 + t) * y_stride) + r;        \
+                *y = accumulate ? *y + v : v;                                                            \
+            }                                                                                            \
         }                                                                                                \
     }
 
@@ -238,32 +245,36 @@ inline void chunk_q6_k(global const uchar* row, int c, int K, float* w) {
 // index order, then the lanes are summed as lane16_reduce does. F16 rounds the activations
 // to half first, as the CPU converts them for its f16 dot. Launched with a local size of 16.
 #define MAT_MUL_LANE16(T, LOAD_W, LOAD_X)                                                                \
-    kernel void mat_mul_##T##_lane16(global const uchar* W, ulong w_row_bytes, int K,                    \
+    kernel void mat_mul_##T##_lane16(global const uchar* W, ulong w_row_bytes, int K, int N, int rows_per_group, \
                                      global const uchar* xbuf, ulong x_off, ulong x_stride, int n_tok,  \
                                      global uchar* ybuf, ulong y_off, ulong y_stride,                   \
                                      global const float* bias, int has_bias, int accumulate,             \
                                      local float* red) {                                                 \
-        const int r = get_group_id(0), lid = get_local_id(0);                                            \
+        const int lid = get_local_id(0);                                                                 \
         const int t0 = get_group_id(1) * TOKEN_TILE, nt = min(TOKEN_TILE, n_tok - t0);                  \
-        float acc[TOKEN_TILE];                                                                           \
-        for (int t = 0; t < TOKEN_TILE; ++t) acc[t] = 0.0f;                                              \
-        global const uchar* w = W + (ulong)r * w_row_bytes;                                              \
-        for (int i = lid; i < K; i += 16) {                                                              \
-            const float wi = LOAD_W;                                                                     \
-            for (int t = 0; t < nt; ++t) {                                                               \
-                const float xi = ((global const float*)(xbuf + x_off + (ulong)(t0 + t) * x_stride))[i];  \
-                acc[t] = fma(wi, LOAD_X, acc[t]);                                                        \
+        const int r_end = min(N, (int)(get_group_id(0) + 1) * rows_per_group);                          \
+        for (int r = get_group_id(0) * rows_per_group; r < r_end; ++r) {                                 \
+            float acc[TOKEN_TILE];                                                                       \
+            for (int t = 0; t < TOKEN_TILE; ++t) acc[t] = 0.0f;                                          \
+            global const uchar* w = W + (ulong)r * w_row_bytes;                                          \
+            for (int i = lid; i < K; i += 16) {                                                          \
+                const float wi = LOAD_W;                                                                 \
+                for (int t = 0; t < nt; ++t) {                                                           \
+                    const float xi = ((global const float*)(xbuf + x_off + (ulong)(t0 + t) * x_stride))[i]; \
+                    acc[t] = fma(wi, LOAD_X, acc[t]);                                                    \
+                }                                                                                        \
             }                                                                                            \
-        }                                                                                                \
-        for (int t = 0; t < nt; ++t) red[t * 16 + lid] = acc[t];                                         \
-        barrier(CLK_LOCAL_MEM_FENCE);                                                                    \
-        if (lid < nt) {                                                                                  \
-            float l[16];                                                                                 \
-            for (int i = 0; i < 16; ++i) l[i] = red[lid * 16 + i];                                       \
-            float v = lane16_reduce(l);                                                                  \
-            if (has_bias) v += bias[r];                                                                  \
-            global float* y = (global float*)(ybuf + y_off + (ulong)(t0 + lid) * y_stride) + r;          \
-            *y = accumulate ? *y + v : v;                                                                \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                                \
+            for (int t = 0; t < nt; ++t) red[t * 16 + lid] = acc[t];                                     \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                                \
+            if (lid < nt) {                                                                              \
+                float l[16];                                                                             \
+                for (int i = 0; i < 16; ++i) l[i] = red[lid * 16 + i];                                   \
+                float v = lane16_reduce(l);                                                              \
+                if (has_bias) v += bias[r];                                                              \
+                global float* y = (global float*)(ybuf + y_off + (ulong)(t0 + lid) * y_stride) + r;      \
+                *y = accumulate ? *y + v : v;                                                            \
+            }                                                                                            \
         }                                                                                                \
     }
 

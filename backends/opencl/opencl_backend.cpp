@@ -363,21 +363,29 @@ private:
                 break;
             }
             case OpKind::MatMul: {
-                // F32 and F16 weights: the CPU's 16-lane order (16 items per row); others: ls items.
+                // F32 and F16 weights: the CPU's 16-lane order (16 items per row); others: a
+                // power of two of items, at most ls_, no more than the row has 32-element chunks.
                 const bool lane16 = op.src0.type == GgmlType::F32 || op.src0.type == GgmlType::F16;
                 cl_kernel k = !lane16 ? mat_mul_[type_index(op.src0.type)]
                               : op.src0.type == GgmlType::F32 ? mat_mul_f32_lane16_ : mat_mul_f16_lane16_;
-                const size_t wg = lane16 ? 16 : ls;
+                const int64_t K = op.src0.cols, N = op.src0.rows;
+                size_t wg = 16;
+                if (!lane16) {
+                    wg = 1;
+                    while (wg < ls && static_cast<int64_t>(wg) * 32 < K) wg *= 2;
+                }
+                // Rows per group: about 4096 weight elements of work per group.
+                const int32_t rpg = static_cast<int32_t>(std::clamp<int64_t>(4096 / K, 1, 16));
                 const bool last_only = op.output_head && !s.all_logits;
                 const bool to_logits = op.output_head && s.all_logits;
                 const int32_t rows = last_only ? 1 : nt;
                 const uint64_t x_off = op.src1.offset + (last_only ? uint64_t(nt - 1) * op.src1.row_bytes : 0);
-                if (to_logits) head_rows_ = op.src0.rows;
-                args(k, weight(op.src0), op.src0.row_bytes, i32(op.src0.cols), pool, x_off, op.src1.row_bytes, rows,
+                if (to_logits) head_rows_ = N;
+                args(k, weight(op.src0), op.src0.row_bytes, i32(K), i32(N), rpg, pool, x_off, op.src1.row_bytes, rows,
                      to_logits ? logits_.get() : pool, to_logits ? uint64_t{0} : op.dst.offset,
-                     to_logits ? uint64_t(op.src0.rows) * 4 : op.dst.row_bytes, weight(op.src2),
-                     int32_t{op.src2.valid()}, int32_t{op.accumulate}, Local{sizeof(float) * kTokenTile * wg});
-                const size_t global[2] = {static_cast<size_t>(op.src0.rows) * wg,
+                     to_logits ? uint64_t(N) * 4 : op.dst.row_bytes, weight(op.src2), int32_t{op.src2.valid()},
+                     int32_t{op.accumulate}, Local{sizeof(float) * kTokenTile * wg});
+                const size_t global[2] = {static_cast<size_t>((N + rpg - 1) / rpg) * wg,
                                           static_cast<size_t>((rows + kTokenTile - 1) / kTokenTile)};
                 const size_t local[2] = {wg, 1};
                 launch(k, 2, global, local, "mat_mul");
