@@ -299,12 +299,17 @@ private:
         const bool f16 = op.src1.type == GgmlType::F16;
         const uint64_t elem = f16 ? 2 : 4;
         const bool use_memory = s.mem_tokens > 0 && op.gate != 0;
+        // Sinks behind the window: a query at qp sees sink key j (stored rotated for j) as if
+        // it sat at j + shift, i.e. it scores the sink with itself rotated for qp - shift
+        // (RoPE depends on the difference only). Nothing folded: shift 0, the plain path.
+        const int64_t shift = op.sinks_follow && op.n_sink > 0 ? s.ring_start - op.n_sink : 0;
         const ops::Primitives& prim = ops::primitives();
         const int64_t blocks = (s.n_tokens + ops::kMaxQueries - 1) / ops::kMaxQueries;
         // Tasks: (query block, head); a block's queries share every key and value row they load.
         pool_.run(blocks * H, [&](int64_t b, int64_t e, int tid) {
             float* scores = reinterpret_cast<float*>(pool + op.aux.offset) +
                             static_cast<int64_t>(tid) * ops::kMaxQueries * op.aux.cols;
+            alignas(64) float q_sink[ops::kMaxQueries * kMaxHeadDim];  // used when shift > 0
             for (int64_t task = b; task < e; ++task) {
                 const int32_t blk = static_cast<int32_t>(task / H), h = static_cast<int32_t>(task % H);
                 const int32_t hk = h / group;
@@ -322,7 +327,14 @@ private:
                     // position and the ring rows from ring_start up to its position.
                     a.visible[i] = qp < op.n_sink ? qp + 1 : sink_rows + std::max<int64_t>(0, qp - s.ring_start + 1);
                     if (use_memory) a.q_mem[i] = op.memory_rope ? a.q[i] : at<float>(pool, op.q_nope, t0 + i) + int64_t{h} * D;
+                    if (shift > 0 && sink_rows > 0) {
+                        float* qs = q_sink + int64_t{i} * D;
+                        ops::rope(at<float>(pool, op.q_nope, t0 + i) + int64_t{h} * D, qs, 1, D, op.n_rot, qp - shift,
+                                  op.rope_base, op.rope_mode == 1);
+                        a.q_sink[i] = qs;
+                    }
                 }
+                a.sink_query = shift > 0 && sink_rows > 0;
                 a.k = at<uint8_t>(pool, op.src1, 0) + static_cast<uint64_t>(hk) * D * elem;
                 a.v = at<uint8_t>(pool, op.src2, 0) + static_cast<uint64_t>(hk) * D * elem;
                 a.kv_stride = op.src1.row_bytes;

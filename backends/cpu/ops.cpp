@@ -204,18 +204,24 @@ void segment_attention(const AttentionBlock& a, const Primitives& p) {
     // products, as llama.cpp's mul_mat does with f16 operands; the sums stay in f32.
     const int32_t dq = kq_stride(D);
     alignas(64) float q[kMaxQueries * kMaxHeadDim];  // dq <= kMaxHeadDim (a multiple of 16)
-    for (int i = 0; i < nq; ++i) {
-        float* qi = q + int64_t{i} * dq;
-        std::copy(a.q[i], a.q[i] + D, qi);
-        std::fill(qi + D, qi + dq, 0.0f);
-        if (a.f16) p.round_f16(qi, D);
-    }
+    auto load = [&](const float* const* src, float* dst) {
+        for (int i = 0; i < nq; ++i) {
+            float* qi = dst + int64_t{i} * dq;
+            std::copy(src[i], src[i] + D, qi);
+            std::fill(qi + D, qi + dq, 0.0f);
+            if (a.f16) p.round_f16(qi, D);
+        }
+    };
+    load(a.q, q);
+    alignas(64) float q_sink[kMaxQueries * kMaxHeadDim];  // untouched unless sink_query
+    if (a.sink_query) load(a.q_sink, q_sink);
     // Each span sees, per query, the part of its prefix that falls in the span.
     int64_t lim[kMaxQueries];
     int64_t off = 0;
     for (int s = 0; s < a.n_spans; ++s) {
         for (int i = 0; i < nq; ++i) lim[i] = std::clamp<int64_t>(a.visible[i] - off, 0, a.spans[s].count);
-        p.kq(q, nq, a.k + static_cast<uint64_t>(a.spans[s].slot) * a.kv_stride, a.spans[s].count, a.kv_stride, a.f16,
+        const float* qs = a.sink_query && s == 0 ? q_sink : q;
+        p.kq(qs, nq, a.k + static_cast<uint64_t>(a.spans[s].slot) * a.kv_stride, a.spans[s].count, a.kv_stride, a.f16,
              D, a.scale, lim, a.scores + off, total);
         off += a.spans[s].count;
     }

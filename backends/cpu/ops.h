@@ -85,6 +85,11 @@ struct AttentionBlock {
     int n_spans = 0;
     float scale = 1.0f;
     float* scores = nullptr;           // scratch: nq x (rows of all spans) floats
+    // When set, spans[0] is the sink and its keys are scored with these queries instead of
+    // q: the same queries rotated to an earlier position, which places the sink keys closer
+    // (sinks kept at a constant distance behind the window; see Scenario::sinks_follow).
+    const float* q_sink[kMaxQueries] = {};
+    bool sink_query = false;
     // Memory retrieval and gate; used when mem_m is set and gate != 0.
     const float* q_mem[kMaxQueries] = {};  // the query as the memory sees it (pre- or post-RoPE)
     const float* mem_m = nullptr;      // d x d

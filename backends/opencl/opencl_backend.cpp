@@ -444,8 +444,11 @@ private:
         launch(attention_, 2, global, local, "segment_attention");
     }
 
-    // Sinks behind the window: not on this branch's graph yet (0 = sinks at their positions).
-    static int64_t sink_shift_of(const Op&, const StepParams&) { return 0; }
+    // Sinks behind the window (Op::sinks_follow): once tokens fold, a query at qp scores the
+    // sink keys with its pre-RoPE query rotated for qp - shift; 0 keeps the plain path.
+    static int64_t sink_shift_of(const Op& op, const StepParams& s) {
+        return op.sinks_follow && op.n_sink > 0 ? s.ring_start - op.n_sink : 0;
+    }
 
     void fold(const Op& op, const StepParams& s) {
         const int32_t D = op.head_dim, n = s.n_tokens, hkv = op.n_head_kv;

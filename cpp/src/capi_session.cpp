@@ -3,6 +3,8 @@
 
 #include "capi_common.h"
 #include "chat_template.h"
+#include "activation_ranges.h"
+#include "imatrix.h"
 #include "model.h"
 #include "plan.h"
 #include "session.h"
@@ -20,6 +22,8 @@ struct ei_plan {
 };
 struct ei_session {
     std::unique_ptr<ei::Session> session;
+    std::unique_ptr<ei::ImatrixCollector> imatrix;  // while ei imatrix collects (declared after: freed first)
+    std::unique_ptr<ei::RangeCollector> ranges;     // while ei calibrate records ranges
 };
 
 using ei::capi::guard;
@@ -164,6 +168,8 @@ ei_status ei_plan_scenario(const ei_plan* p, ei_scenario* out) {
         o.n_threads = sc.threads();
         o.kv_type = static_cast<int32_t>(sc.kv_type);
         o.backend = nullptr;
+        o.gates_off = sc.gates_off ? 1 : 0;
+        o.sink_positions = sc.sinks_follow ? 1 : 2;
     });
 }
 
@@ -324,3 +330,98 @@ ei_status ei_generate_next(ei_session* s, const char** piece, uint64_t* len, int
 }
 
 }  // extern "C"
+
+// ------------------------------------------------------------------ importance matrix
+
+ei_status ei_session_imatrix_start(ei_session* s, int32_t include_output) {
+    return guard([&] {
+        ei::Session& ss = *require(s, "session")->session;
+        ss.set_observer(nullptr);
+        s->ranges.reset();
+        s->imatrix = std::make_unique<ei::ImatrixCollector>(ss.model(), include_output != 0);
+        ss.set_observer(s->imatrix.get());
+    });
+}
+
+int32_t ei_session_imatrix_count(const ei_session* s) {
+    return s && s->imatrix ? static_cast<int32_t>(s->imatrix->entries().size()) : 0;
+}
+
+ei_status ei_session_imatrix_entry(const ei_session* s, int32_t index, const char** name, int64_t* n_cols,
+                                   int64_t* rows, float* sums, int64_t capacity) {
+    return guard([&] {
+        if (!require(s, "session")->imatrix) ei::fail(EI_ERR_INVALID_ARGUMENT, "no importance matrix is being collected");
+        const auto& entries = s->imatrix->entries();
+        if (index < 0 || index >= static_cast<int32_t>(entries.size())) {
+            ei::fail(EI_ERR_INVALID_ARGUMENT, "imatrix entry " + std::to_string(index) + " out of range");
+        }
+        const ei::ImatrixCollector::Entry& e = entries[static_cast<size_t>(index)];
+        if (name) *name = e.name.c_str();
+        if (n_cols) *n_cols = e.cols;
+        if (rows) *rows = e.rows;
+        if (sums) {
+            if (capacity < e.cols) {
+                ei::fail(EI_ERR_INVALID_ARGUMENT, "imatrix sums of " + e.name + " need " + std::to_string(e.cols) +
+                                                      " floats, got room for " + std::to_string(capacity));
+            }
+            for (int64_t j = 0; j < e.cols; ++j) sums[j] = static_cast<float>(e.sum2[static_cast<size_t>(j)]);
+        }
+    });
+}
+
+ei_status ei_session_imatrix_stop(ei_session* s) {
+    return guard([&] {
+        if (!require(s, "session")->imatrix) return;  // another collector may be watching
+        s->session->set_observer(nullptr);
+        s->imatrix.reset();
+    });
+}
+
+// ------------------------------------------------------------------ activation ranges
+
+ei_status ei_session_ranges_start(ei_session* s) {
+    return guard([&] {
+        ei::Session& ss = *require(s, "session")->session;
+        ss.set_observer(nullptr);
+        s->imatrix.reset();
+        s->ranges = std::make_unique<ei::RangeCollector>(ss.plan());
+        ss.set_observer(s->ranges.get());
+    });
+}
+
+int32_t ei_session_ranges_count(const ei_session* s) {
+    return s && s->ranges ? static_cast<int32_t>(s->ranges->sites().size()) : 0;
+}
+
+ei_status ei_session_ranges_entry(const ei_session* s, int32_t index, const char** name, double* min, double* max,
+                                  uint64_t* count, const double* quantiles, double* abs_quantiles, int32_t n_quantiles) {
+    return guard([&] {
+        if (!require(s, "session")->ranges) ei::fail(EI_ERR_INVALID_ARGUMENT, "no activation ranges are being recorded");
+        const auto& sites = s->ranges->sites();
+        if (index < 0 || index >= static_cast<int32_t>(sites.size())) {
+            ei::fail(EI_ERR_INVALID_ARGUMENT, "range site " + std::to_string(index) + " out of range");
+        }
+        if (n_quantiles < 0 || (n_quantiles > 0 && (!quantiles || !abs_quantiles))) {
+            ei::fail(EI_ERR_INVALID_ARGUMENT, "quantiles: bad buffers");
+        }
+        const ei::RangeCollector::Site& site = sites[static_cast<size_t>(index)];
+        if (name) *name = site.name.c_str();
+        if (min) *min = site.min;
+        if (max) *max = site.max;
+        if (count) *count = site.count;
+        for (int32_t k = 0; k < n_quantiles; ++k) {
+            if (!(quantiles[k] >= 0 && quantiles[k] <= 1)) {
+                ei::fail(EI_ERR_INVALID_ARGUMENT, "quantile " + std::to_string(quantiles[k]) + " is not in [0, 1]");
+            }
+            abs_quantiles[k] = site.abs_quantile(quantiles[k]);
+        }
+    });
+}
+
+ei_status ei_session_ranges_stop(ei_session* s) {
+    return guard([&] {
+        if (!require(s, "session")->ranges) return;  // another collector may be watching
+        s->session->set_observer(nullptr);
+        s->ranges.reset();
+    });
+}

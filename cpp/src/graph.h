@@ -66,6 +66,9 @@ struct Op {
     int32_t gate = 0;           // 0 none, 1 scalar, 2 adaptive
     bool memory_rope = false;
     bool delta_rule = false;
+    // SegmentAttention: the sink keys are seen as if they sat right behind the window (their
+    // positions moved up by the folded tokens), not at their absolute positions.
+    bool sinks_follow = false;
 };
 
 // The KV slot of a token: S sink slots hold positions 0..S-1, then a ring of `ring` slots

@@ -180,8 +180,9 @@ private:
         o.mem_z = layer_slice("mem.z", il, d, hp_.n_head_kv);
         o.memory_rope = sc_.memory_rope;
         o.delta_rule = sc_.rule == MemoryRule::Delta;
+        o.sinks_follow = sc_.sinks_follow;
         const LayerWeights& w = m_.layers()[il];
-        o.gate = w.gate == LayerWeights::Gate::Scalar ? 1 : w.gate == LayerWeights::Gate::Adaptive ? 2 : 0;
+        o.gate = sc_.gates_off ? 0 : w.gate == LayerWeights::Gate::Scalar ? 1 : w.gate == LayerWeights::Gate::Adaptive ? 2 : 0;
         o.gate_w = weight(w.gate_w);
         o.gate_b = weight(w.gate_b);
         return o;

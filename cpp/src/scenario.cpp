@@ -69,6 +69,15 @@ Scenario resolve_scenario(const ei_scenario* s, const GgufFile& f) {
     sc.n_threads = s->n_threads;
     sc.kv_type = static_cast<KvType>(s->kv_type);
     if (s->backend && *s->backend) sc.backend = s->backend;
+    if (s->gates_off != 0 && s->gates_off != 1) {
+        fail(EI_ERR_INVALID_ARGUMENT, "scenario: gates_off must be 0 or 1, got " + std::to_string(s->gates_off));
+    }
+    sc.gates_off = s->gates_off == 1;
+    if (s->sink_positions < 0 || s->sink_positions > 2) {
+        fail(EI_ERR_INVALID_ARGUMENT, "scenario: sink_positions must be 0 (default), 1 (behind the window) or 2 "
+                                      "(absolute), got " + std::to_string(s->sink_positions));
+    }
+    if (s->sink_positions != 0) sc.sinks_follow = s->sink_positions == 1;
     return sc;
 }
 

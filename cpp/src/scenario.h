@@ -26,6 +26,12 @@ struct Scenario {
     bool memory = true;      // off: plain full attention, at most S + W tokens
     MemoryRule rule = MemoryRule::Linear;
     bool memory_rope = false;  // memory keys/queries after RoPE (default: before, "NoPE")
+    bool gates_off = false;    // ignore the model's gates: g = 0, the StreamingLLM baseline (evaluation)
+    // Sink keys seen right behind the window (their RoPE positions move up L with each fold),
+    // so their distance to a query stays within S + W + L at any length; false: at their
+    // absolute positions, ever further from the queries.
+    bool sinks_follow = kSinksFollowByDefault;
+    static constexpr bool kSinksFollowByDefault = true;
     int32_t n_threads = 0;   // 0: one per available core
     KvType kv_type = KvType::F16;
     std::string backend = "cpu";

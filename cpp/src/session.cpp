@@ -268,6 +268,9 @@ uint64_t scenario_fingerprint(const Scenario& sc) {
     f.add(sc.rule);
     f.add(sc.memory_rope);
     f.add(sc.kv_type);
+    // Only when set, so states saved before the setting existed keep their fingerprint.
+    if (sc.gates_off) f.add(sc.gates_off);
+    if (sc.sinks_follow != Scenario::kSinksFollowByDefault) f.add(int32_t{0x51A4} + sc.sinks_follow);
     return f.h;
 }
 }  // namespace
@@ -353,7 +356,7 @@ void Session::check_state_header(const uint8_t* head, uint64_t head_bytes, uint6
     }
     const uint64_t scenario_fp = scenario_fingerprint(plan_.scenario);
     if (h.scenario_fp != scenario_fp) {
-        bad("it was saved with another scenario (segment, sink, window, memory or KV settings differ: scenario "
+        bad("it was saved with another scenario (segment, sink, window, memory, gate, sink position or KV settings differ: scenario "
             "fingerprint " + hex(h.scenario_fp) + ", this scenario's " + hex(scenario_fp) + ")");
     }
     const uint64_t payload = state_size() - kFrame;

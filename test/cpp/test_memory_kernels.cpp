@@ -63,7 +63,7 @@ struct Cache {
 // Runs one head over the given spans for nq queries whose visible prefixes are `visible`.
 std::vector<float> run_block(const ops::Primitives& p, const Cache& c, const std::vector<ops::KvSpan>& spans,
                              const std::vector<float>& q, const std::vector<int64_t>& visible, int gate,
-                             const std::vector<float>* mem) {
+                             const std::vector<float>* mem, const std::vector<float>* q_sink = nullptr) {
     const int nq = int(visible.size());
     ops::AttentionBlock a;
     std::vector<float> out(size_t(c.d) * nq), scores(size_t(c.slots) * ops::kMaxQueries + 8);
@@ -74,7 +74,9 @@ std::vector<float> run_block(const ops::Primitives& p, const Cache& c, const std
         a.out[i] = out.data() + size_t(i) * c.d;
         a.visible[i] = visible[i];
         a.q_mem[i] = a.q[i];
+        if (q_sink) a.q_sink[i] = q_sink->data() + size_t(i) * c.d;
     }
+    a.sink_query = q_sink != nullptr;
     a.k = c.k.data();
     a.v = c.v.data();
     a.kv_stride = c.stride();
@@ -164,6 +166,67 @@ TEST(blocks_and_spans_do_not_change_a_single_bit) {
             std::vector<float> qi(q.begin() + i * 64, q.begin() + (i + 1) * 64);
             auto single = run_block(*p, c, {{0, 64}, {64, 86}}, qi, {vis[i]}, 0, nullptr);
             CHECK(std::memcmp(single.data(), one.data() + i * 64, 64 * sizeof(float)) == 0);
+        }
+    }
+}
+
+// Sinks behind the window: the first span (the sink) is scored with its own queries.
+// Checked against a double-precision softmax attention written here, on odd head sizes,
+// a wrapped ring and a padded block of queries with causal prefixes (some shorter than the
+// sink), f16 and f32 caches; every variant gives the scalar kernel's bits; and sink queries
+// equal to the queries change no bit.
+TEST(sink_queries_score_the_sink_span) {
+    const ops::Primitives* ref = ops::primitives(KernelVariant::Scalar);
+    for (int32_t d : {13, 40, 64}) {
+        for (bool f16 : {true, false}) {
+            Cache c(d, 301, f16, 40u + d);
+            const std::vector<ops::KvSpan> spans = {{0, 5}, {250, 51}, {5, 33}};
+            const int64_t n = rows(spans);
+            std::vector<int64_t> visible;
+            for (int i = 0; i < 11; ++i) visible.push_back(i < 2 ? 3 + i : n - 10 + i);  // odd, padded block
+            auto q = randn(size_t(d) * 11, 50u + d), qs = randn(size_t(d) * 11, 60u + d);
+            auto got = run_block(*ref, c, spans, q, visible, 0, nullptr, &qs);
+            // The rows of the list in order: the slots of each span.
+            std::vector<int64_t> slot;
+            for (auto& sp : spans) {
+                for (int64_t r = 0; r < sp.count; ++r) slot.push_back(sp.slot + r);
+            }
+            auto val = [&](const std::vector<uint8_t>& m, int64_t sl, int j) {
+                return f16 ? double(fp16_to_fp32(reinterpret_cast<const uint16_t*>(m.data())[sl * d + j]))
+                           : double(reinterpret_cast<const float*>(m.data())[sl * d + j]);
+            };
+            auto rnd = [&](float x) { return f16 ? double(fp16_to_fp32(fp32_to_fp16(x))) : double(x); };
+            double err = 0, scale = 0;
+            for (int i = 0; i < 11; ++i) {
+                std::vector<double> sc(visible[i]);
+                double mx = -1e300;
+                for (int64_t j = 0; j < visible[i]; ++j) {
+                    const std::vector<float>& qq = j < spans[0].count ? qs : q;
+                    double dot = 0;
+                    for (int e = 0; e < d; ++e) dot += rnd(qq[size_t(i) * d + e]) * val(c.k, slot[j], e);
+                    sc[j] = dot / std::sqrt(double(d));
+                    mx = std::max(mx, sc[j]);
+                }
+                double sum = 0;
+                for (double& x : sc) sum += (x = std::exp(x - mx));
+                for (int e = 0; e < d; ++e) {
+                    double o = 0;
+                    for (int64_t j = 0; j < visible[i]; ++j) o += sc[j] / sum * val(c.v, slot[j], e);
+                    err = std::max(err, std::fabs(o - got[size_t(i) * d + e]));
+                    scale = std::max(scale, std::fabs(o));
+                }
+            }
+            // f16: the attention weights are rounded to f16 before the V sum (as llama.cpp does).
+            CHECK(err <= (f16 ? 2e-3 : 2e-6) * std::max(1.0, scale));
+            // The sink queries matter: scoring the sink with q instead is far off.
+            auto plain = run_block(*ref, c, spans, q, visible, 0, nullptr);
+            CHECK(max_rel(plain, got) > 1e-2);
+            auto same = run_block(*ref, c, spans, q, visible, 0, nullptr, &q);
+            CHECK(std::memcmp(same.data(), plain.data(), plain.size() * sizeof(float)) == 0);
+            for (const ops::Primitives* p : variants()) {
+                auto v = run_block(*p, c, spans, q, visible, 0, nullptr, &qs);
+                CHECK(std::memcmp(v.data(), got.data(), got.size() * sizeof(float)) == 0);
+            }
         }
     }
 }

@@ -266,6 +266,7 @@ struct RouteSettings {
     int S = 4, W = 32, L = 16;
     bool delta = false;      // fold rule
     bool rope_keys = false;  // memory keys and queries after RoPE
+    bool sinks_follow = true;  // sink keys seen right behind the window (else at their own positions)
 };
 
 // One conversation over the reference model, the route simulated from its description:
@@ -356,6 +357,10 @@ private:
             kr = k;
             rope(qr.data(), H, D, m.n_rot, pos, m.base, m.halves);
             rope(kr.data(), KV, D, m.n_rot, pos, m.base, m.halves);
+            // Sinks behind the window: sink j sits at j + folded, so its score is the query
+            // rotated for pos - folded against the key as stored (rotated for j).
+            std::vector<double> qs = q;
+            rope(qs.data(), H, D, m.n_rot, r_.sinks_follow ? pos - folded_ : pos, m.base, m.halves);
             kpre_[l].push_back(k);
             krot_[l].push_back(kr);
             v_[l].push_back(v);
@@ -367,8 +372,9 @@ private:
                 double mx = -1e300;
                 for (int64_t j = 0; j <= pos; ++j) {
                     if (j >= r_.S && j < ring_start_) continue;  // folded into memory
+                    const std::vector<double>& qj = j < r_.S ? qs : qr;
                     double d = 0;
-                    for (int c = 0; c < D; ++c) d += qr[size_t(h) * D + c] * krot_[l][j][size_t(hk) * D + c];
+                    for (int c = 0; c < D; ++c) d += qj[size_t(h) * D + c] * krot_[l][j][size_t(hk) * D + c];
                     seen.push_back(j);
                     s.push_back(d / std::sqrt(double(D)));
                     mx = std::max(mx, s.back());
@@ -469,6 +475,7 @@ Result run_case(const Case& c, const std::vector<RouteSettings>& wrong, std::vec
     sc.n_batch = c.route.L;
     sc.rule = c.route.delta ? MemoryRule::Delta : MemoryRule::Linear;
     sc.memory_rope = c.route.rope_keys;
+    sc.sinks_follow = c.route.sinks_follow;
     sc.kv_type = KvType::F32;  // no f16 rounding of K and V: the reference keeps them exact
     sc.n_threads = 2;
     Plan plan = make_plan(model, sc);
@@ -515,7 +522,7 @@ Result run_case(const Case& c, const std::vector<RouteSettings>& wrong, std::vec
 double tolerance(const Result& r) { return 3e-5 * std::max(1.0, r.max_logit); }
 
 void report(const Case& c, const Result& r) {
-    std::printf("  %-34s folds %lld  max |logit| %6.3f  max abs error %.3g (tolerance %.3g)\n", c.name,
+    std::printf("  %-40s folds %lld  max |logit| %6.3f  max abs error %.3g (tolerance %.3g)\n", c.name,
                 (long long)(r.folded / c.route.L), r.max_logit, r.max_abs, tolerance(r));
 }
 
@@ -524,6 +531,7 @@ void report(const Case& c, const Result& r) {
 TEST(route_matches_double_reference) {
     const RouteSettings lin{4, 32, 16, false, false}, del{4, 32, 16, true, false};
     const RouteSettings lin_rope{4, 32, 16, false, true}, del_rope{4, 32, 16, true, true};
+    const RouteSettings lin_abs{4, 32, 16, false, false, false};
     // Every rule x keys pair, each gate kind with both rules and both key kinds, both
     // architectures (GQA, adjacent-pair RoPE, untied output / QKV biases, halves RoPE,
     // tied output), and g = 0 (sink + window only, with folds happening unseen).
@@ -535,6 +543,11 @@ TEST(route_matches_double_reference) {
         {"llama   linear nope  no gate", "tiny-llama-f32.gguf", GateKind::None, lin},
         {"qwen2   delta  nope  adaptive", "tiny-qwen2-f32.gguf", GateKind::Adaptive, del, true},
         {"qwen2   linear rope  scalar", "tiny-qwen2-f32.gguf", GateKind::Scalar, lin_rope},
+        // Sinks at their absolute positions (the setting's other value), and g = 0 with
+        // sinks behind the window: local attention alone shows the sink positions.
+        {"llama   linear nope  scalar  abs sinks", "tiny-llama-f32.gguf", GateKind::Scalar, lin_abs},
+        {"qwen2   linear nope  no gate abs sinks", "tiny-qwen2-f32.gguf", GateKind::None, lin_abs},
+        {"qwen2   linear nope  no gate", "tiny-qwen2-f32.gguf", GateKind::None, lin},
     };
     // Where every instruction is emulated or instrumented (CI's qemu and sanitizer runs),
     // two cases cover both models, both rules and both key kinds between them.
@@ -560,8 +573,9 @@ TEST(reference_tells_wrong_routes_apart) {
         {4, 32, 16, false, false},  // linear instead of delta
         {4, 32, 16, true, true},    // memory keys after RoPE
         {4, 48, 16, true, false},   // folds one segment later (a larger window)
+        {4, 32, 16, true, false, false},  // sinks at their absolute positions
     };
-    const char* what[] = {"linear rule", "rope keys", "later folds"};
+    const char* what[] = {"linear rule", "rope keys", "later folds", "abs sinks"};
     std::vector<Result> w;
     Result r = run_case(c, wrong, &w);
     report(c, r);

@@ -247,60 +247,96 @@ TEST(memory_equals_direct_recomputation) {
 }
 
 // With g = 0 (this model has no gates) the last layer's attention output must equal a
-// naive softmax over exactly the sink and window positions, recomputed here in double.
+// naive softmax over exactly the sink and window positions, recomputed here in double;
+// with the sinks behind the window, the sink keys are scored with the query rotated for
+// its position minus the folded tokens.
 TEST(gate_zero_equals_naive_sink_plus_window_attention) {
-    Scenario sc = small(4, 24, 8);
-    Harness h(tiny(), sc);
-    const HParams& hp = h.model->hparams();
-    const int32_t D = hp.head_dim, H = hp.n_head, kv_dim = hp.n_embd_kv(), group = hp.n_head / hp.n_head_kv;
-    const int64_t slots = sc.kv_slots(), last = hp.n_layer - 1;
-    auto t = tokens(170, 3);
-    int checked = 0;
-    double worst = 0;
-    for (size_t done = 0; done < t.size();) {
-        const int32_t n = done + 8 <= t.size() ? 8 : int32_t(t.size() - done);  // the last one is short
-        h.session->eval(t.data() + done, n);
-        // The window after this step starts at the oldest unfolded position.
-        const int64_t ring_start = sc.n_sink + h.session->placement().memory;
-        const float* q = h.region<float>("q_rope");
-        const float* attn = h.region<float>("attn");
-        const uint16_t* K = h.region<uint16_t>("kv.k") + size_t(last) * slots * kv_dim;
-        const uint16_t* V = h.region<uint16_t>("kv.v") + size_t(last) * slots * kv_dim;
-        for (int32_t r = 0; r < n; ++r) {
-            const int64_t qp = int64_t(done) + r;
-            for (int32_t hh = 0; hh < H; ++hh) {
-                std::vector<int64_t> visible;
-                for (int64_t p = 0; p <= qp; ++p) {
-                    if (p < sc.n_sink || p >= ring_start) visible.push_back(p);
-                }
-                std::vector<double> w;
-                double mx = -1e300;
-                const int32_t hk = hh / group;
-                for (int64_t p : visible) {
-                    double s = 0;
+    for (bool follow : {false, true}) {
+        Scenario sc = small(4, 24, 8);
+        sc.sinks_follow = follow;
+        Harness h(tiny(), sc);
+        const HParams& hp = h.model->hparams();
+        const int32_t D = hp.head_dim, H = hp.n_head, kv_dim = hp.n_embd_kv(), group = hp.n_head / hp.n_head_kv;
+        const int64_t slots = sc.kv_slots(), last = hp.n_layer - 1;
+        auto t = tokens(170, 3);
+        int checked = 0;
+        double worst = 0;
+        for (size_t done = 0; done < t.size();) {
+            const int32_t n = done + 8 <= t.size() ? 8 : int32_t(t.size() - done);  // the last one is short
+            h.session->eval(t.data() + done, n);
+            // The window after this step starts at the oldest unfolded position.
+            const int64_t ring_start = sc.n_sink + h.session->placement().memory;
+            const float* q = h.region<float>("q_rope");
+            const float* q_pre = h.region<float>("q");
+            const float* attn = h.region<float>("attn");
+            const uint16_t* K = h.region<uint16_t>("kv.k") + size_t(last) * slots * kv_dim;
+            const uint16_t* V = h.region<uint16_t>("kv.v") + size_t(last) * slots * kv_dim;
+            for (int32_t r = 0; r < n; ++r) {
+                const int64_t qp = int64_t(done) + r;
+                for (int32_t hh = 0; hh < H; ++hh) {
+                    std::vector<int64_t> visible;
+                    for (int64_t p = 0; p <= qp; ++p) {
+                        if (p < sc.n_sink || p >= ring_start) visible.push_back(p);
+                    }
+                    std::vector<double> w;
+                    double mx = -1e300;
+                    const int32_t hk = hh / group;
+                    std::vector<float> qs(D);
+                    cpu::ops::rope(q_pre + size_t(r) * H * D + hh * D, qs.data(), 1, D, hp.n_rot,
+                                   follow ? qp - (ring_start - sc.n_sink) : qp, hp.rope_base, hp.rope_mode == RopeMode::Halves);
+                    for (int64_t p : visible) {
+                        double s = 0;
+                        for (int32_t i = 0; i < D; ++i) {
+                            const float qi = p < sc.n_sink ? qs[i] : q[size_t(r) * H * D + hh * D + i];
+                            s += double(qi) * cpu::fp16_to_fp32(K[sc.slot_of(p) * kv_dim + hk * D + i]);
+                        }
+                        w.push_back(s / std::sqrt(double(D)));
+                        mx = std::max(mx, w.back());
+                    }
+                    double sum = 0;
+                    for (double& x : w) sum += (x = std::exp(x - mx));
                     for (int32_t i = 0; i < D; ++i) {
-                        s += double(q[size_t(r) * H * D + hh * D + i]) * cpu::fp16_to_fp32(K[sc.slot_of(p) * kv_dim + hk * D + i]);
+                        double o = 0;
+                        for (size_t j = 0; j < visible.size(); ++j) {
+                            o += w[j] / sum * cpu::fp16_to_fp32(V[sc.slot_of(visible[j]) * kv_dim + hk * D + i]);
+                        }
+                        worst = std::max(worst, std::fabs(o - attn[size_t(r) * H * D + hh * D + i]));
+                        ++checked;
                     }
-                    w.push_back(s / std::sqrt(double(D)));
-                    mx = std::max(mx, w.back());
-                }
-                double sum = 0;
-                for (double& x : w) sum += (x = std::exp(x - mx));
-                for (int32_t i = 0; i < D; ++i) {
-                    double o = 0;
-                    for (size_t j = 0; j < visible.size(); ++j) {
-                        o += w[j] / sum * cpu::fp16_to_fp32(V[sc.slot_of(visible[j]) * kv_dim + hk * D + i]);
-                    }
-                    worst = std::max(worst, std::fabs(o - attn[size_t(r) * H * D + hh * D + i]));
-                    ++checked;
                 }
             }
+            done += n;
         }
-        done += n;
+        std::printf("windowed attention (sinks %s) vs naive: %d values, max abs difference %.3g\n",
+                    follow ? "behind the window" : "absolute", checked, worst);
+        CHECK(h.session->placement().memory > 0);
+        CHECK(worst < 5e-3);  // q and the weights are rounded to f16 as in llama.cpp
     }
-    std::printf("windowed attention vs naive: %d values, max abs difference %.3g\n", checked, worst);
-    CHECK(h.session->placement().memory > 0);
-    CHECK(worst < 5e-3);  // q and the weights are rounded to f16 as in llama.cpp
+}
+
+// Where the sinks sit changes nothing until the first fold (bit for bit: the plain path
+// runs), and the logits of every later segment, prompt and decode steps alike.
+TEST(sink_positions_differ_only_after_the_first_fold) {
+    Scenario sc = small(4, 24, 8);
+    auto t = tokens(120, 9);
+    std::vector<std::vector<float>> out;
+    const int32_t V = Harness(tiny(), sc).model->hparams().n_vocab;
+    for (bool follow : {false, true}) {
+        sc.sinks_follow = follow;
+        Harness h(tiny(), sc);
+        std::vector<float> all(t.size() * V);
+        h.session->eval(t.data(), 100, all.data());
+        for (size_t i = 100; i < t.size(); ++i) h.session->eval(&t[i], 1, all.data() + i * V);  // decode steps
+        out.push_back(all);
+    }
+    // S 4 + ring W + L = 32: the segment at position 32 is the first after a fold.
+    const size_t first_fold = 32;
+    CHECK(std::memcmp(out[0].data(), out[1].data(), first_fold * V * sizeof(float)) == 0);
+    for (size_t seg = first_fold; seg < t.size(); seg += 8) {
+        bool differs = false;
+        for (size_t i = seg * V; i < std::min(t.size(), seg + 8) * V; ++i) differs |= out[0][i] != out[1][i];
+        CHECK(differs);
+    }
 }
 
 // Work that fits in S + W runs plain full attention, bit for bit: with the memory on (or

@@ -414,6 +414,7 @@ struct AttnCase {
     int gate = 0;
     bool memory_rope = false;
     int rope_mode = 0;
+    bool sinks_follow = false;
 };
 
 void attention_case(const AttnCase& c) {
@@ -457,6 +458,7 @@ void attention_case(const AttnCase& c) {
         op.gate_b = gb.ref;
     }
     op.memory_rope = c.memory_rope;
+    op.sinks_follow = c.sinks_follow;
     StepParams s;
     s.n_tokens = c.nt;
     s.pos0 = c.pos0;
@@ -497,6 +499,21 @@ TEST(segment_attention_cases) {
             c.memory_rope = gate == 1 && mem;
             attention_case(c);
         }
+    }
+    // Sinks behind the window: after 37 folded tokens the sink keys are scored with the query
+    // rotated for its position minus 37 (both pairings, both caches).
+    for (int mode = 0; mode < 2; ++mode) {
+        c = AttnCase{};
+        c.name = mode ? "attention: sinks behind the window, halves, f32 cache" : "attention: sinks behind the window, pairs";
+        c.cache = mode ? GgmlType::F32 : GgmlType::F16;
+        c.nt = 4;
+        c.pos0 = 49;
+        c.ring_start = 40;
+        c.mem_tokens = 37;
+        c.gate = 1;
+        c.rope_mode = mode;
+        c.sinks_follow = true;
+        attention_case(c);
     }
 }
 

@@ -77,7 +77,7 @@ void run_model(const std::shared_ptr<const ei::Model>& model, int32_t kv_type) {
     use_tokenizer(tk);
     // The scenario a C caller gets when it sets L, S, W, threads and the KV type: the
     // model's edgeinfinite.* keys fill in the rest (and are validated).
-    ei_scenario req = {8, 4, 16, 1, -1, -1, 1, kv_type, nullptr};
+    ei_scenario req = {8, 4, 16, 1, -1, -1, 1, kv_type, nullptr, 0, 0};
     ei::Plan plan = ei::make_plan(model, ei::resolve_scenario(&req, model->gguf()));
     if (plan.pool.size > kMaxPool) return;
     void* pool = std::aligned_alloc(plan.pool.alignment, (plan.pool.size + plan.pool.alignment - 1) /

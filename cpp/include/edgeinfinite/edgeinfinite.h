@@ -39,7 +39,8 @@ extern "C" {
 #define EI_API __attribute__((visibility("default")))
 #endif
 
-#define EI_ABI_VERSION 1
+/* 2: ei_scenario grew (gates_off, sink_positions): callers built against 1 pass a smaller struct. */
+#define EI_ABI_VERSION 2
 
 typedef enum ei_status {
     EI_OK = 0,
@@ -116,7 +117,8 @@ typedef struct ei_session ei_session;
 
 /* A scenario: every shape fixed before the first token. A negative field takes the
  * model's edgeinfinite.* metadata, else the built-in default; a NULL scenario means all
- * defaults. Every field is validated when a plan is made. */
+ * defaults. Every field is validated when a plan is made. Fields after `backend` mean
+ * their default at zero, so a zero-initialised scenario is the default one. */
 typedef struct ei_scenario {
     int32_t n_batch;     /* L: tokens per prefill graph run (default 128) */
     int32_t n_sink;      /* S: first tokens kept raw (default 64) */
@@ -127,6 +129,12 @@ typedef struct ei_scenario {
     int32_t n_threads;   /* 0: one per core */
     int32_t kv_type;     /* 0: f16, 1: f32 */
     const char* backend; /* NULL or "cpu"; "opencl" where built (EI_ERR_UNSUPPORTED with the reason when no OpenCL device loads) */
+    /* Added for evaluation (zero, the default, keeps the behaviour callers had before). */
+    int32_t gates_off;   /* 0: the model's memory gates (default); 1: ignore them, g = 0 (sinks + window only) */
+    /* Where attention sees the sink keys once tokens have folded: 0 default (1); 1 right
+     * behind the window (their RoPE positions move up with each fold, so no query is ever
+     * farther from a sink than S + W + L); 2 at their absolute positions. */
+    int32_t sink_positions;
 } ei_scenario;
 
 EI_API ei_status ei_model_load(const char* path, ei_model** out);
@@ -248,6 +256,57 @@ EI_API ei_status ei_generate_begin(ei_session* session, const int32_t* prompt, i
  * generation ended (EI_STOP_NONE while it goes on). Stopping early is just not calling again. */
 EI_API ei_status ei_generate_next(ei_session* session, const char** piece, uint64_t* len, int32_t* token,
                                   int32_t* done);
+
+/* ------------------------------------------------------------------ quantization (ei quantize) */
+
+/* Bytes of one row of n_cols elements of a ggml tensor type; 0 when the type is unknown or
+ * n_cols is not a multiple of its block size. */
+EI_API uint64_t ei_tensor_row_size(int32_t type, int64_t n_cols);
+/* Converts rows x cols values of src_type (F32, F16, BF16, or any type the CPU backend reads,
+ * to requantize) into dst_type (F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q6_K), rows spread
+ * over n_threads (<= 0: one per core). src_size and dst_size must be exactly rows times the
+ * types' row sizes. importance: NULL (minimize the plain squared error; Q8_0, Q4_0 and Q5_0
+ * then round exactly as ggml's reference code) or cols finite non-negative per-column weights
+ * (minimize sum_j importance_j (x_j - x^_j)^2, searching block scales and mins). */
+EI_API ei_status ei_quantize_rows(int32_t dst_type, int32_t src_type, const void* src, uint64_t src_size, int64_t rows,
+                                  int64_t cols, const float* importance, int32_t n_threads, void* dst,
+                                  uint64_t dst_size);
+
+/* ------------------------------------------------------------------ importance matrix (ei imatrix) */
+
+/* Starts (or restarts from zero) collecting activation statistics on the session: from now
+ * on every evaluation adds, for every weight matrix of the transformer blocks (and the output
+ * head when include_output != 0), the squares of the activations it multiplies, per input
+ * column, over the valid rows (padding excluded; the output head sees every row only when
+ * all logits are requested, else the last one). The collector belongs to the session. */
+EI_API ei_status ei_session_imatrix_start(ei_session* session, int32_t include_output);
+/* Matrices watched (0 when no collection was started). */
+EI_API int32_t ei_session_imatrix_count(const ei_session* session);
+/* Matrix index: *name its GGUF name (owned by the session until the next start/stop),
+ * *n_cols its input width, *rows the activation rows summed; sums, when not NULL, receives
+ * the n_cols sums of x_j^2 (capacity floats available; EI_ERR_INVALID_ARGUMENT if fewer). */
+EI_API ei_status ei_session_imatrix_entry(const ei_session* session, int32_t index, const char** name,
+                                          int64_t* n_cols, int64_t* rows, float* sums, int64_t capacity);
+/* Stops collecting and drops the statistics. */
+EI_API ei_status ei_session_imatrix_stop(ei_session* session);
+
+/* ------------------------------------------------------------------ activation ranges (ei calibrate) */
+
+/* Starts (or restarts) recording activation ranges on the session: for every op output
+ * a quantized backend needs a scale for (named after the model: "blk.0.attn_norm",
+ * "blk.0.attn_q", "blk.0.attn" ...), the exact min and max over valid rows and a log-scale
+ * histogram of |x|. A session watches with one collector at a time: this stops an
+ * importance matrix being collected, and ei_session_imatrix_start stops this. */
+EI_API ei_status ei_session_ranges_start(ei_session* session);
+EI_API int32_t ei_session_ranges_count(const ei_session* session);
+/* Site index: *name (owned by the session until the next start/stop), *min, *max, *count
+ * values seen; abs_quantiles[k] receives the quantile quantiles[k] (in [0, 1]) of |x|, read
+ * as the upper edge of its histogram bin (at most 2.2% above the exact value, never above
+ * max |x|), for k < n_quantiles. */
+EI_API ei_status ei_session_ranges_entry(const ei_session* session, int32_t index, const char** name, double* min,
+                                         double* max, uint64_t* count, const double* quantiles,
+                                         double* abs_quantiles, int32_t n_quantiles);
+EI_API ei_status ei_session_ranges_stop(ei_session* session);
 
 #ifdef __cplusplus
 }

@@ -29,9 +29,22 @@ public final class GgufWriter {
 
     private final Map<String, byte[]> metadata = new LinkedHashMap<>();
     private final List<Tensor> tensors = new ArrayList<>();
-    private final int alignment = 32;
+    private int alignment = 32;
+    private boolean alignmentKey = true;
 
     private static final int UINT32 = 4, INT32 = 5, FLOAT32 = 6, BOOL = 7, STRING = 8, ARRAY = 9, UINT64 = 10;
+
+    /**
+     * Sets the data alignment (32 by default; a power of two, at least 8) and whether this
+     * writer adds the general.alignment key first. false: the key is absent (which means 32) or
+     * among the metadata the caller puts, as in a copy that keeps its source's header as it was.
+     */
+    public GgufWriter alignment(int bytes, boolean writeKey) {
+        if (bytes < 8 || Integer.bitCount(bytes) != 1) throw new IllegalArgumentException("bad GGUF alignment " + bytes);
+        alignment = bytes;
+        alignmentKey = writeKey;
+        return this;
+    }
 
     public GgufWriter putString(String key, String value) {
         Buf b = new Buf().u32(STRING).str(value);
@@ -129,8 +142,9 @@ public final class GgufWriter {
     public void write(Path path) throws IOException {
         try (OutputStream raw = Files.newOutputStream(path); CountingStream out = new CountingStream(raw)) {
             Buf h = new Buf();
-            h.raw("GGUF".getBytes(StandardCharsets.US_ASCII)).u32(3).u64(tensors.size()).u64(metadata.size() + 1);
-            h.str("general.alignment").u32(UINT32).u32(alignment);
+            h.raw("GGUF".getBytes(StandardCharsets.US_ASCII)).u32(3).u64(tensors.size())
+                    .u64(metadata.size() + (alignmentKey ? 1 : 0));
+            if (alignmentKey) h.str("general.alignment").u32(UINT32).u32(alignment);
             for (Map.Entry<String, byte[]> e : metadata.entrySet()) h.str(e.getKey()).raw(e.getValue());
             long offset = 0;
             long[] offsets = new long[tensors.size()];

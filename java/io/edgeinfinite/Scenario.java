@@ -23,8 +23,19 @@ public final class Scenario {
     /** Whether memory keys and queries are taken before RoPE (NOPE, the default) or after. */
     public enum MemoryKeys { NOPE, ROPE }
 
+    /**
+     * Where attention sees the sink keys once tokens have folded into memory. WINDOW (the
+     * default): right behind the window, their RoPE positions moving up with each fold, so a
+     * query is never farther from a sink than S + W + L, whatever the length. ABSOLUTE: at
+     * their own positions, ever farther away (at 16K tokens, distances a model trained on 1K
+     * never saw). Work that fits in S + W never folds and is the same under both.
+     */
+    public enum SinkPositions { WINDOW, ABSOLUTE }
+
     private final Integer segmentLength, sink, window;
     private final Boolean memory;
+    private final boolean gates;
+    private final SinkPositions sinkPositions;
     private final MemoryRule rule;
     private final MemoryKeys keys;
     private final int threads;
@@ -36,6 +47,8 @@ public final class Scenario {
         sink = b.sink;
         window = b.window;
         memory = b.memory;
+        gates = b.gates;
+        sinkPositions = b.sinkPositions;
         rule = b.rule;
         keys = b.keys;
         threads = b.threads;
@@ -127,6 +140,16 @@ public final class Scenario {
         return rule;
     }
 
+    /** Whether the model's memory gates are used (the default); false runs g = 0. */
+    public boolean gates() {
+        return gates;
+    }
+
+    /** Where the sink keys are seen; null when unset (WINDOW). */
+    public SinkPositions sinkPositions() {
+        return sinkPositions;
+    }
+
     public MemoryKeys memoryKeys() {
         return keys;
     }
@@ -150,6 +173,8 @@ public final class Scenario {
         b.sink = sink;
         b.window = window;
         b.memory = memory;
+        b.gates = gates;
+        b.sinkPositions = sinkPositions;
         b.rule = rule;
         b.keys = keys;
         b.threads = threads;
@@ -162,6 +187,7 @@ public final class Scenario {
     public String toString() {
         return "Scenario[L=" + str(segmentLength) + ", S=" + str(sink) + ", W=" + str(window) + ", memory="
                 + (memory == null ? "default" : memory ? (rule == null ? "on" : rule.name().toLowerCase()) : "off")
+                + (gates ? "" : ", gates=off") + (sinkPositions == null ? "" : ", sinks=" + sinkPositions.name().toLowerCase())
                 + ", threads=" + threads + ", kv=" + kvType + ", backend=" + backend + "]";
     }
 
@@ -172,6 +198,8 @@ public final class Scenario {
     public static final class Builder {
         private Integer segmentLength, sink, window;
         private Boolean memory;
+        private boolean gates = true;
+        private SinkPositions sinkPositions;
         private MemoryRule rule;
         private MemoryKeys keys;
         private int threads = 0;
@@ -199,6 +227,22 @@ public final class Scenario {
         /** Off: full attention only, at most S + W tokens. */
         public Builder memory(boolean on) {
             memory = on;
+            return this;
+        }
+
+        /**
+         * False ignores the model's memory gates: every query runs with g = 0 (sinks + window
+         * only, the StreamingLLM baseline), while the memory still folds. For evaluation: it
+         * compares a gated model with its own g = 0 route without a second model file.
+         */
+        public Builder gates(boolean use) {
+            gates = use;
+            return this;
+        }
+
+        /** Where attention sees the sink keys once tokens have folded (see {@link SinkPositions}). */
+        public Builder sinkPositions(SinkPositions p) {
+            sinkPositions = p;
             return this;
         }
 

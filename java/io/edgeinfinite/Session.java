@@ -41,12 +41,14 @@ public final class Session implements AutoCloseable {
                 scenario.memory() == null ? -1 : scenario.memory() ? 1 : 0,
                 scenario.memoryRule() == null ? -1 : scenario.memoryRule().ordinal(),
                 scenario.memoryKeys() == null ? -1 : scenario.memoryKeys().ordinal(), scenario.threads(),
-                scenario.kvType().ordinal(), scenario.backend());
+                scenario.kvType().ordinal(), scenario.backend(), scenario.gates() ? 0 : 1,
+                scenario.sinkPositions() == null ? 0 : scenario.sinkPositions().ordinal() + 1);
         NativeMemory mem = null;
         try {
             int[] r = nb.planScenario(plan);
             this.scenario = new Resolved(r[0], r[1], r[2], r[3] != 0, Scenario.MemoryRule.values()[r[4]],
-                    Scenario.MemoryKeys.values()[r[5]], r[6], Scenario.KvType.values()[r[7]]);
+                    Scenario.MemoryKeys.values()[r[5]], r[6], Scenario.KvType.values()[r[7]], r[8] == 0,
+                    Scenario.SinkPositions.values()[r[9] - 1]);
             regions = List.of(nb.planRegions(plan));
             mem = nb.allocate(nb.planPoolSize(plan), nb.planPoolAlignment(plan));
             handle = nb.sessionCreate(modelHandle, plan, mem.address(), mem.size());
@@ -106,9 +108,12 @@ public final class Session implements AutoCloseable {
      * @param window        W
      * @param memory        whether older tokens fold into memory
      * @param threads       worker threads in use
+     * @param gates         whether the model's memory gates are used (false: g = 0)
+     * @param sinkPositions where attention sees the sink keys once tokens have folded
      */
     public record Resolved(int segmentLength, int sink, int window, boolean memory, Scenario.MemoryRule memoryRule,
-            Scenario.MemoryKeys memoryKeys, int threads, Scenario.KvType kvType) {
+            Scenario.MemoryKeys memoryKeys, int threads, Scenario.KvType kvType, boolean gates,
+            Scenario.SinkPositions sinkPositions) {
         /** Tokens that fit without folding: the full-attention route's limit. */
         public long fullCapacity() {
             return (long) sink + window;
@@ -198,6 +203,71 @@ public final class Session implements AutoCloseable {
         float[] out = new float[Math.multiplyExact(tokens.length, vocab)];
         nb.sessionEval(h, tokens, out);
         return out;
+    }
+
+    /** One weight matrix's activation statistics: sums over rows of x_j^2 per input column, and the row count. */
+    public record ImatrixEntry(String name, long rows, float[] sumOfSquares) {}
+
+    /**
+     * Starts (or restarts from zero) collecting, while this session evaluates, the squares of
+     * the activations every weight matrix of the transformer blocks multiplies (and the output
+     * head's when includeOutput; it sees every row only when all logits are requested), over
+     * valid rows only: the importance matrix of {@code ei imatrix}.
+     */
+    public synchronized void startImportanceMatrix(boolean includeOutput) {
+        nb.imatrixStart(handle(), includeOutput);
+    }
+
+    /** What was collected since {@link #startImportanceMatrix}: one entry per matrix, in the model's order. */
+    public synchronized List<ImatrixEntry> importanceMatrix() {
+        long h = handle();
+        int n = nb.imatrixCount(h);
+        List<ImatrixEntry> out = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            long[] shape = nb.imatrixShape(h, i);
+            float[] sums = new float[Math.toIntExact(shape[0])];
+            nb.imatrixSums(h, i, sums);
+            out.add(new ImatrixEntry(nb.imatrixName(h, i), shape[1], sums));
+        }
+        return out;
+    }
+
+    /** Stops collecting and drops the statistics. */
+    public synchronized void stopImportanceMatrix() {
+        nb.imatrixStop(handle());
+    }
+
+    /**
+     * One op output's recorded range: exact min and max, the values seen, and |x| at each
+     * requested quantile (read from a log-scale histogram: at most 2.2% above the exact value).
+     */
+    public record ActivationRange(String name, double min, double max, long count, double[] absQuantiles) {}
+
+    /**
+     * Starts (or restarts) recording, while this session evaluates, the range of every op
+     * output a quantized backend needs a scale for (norms, matmul outputs, RoPE, attention,
+     * the residual stream, the FFN's inner product). A session watches with one collector at
+     * a time: this stops an importance matrix, and starting one stops this.
+     */
+    public synchronized void startActivationRanges() {
+        nb.rangesStart(handle());
+    }
+
+    /** The ranges recorded since {@link #startActivationRanges}, with |x| at the given quantiles (each in [0, 1]). */
+    public synchronized List<ActivationRange> activationRanges(double... quantiles) {
+        long h = handle();
+        int n = nb.rangesCount(h);
+        List<ActivationRange> out = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) {
+            double[] st = nb.rangesStats(h, i, quantiles);
+            out.add(new ActivationRange(nb.rangesName(h, i), st[0], st[1], (long) st[2],
+                    java.util.Arrays.copyOfRange(st, 3, st.length)));
+        }
+        return out;
+    }
+
+    public synchronized void stopActivationRanges() {
+        nb.rangesStop(handle());
     }
 
     /** Evaluates tokens and returns the last position's logits. */

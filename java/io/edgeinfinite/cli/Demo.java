@@ -46,6 +46,40 @@ final class Demo {
                     + "its pool stays %.1f MiB at any prompt length.%n", ei.prefillTps() / full.prefillTps(),
                     (double) ei.rssKb() / full.rssKb(), ei.poolBytes() / 1048576.0);
         }
+        quality(Path.of(a.opt("--eval-dir", "../shared/testdata/eval")), a.intOpt("-t", 0), out, err);
+    }
+
+    /**
+     * Quality beside speed: random weights say nothing about it, so it is measured on the
+     * trained evaluation model (when its folder is there), on held-out text: late-position
+     * perplexity with full attention and with the EdgeInfinite route (S 32, W 256, L 64, well
+     * inside the model's 1,024-token training context), a few seconds.
+     */
+    static void quality(Path evalDir, int threads, PrintStream out, PrintStream err) throws IOException {
+        Path model = evalDir.resolve("evalmodel-f32.gguf"), text = evalDir.resolve("dev.txt");
+        out.println();
+        if (!Files.isRegularFile(model) || !Files.isRegularFile(text)) {
+            out.println("quality: skipped (no evaluation model and text in " + evalDir + "; --eval-dir DIR)");
+            return;
+        }
+        err.println("  quality: late-position perplexity on the evaluation model...");
+        io.edgeinfinite.Scenario route = io.edgeinfinite.Scenario.builder().sink(32).window(256).segmentLength(64)
+                .threads(threads).build();
+        List<Eval.Config> configs = List.of(new Eval.Config("full", model, Eval.Config.Kind.FULL),
+                new Eval.Config("edgeinfinite", model, Eval.Config.Kind.GATED));
+        EvalPerplexity.Report r = EvalPerplexity.measure(configs, route, Files.readString(text), text.toString(),
+                List.of(1024), 8, null, 128, -1, 8, (c, w) -> {});
+        double f = r.series().get(0).byLength().get(1024).perplexity();
+        double e = r.series().get(1).byLength().get(1024).perplexity();
+        double fr = r.series().get(0).repeat().perplexity(), er = r.series().get(1).repeat().perplexity();
+        out.printf(Locale.ROOT, "quality (trained evaluation model %s, held-out text, %d windows of 1,024 tokens; "
+                + "EdgeInfinite S 32, W 256, L 64%s):%n", model.getFileName(), r.windows().get(1024),
+                Eval.hasGates(model) ? "" : ", no gates: g = 0");
+        out.printf("%-28s %16s %16s%n", "", "full attention", "EdgeInfinite");
+        out.printf(Locale.ROOT, "%-28s %16.3f %16.3f%n", "perplexity, positions >= 288", f, e);
+        out.printf(Locale.ROOT, "%-28s %16.3f %16.3f%n", "perplexity, span repeated", fr, er);
+        out.printf("(a %d-token span repeated %d tokens later, %d samples; `ei eval perplexity` measures more)%n",
+                r.span(), r.distance(), r.repeatSamples());
     }
 
     private interface Cell {

@@ -33,7 +33,13 @@ public final class Main {
                   --repeat-penalty R  --repeat-last-n N  --seed S  --stop STR (repeatable)
                   --chat (wrap the prompt in the model's chat template)
               logits -m MODEL --tokens 1,2,3 --out FILE   float32 logits [n_tokens x n_vocab], little-endian
-              perplexity -m MODEL -f TEXTFILE [--ctx N]
+              perplexity -m MODEL -f TEXTFILE [--ctx N] [--chunks N]   llama.cpp's chunking and scoring
+                  --kl-divergence-base FILE   also save the model's log-probabilities over the text
+                  --kl-divergence FILE        compare this model against a saved base (KL, top token, PPL ratio)
+              imatrix -m MODEL -f CALIB.txt -o FILE [--ctx 512] [--chunks N] [--process-output]
+                                                      importance matrix (llama-imatrix's GGUF): sum of x^2 per matrix column
+              calibrate -m MODEL -f CALIB.txt -o FILE.json [--ctx 512] [--chunks 16] [--sensitivity-tokens 4096]
+                                                      activation ranges and per-layer int8/int4 sensitivity (F32/F16 model)
               bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS]
               bench --sweep [-m MODEL] [--lengths 1024,4096,16384,65536,131072] [--budget-s 900] [--svg FILE]
                                                       TTFT, prefill t/s, peak RSS: full attention vs EdgeInfinite
@@ -42,9 +48,23 @@ public final class Main {
               demo [--prompt-tokens N] [--shape S]    the main job: a 16K-token prompt, full attention vs EdgeInfinite
               gate-init -m IN --value B -o OUT [--gate scalar|adaptive] [--sink S --window W -L L --rule R]
                                                       copy a model with constant memory gates g = sigmoid(B)
+              quantize IN.gguf OUT.gguf TYPE [options]  quantize F32/F16/BF16 weights; TYPE: q8_0, q4_0, q4_k, q6_k,
+                                                      q4_k_m, q4_k_s (llama.cpp's mixes)
+                  --pure (every matrix TYPE)  --keep-output  --type-override PATTERN=T (regex; repeatable)
+                  --token-embedding-type T  --output-type T  --imatrix FILE  --threads N  --allow-requantize
+              eval perplexity -m MODEL -f TEXT [--lengths 1024,2048] [--windows 16] [--score-from P]
+                  [--span 128] [--repeat-distance D] [--repeats 16]
+                                                      late-position and repeated-span perplexity
+              eval passkey -m MODEL [--lengths 1024,2048] [--depths 0,0.25,0.5,0.75,1] [--trials 4]
+                  [--filler FILE] [--seed S]          pass-key retrieval accuracy by length and depth
+                  (both: [--models name=path,...] [--configs full,g0,gated] [--json OUT] [--svg OUT]
+                   and scenario options for the memory route; full attention, g = 0 and each model's gates)
             scenario options (all commands that run a model):
               --scenario summarize|qa|chat   a preset        -L N  segment length     --sink S  --window W
               --memory on|off  --rule linear|delta  --memory-keys nope|rope  --kv f16|f32  -t THREADS
+              --gates on|off   off: ignore the model's memory gates (g = 0, sinks + window only)
+              --sinks window|absolute   RoPE positions of the sink keys once tokens fold (default window:
+                               kept right behind the window; absolute: ever farther from the queries)
               --backend cpu|opencl   the device that runs the graphs (opencl: the first GPU, else the first
                                      OpenCL device; EI_OPENCL_DEVICE=N picks another)
               --ctx N   plain full attention over at most N tokens (memory off)
@@ -78,6 +98,10 @@ public final class Main {
                 case "synth" -> Synth.run(a, out);
                 case "demo" -> Demo.run(a, out, err);
                 case "gate-init" -> GateInit.run(a, out);
+                case "quantize" -> Quantize.run(a, out, err);
+                case "imatrix" -> Imatrix.run(a, out, err);
+                case "calibrate" -> Calibrate.run(a, out, err);
+                case "eval" -> Eval.run(a, out, err);
                 case "version" -> out.println("edgeinfinite " + EdgeInfinite.version() + " (" + EdgeInfinite.binding()
                         + ", " + EdgeInfinite.platform() + ", cpu: " + EdgeInfinite.cpuFeatures() + ")");
                 default -> throw new UsageException("unknown command '" + args[0] + "'");
@@ -107,11 +131,19 @@ public final class Main {
     static Scenario scenario(Args a) {
         Scenario.Builder b = a.flag("--scenario") ? Scenario.preset(a.opt("--scenario", "")).toBuilder()
                 : Scenario.builder();
-        if (a.flag("--ctx")) b.sink(0).window(a.intOpt("--ctx", 0)).memory(false);
+        if (a.flag("--ctx")) {
+            int ctx = a.intOpt("--ctx", 0);
+            b.sink(0).window(ctx).memory(false);
+            // Full attention over ctx tokens, read in segments of at most 128 (a context
+            // shorter than that is one segment of its own length).
+            if (ctx > 0 && b.build().segmentLength() < 0) b.segmentLength(Math.min(ctx, 128));
+        }
         if (a.flag("-L")) b.segmentLength(a.intOpt("-L", 0));
         if (a.flag("--sink")) b.sink(a.intOpt("--sink", 0));
         if (a.flag("--window")) b.window(a.intOpt("--window", 0));
         if (a.flag("--memory")) b.memory(onOff(a.opt("--memory", ""), "--memory"));
+        if (a.flag("--gates")) b.gates(onOff(a.opt("--gates", ""), "--gates"));
+        if (a.flag("--sinks")) b.sinkPositions(choice(Scenario.SinkPositions.class, a.opt("--sinks", ""), "--sinks"));
         if (a.flag("--rule")) b.memoryRule(choice(Scenario.MemoryRule.class, a.opt("--rule", ""), "--rule"));
         if (a.flag("--memory-keys")) {
             b.memoryKeys(choice(Scenario.MemoryKeys.class, a.opt("--memory-keys", ""), "--memory-keys"));
@@ -208,16 +240,121 @@ public final class Main {
     }
 
     private static void perplexity(Args a, PrintStream out, PrintStream err) throws IOException {
-        String text = Files.readString(Path.of(a.required("-f")), StandardCharsets.UTF_8);
+        String textPath = a.required("-f");
+        String text = Perplexity.asRead(Files.readString(Path.of(textPath), StandardCharsets.UTF_8));
         int ctx = a.intOpt("--ctx", 512);
-        Scenario sc = scenario(a);
-        try (Model m = Model.load(Path.of(a.required("-m"))); Session s = m.newSession(sc)) {
-            int[] all = m.tokenize(text, false, false);
-            Perplexity.Result r = Perplexity.compute(s, all, ctx, m.addsBos() ? m.bosToken() : -1,
-                    (done, total) -> err.printf("\r[%d/%d chunks]", done, total));
-            err.println();
-            out.printf("perplexity: %.4f over %d tokens in %d chunks of %d%n", r.perplexity(), r.tokens(), r.chunks(), ctx);
+        String saveBase = a.opt("--kl-divergence-base", null), against = a.opt("--kl-divergence", null);
+        if (saveBase != null && against != null) {
+            throw new UsageException("--kl-divergence-base writes a base file and --kl-divergence reads one: give one of them");
         }
+        Scenario sc = scenario(a);
+        Path modelPath = Path.of(a.required("-m"));
+        long start = System.nanoTime();
+        try (Model m = Model.load(modelPath); Session s = m.newSession(sc)) {
+            Perplexity.Chunking ch = Perplexity.Chunking.of(Perplexity.tokens(m, text), ctx, a.intOpt("--chunks", 0),
+                    m.addsBos() ? m.bosToken() : -1);
+            int vocab = m.vocabSize();
+            Perplexity.Progress progress = chunkProgress(err, "chunks");
+            TokenScores.Nll nll = new TokenScores.Nll();
+            if (against != null) {
+                KlDivergence kl = new KlDivergence();
+                try (KlBaseFile.Reader base = new KlBaseFile.Reader(Path.of(against))) {
+                    checkBaseMatches(base, ch, vocab, vocabHash(modelPath), against, textPath);
+                    KlBaseFile.Row row = new KlBaseFile.Row(vocab);
+                    Perplexity.run(s, ch, (c, logits) -> {
+                        for (int i = ch.first(); i < ch.ctx() - 1; i++) {
+                            base.next(row);
+                            kl.add(logits, i, vocab, row, ch.target(c, i));
+                        }
+                    }, progress);
+                }
+                out.printf("KL divergence of %s against %s over %d chunks of %d (%.1f s)%n", modelPath.getFileName(),
+                        Path.of(against).getFileName(), ch.chunks(), ctx, (System.nanoTime() - start) / 1e9);
+                kl.report(out);
+                return;
+            }
+            if (saveBase != null) {
+                KlBaseFile.Header h = new KlBaseFile.Header(vocab, ctx, ch.chunks(), ch.first(), ch.bos(), vocabHash(modelPath));
+                try (KlBaseFile.Writer w = new KlBaseFile.Writer(Path.of(saveBase), h, ch.chunkedTokens())) {
+                    Perplexity.run(s, ch, (c, logits) -> {
+                        Perplexity.score(ch, c, logits, vocab, nll);
+                        for (int i = ch.first(); i < ch.ctx() - 1; i++) w.writeRow(logits, i, ch.target(c, i));
+                    }, progress);
+                }
+            } else {
+                Perplexity.run(s, ch, (c, logits) -> Perplexity.score(ch, c, logits, vocab, nll), progress);
+            }
+            out.printf(java.util.Locale.ROOT, "perplexity: %.4f ± %.4f over %d tokens in %d chunks of %d (mean -ln p %.6f; %.1f s)%n",
+                    nll.perplexity(), nll.perplexityError(), nll.count(), ch.chunks(), ctx, nll.meanNll().mean(),
+                    (System.nanoTime() - start) / 1e9);
+            if (saveBase != null) out.println("wrote the base log-probabilities to " + saveBase);
+        }
+    }
+
+    /** The vocabulary's fingerprint, as a KL base file records it. */
+    private static long vocabHash(Path model) {
+        Object tokens = GgufFile.read(model).metadata().get("tokenizer.ggml.tokens");
+        if (!(tokens instanceof List<?> l)) throw new IllegalArgumentException(model + " has no tokenizer.ggml.tokens");
+        return KlBaseFile.vocabHash(l.stream().map(String::valueOf).toList());
+    }
+
+    /** Refuses a base file made for another vocabulary, chunk size or token list. */
+    static void checkBaseMatches(KlBaseFile.Reader base, Perplexity.Chunking ch, int vocab, long vocabHash, String basePath,
+            String textPath) {
+        KlBaseFile.Header h = base.header;
+        String what = "the KL-divergence base file " + basePath + " was made ";
+        if (h.nVocab() != vocab || h.vocabHash() != vocabHash) {
+            throw new IllegalArgumentException(what + "with another vocabulary (" + h.nVocab() + " tokens, hash "
+                    + Long.toHexString(h.vocabHash()) + "; this model: " + vocab + " tokens, hash " + Long.toHexString(vocabHash) + ")");
+        }
+        if (h.ctx() != ch.ctx()) {
+            throw new IllegalArgumentException(what + "with --ctx " + h.ctx() + ", this run uses --ctx " + ch.ctx());
+        }
+        if (h.chunks() != ch.chunks()) {
+            throw new IllegalArgumentException(what + "over " + h.chunks() + " chunks; " + textPath + " gives " + ch.chunks()
+                    + " here (another text, or --chunks)");
+        }
+        if (h.bos() != ch.bos()) {
+            throw new IllegalArgumentException(what + "with BOS " + h.bos() + " at each chunk's start; this model uses " + ch.bos());
+        }
+        int[] mine = ch.chunkedTokens();
+        for (int i = 0; i < mine.length; i++) {
+            if (mine[i] != base.tokens[i]) {
+                throw new IllegalArgumentException(what + "from another text or tokenization: token " + i + " is " + base.tokens[i]
+                        + " there and " + mine[i] + " in " + textPath);
+            }
+        }
+    }
+
+    /** Whether a stream is the process's own stderr/stdout attached to a terminal. */
+    static boolean isTerminal(PrintStream s) {
+        if (s != System.err && s != System.out) return false;
+        java.io.Console c = System.console();
+        if (c == null) return false;
+        try {  // JDK 22+: a Console exists even when redirected; ask it (reflection: java/ compiles for 17)
+            return (Boolean) java.io.Console.class.getMethod("isTerminal").invoke(c);
+        } catch (ReflectiveOperationException e) {
+            return true;  // before 22 a Console exists only on a terminal
+        }
+    }
+
+    /**
+     * Progress over steps: on a terminal one line redrawn in place; otherwise (a log, a pipe)
+     * a line at every tenth of the work, like the other commands' progress lines.
+     */
+    static Perplexity.Progress chunkProgress(PrintStream err, String unit) {
+        boolean tty = isTerminal(err);
+        long t0 = System.nanoTime();
+        return (done, total) -> {
+            double s = (System.nanoTime() - t0) / 1e9;
+            if (tty) {
+                err.printf("\r[%d/%d %s, %.0f s]", done, total, unit, s);
+                if (done == total) err.println();
+            } else if (done == total || done * 10 / total != (done - 1) * 10 / total) {
+                err.printf(java.util.Locale.ROOT, "  %d/%d %s (%.1f s)%n", done, total, unit, s);
+            }
+            err.flush();
+        };
     }
 
     /** A bad command line: printed with the usage text, exit status 2. */
@@ -234,7 +371,9 @@ public final class Main {
         private final Map<String, List<String>> opts = new TreeMap<>();
         private final List<String> positionals = new java.util.ArrayList<>();
         private static final List<String> FLAGS = List.of("--greedy", "--chat", "--no-echo", "--sweep", "--full",
-                "--progress");
+                "--progress", "--process-output",
+                // quantize
+                "--pure", "--keep-output", "--allow-requantize");
 
         Args(String[] args) {
             for (int i = 0; i < args.length; i++) {

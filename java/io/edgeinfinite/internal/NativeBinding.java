@@ -84,9 +84,9 @@ public interface NativeBinding {
 
     /** Negative settings take the model's edgeinfinite.* defaults (see ei_scenario). */
     long planCreate(long model, int nBatch, int nSink, int nWindow, int memory, int memoryRule, int memoryRope,
-            int nThreads, int kvType, String backend);
+            int nThreads, int kvType, String backend, int gatesOff, int sinkPositions);
 
-    /** The plan's resolved scenario: {L, S, W, memory, rule, rope, threads, kvType}. */
+    /** The plan's resolved scenario: {L, S, W, memory, rule, rope, threads, kvType, gatesOff, sinkPositions}. */
     int[] planScenario(long plan);
 
     void planFree(long plan);
@@ -155,4 +155,47 @@ public interface NativeBinding {
 
     /** A generated piece: whole UTF-8 characters, the sampled token, and why generation ended (0: it goes on). */
     record Step(String text, int token, int done) {}
+
+    // ---- quantization (ei quantize)
+
+    /** Bytes of one row of cols elements of a ggml type; 0 for an unknown type or cols not a multiple of its block. */
+    long tensorRowSize(int type, long cols);
+
+    /**
+     * Quantizes rows x cols values: the first srcBytes of src (rows of srcType) into the first
+     * dstBytes of dst (rows of dstType). importance: null (plain squared error) or cols
+     * per-column weights. threads <= 0: one per core.
+     */
+    void quantizeRows(int dstType, int srcType, byte[] src, long srcBytes, long rows, long cols, float[] importance,
+            int threads, byte[] dst, long dstBytes);
+
+    // ---- importance matrix (ei imatrix): a collector the session owns
+    /** Starts (or restarts from zero) collecting activation statistics on the session. */
+    void imatrixStart(long session, boolean includeOutput);
+
+    /** Matrices watched; 0 when not collecting. */
+    int imatrixCount(long session);
+
+    /** Matrix index's GGUF name. */
+    String imatrixName(long session, int index);
+
+    /** Matrix index's {input width, rows summed}. */
+    long[] imatrixShape(long session, int index);
+
+    /** Matrix index's sums of x_j^2 (sums.length must be at least its input width). */
+    void imatrixSums(long session, int index, float[] sums);
+
+    void imatrixStop(long session);
+
+    // ---- activation ranges (ei calibrate): a collector the session owns
+    void rangesStart(long session);
+
+    int rangesCount(long session);
+
+    String rangesName(long session, int index);
+
+    /** Site index's {min, max, count, then |x| at each of quantiles}. */
+    double[] rangesStats(long session, int index, double[] quantiles);
+
+    void rangesStop(long session);
 }

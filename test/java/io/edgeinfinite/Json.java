@@ -6,7 +6,7 @@ import java.util.List;
 import java.util.Map;
 
 /** A minimal JSON reader for test data (objects, arrays, strings, numbers, booleans, null). */
-final class Json {
+public final class Json {
     private final String s;
     private int i;
 
@@ -14,7 +14,7 @@ final class Json {
         this.s = s;
     }
 
-    static Object parse(String text) {
+    public static Object parse(String text) {
         Json j = new Json(text);
         Object v = j.value();
         j.ws();

@@ -47,11 +47,16 @@ public final class FfmBinding implements NativeBinding {
     private final MethodHandle sessionCreate, sessionFree, sessionNPast, sessionReset, sessionCancel, sessionEval, sessionLastLogits,
             sessionRoute, sessionPlanRoute, sessionPlacement, sessionStateSize, sessionSave, sessionLoad;
     private final MethodHandle tokenize, tokenizeAfter, tokenPiece, detokenize, chatFormat, generateBegin, generateNext;
+    // quantization (ei quantize)
+    private final MethodHandle tensorRowSize, quantizeRows;
+    private final MethodHandle imatrixStart, imatrixCount, imatrixEntry, imatrixStop;  // importance matrix
+    private final MethodHandle rangesStart, rangesCount, rangesEntry, rangesStop;      // activation ranges
 
     private static final MemoryLayout SCENARIO = MemoryLayout.structLayout(
             JAVA_INT.withName("n_batch"), JAVA_INT.withName("n_sink"), JAVA_INT.withName("n_window"),
             JAVA_INT.withName("memory"), JAVA_INT.withName("memory_rule"), JAVA_INT.withName("memory_rope"),
-            JAVA_INT.withName("n_threads"), JAVA_INT.withName("kv_type"), ADDRESS.withName("backend"));
+            JAVA_INT.withName("n_threads"), JAVA_INT.withName("kv_type"), ADDRESS.withName("backend"),
+            JAVA_INT.withName("gates_off"), JAVA_INT.withName("sink_positions"));
     private static final MemoryLayout SAMPLING = MemoryLayout.structLayout(
             JAVA_INT.withName("greedy"), JAVA_FLOAT.withName("temperature"), JAVA_INT.withName("top_k"),
             JAVA_FLOAT.withName("top_p"), JAVA_FLOAT.withName("min_p"), JAVA_FLOAT.withName("repeat_penalty"),
@@ -126,6 +131,20 @@ public final class FfmBinding implements NativeBinding {
         generateBegin = fn("ei_generate_begin", JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS, ADDRESS,
                 JAVA_INT);
         generateNext = fn("ei_generate_next", JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS);
+        // quantization (ei quantize)
+        tensorRowSize = fn("ei_tensor_row_size", JAVA_LONG, JAVA_INT, JAVA_LONG);
+        quantizeRows = fn("ei_quantize_rows", JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_LONG,
+                ADDRESS, JAVA_INT, ADDRESS, JAVA_LONG);
+        imatrixStart = fn("ei_session_imatrix_start", JAVA_INT, ADDRESS, JAVA_INT);
+        imatrixCount = fn("ei_session_imatrix_count", JAVA_INT, ADDRESS);
+        imatrixEntry = fn("ei_session_imatrix_entry", JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                JAVA_LONG);
+        imatrixStop = fn("ei_session_imatrix_stop", JAVA_INT, ADDRESS);
+        rangesStart = fn("ei_session_ranges_start", JAVA_INT, ADDRESS);
+        rangesCount = fn("ei_session_ranges_count", JAVA_INT, ADDRESS);
+        rangesEntry = fn("ei_session_ranges_entry", JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                ADDRESS, ADDRESS, JAVA_INT);
+        rangesStop = fn("ei_session_ranges_stop", JAVA_INT, ADDRESS);
     }
 
     private MethodHandle fn(String name, MemoryLayout ret, MemoryLayout... args) {
@@ -412,12 +431,14 @@ public final class FfmBinding implements NativeBinding {
 
     @Override
     public long planCreate(long m, int nBatch, int nSink, int nWindow, int memory, int memoryRule, int memoryRope,
-            int nThreads, int kvType, String backend) {
+            int nThreads, int kvType, String backend, int gatesOff, int sinkPositions) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment sc = a.allocate(SCENARIO);
             int[] fields = {nBatch, nSink, nWindow, memory, memoryRule, memoryRope, nThreads, kvType};
             for (int i = 0; i < fields.length; i++) sc.setAtIndex(JAVA_INT, i, fields[i]);
             sc.set(ADDRESS, 32, backend == null ? MemorySegment.NULL : a.allocateFrom(backend));
+            sc.set(JAVA_INT, 40, gatesOff);
+            sc.set(JAVA_INT, 44, sinkPositions);
             MemorySegment out = a.allocate(ADDRESS);
             check(call(() -> (int) planCreate.invokeExact(ptr(m), sc, out)));
             return out.get(ADDRESS, 0).address();
@@ -429,7 +450,10 @@ public final class FfmBinding implements NativeBinding {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment sc = a.allocate(SCENARIO);
             check(call(() -> (int) planScenario.invokeExact(ptr(p), sc)));
-            return sc.asSlice(0, 32).toArray(JAVA_INT);
+            int[] r = java.util.Arrays.copyOf(sc.asSlice(0, 32).toArray(JAVA_INT), 10);
+            r[8] = sc.get(JAVA_INT, 40);
+            r[9] = sc.get(JAVA_INT, 44);
+            return r;
         }
     }
 
@@ -673,5 +697,116 @@ public final class FfmBinding implements NativeBinding {
         check(call(() -> (int) generateNext.invokeExact(ptr(s), o, o.asSlice(8), o.asSlice(16), o.asSlice(20))));
         String text = utf8(o.get(ADDRESS, 0), o.get(JAVA_LONG, 8));
         return new Step(text, o.get(JAVA_INT, 16), o.get(JAVA_INT, 20));
+    }
+
+    // ---------------------------------------------------------------- quantization (ei quantize)
+
+    @Override
+    public long tensorRowSize(int type, long cols) {
+        return call(() -> (long) tensorRowSize.invokeExact(type, cols));
+    }
+
+    @Override
+    public void quantizeRows(int dstType, int srcType, byte[] src, long srcBytes, long rows, long cols,
+            float[] importance, int threads, byte[] dst, long dstBytes) {
+        if (srcBytes > src.length || dstBytes > dst.length || (importance != null && importance.length < cols)) {
+            throw new IllegalArgumentException("quantizeRows: buffer smaller than its size");
+        }
+        // Copied through native memory: the call runs for a while on several native threads,
+        // longer than heap arrays should stay pinned.
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment s = a.allocate(Math.max(1, srcBytes), 64), d = a.allocate(Math.max(1, dstBytes), 64);
+            MemorySegment.copy(src, 0, s, JAVA_BYTE, 0, (int) srcBytes);
+            MemorySegment imp = importance == null ? MemorySegment.NULL : a.allocateFrom(JAVA_FLOAT, importance);
+            check(call(() -> (int) quantizeRows.invokeExact(dstType, srcType, s, srcBytes, rows, cols, imp, threads, d,
+                    dstBytes)));
+            MemorySegment.copy(d, JAVA_BYTE, 0, dst, 0, (int) dstBytes);
+        }
+    }
+
+    // ---------------------------------------------------------------- importance matrix
+
+    @Override
+    public void imatrixStart(long s, boolean includeOutput) {
+        check(call(() -> (int) imatrixStart.invokeExact(ptr(s), includeOutput ? 1 : 0)));
+    }
+
+    @Override
+    public int imatrixCount(long s) {
+        return call(() -> (int) imatrixCount.invokeExact(ptr(s)));
+    }
+
+    @Override
+    public String imatrixName(long s, int index) {
+        MemorySegment o = scratch();
+        check(call(() -> (int) imatrixEntry.invokeExact(ptr(s), index, o, MemorySegment.NULL, MemorySegment.NULL,
+                MemorySegment.NULL, 0L)));
+        return cString(o.get(ADDRESS, 0));
+    }
+
+    @Override
+    public long[] imatrixShape(long s, int index) {
+        MemorySegment o = scratch();
+        check(call(() -> (int) imatrixEntry.invokeExact(ptr(s), index, MemorySegment.NULL, o, o.asSlice(8),
+                MemorySegment.NULL, 0L)));
+        return new long[] {o.get(JAVA_LONG, 0), o.get(JAVA_LONG, 8)};
+    }
+
+    @Override
+    public void imatrixSums(long s, int index, float[] sums) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment out = a.allocate(JAVA_FLOAT, Math.max(1, sums.length));
+            check(call(() -> (int) imatrixEntry.invokeExact(ptr(s), index, MemorySegment.NULL, MemorySegment.NULL,
+                    MemorySegment.NULL, out, (long) sums.length)));
+            MemorySegment.copy(out, JAVA_FLOAT, 0, sums, 0, sums.length);
+        }
+    }
+
+    @Override
+    public void imatrixStop(long s) {
+        check(call(() -> (int) imatrixStop.invokeExact(ptr(s))));
+    }
+
+    // ---------------------------------------------------------------- activation ranges
+
+    @Override
+    public void rangesStart(long s) {
+        check(call(() -> (int) rangesStart.invokeExact(ptr(s))));
+    }
+
+    @Override
+    public int rangesCount(long s) {
+        return call(() -> (int) rangesCount.invokeExact(ptr(s)));
+    }
+
+    @Override
+    public String rangesName(long s, int index) {
+        MemorySegment o = scratch();
+        check(call(() -> (int) rangesEntry.invokeExact(ptr(s), index, o, MemorySegment.NULL, MemorySegment.NULL,
+                MemorySegment.NULL, MemorySegment.NULL, MemorySegment.NULL, 0)));
+        return cString(o.get(ADDRESS, 0));
+    }
+
+    @Override
+    public double[] rangesStats(long s, int index, double[] quantiles) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment v = a.allocate(JAVA_DOUBLE, 3);
+            MemorySegment q = a.allocateFrom(JAVA_DOUBLE, quantiles.length == 0 ? new double[1] : quantiles);
+            MemorySegment out = a.allocate(JAVA_DOUBLE, Math.max(1, quantiles.length));
+            int n = quantiles.length;
+            check(call(() -> (int) rangesEntry.invokeExact(ptr(s), index, MemorySegment.NULL, v, v.asSlice(8), v.asSlice(16),
+                    q, out, n)));
+            double[] r = new double[3 + n];
+            r[0] = v.get(JAVA_DOUBLE, 0);
+            r[1] = v.get(JAVA_DOUBLE, 8);
+            r[2] = v.get(JAVA_LONG, 16);
+            for (int k = 0; k < n; k++) r[3 + k] = out.getAtIndex(JAVA_DOUBLE, k);
+            return r;
+        }
+    }
+
+    @Override
+    public void rangesStop(long s) {
+        check(call(() -> (int) rangesStop.invokeExact(ptr(s))));
     }
 }

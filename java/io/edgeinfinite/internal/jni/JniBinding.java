@@ -291,11 +291,12 @@ public final class JniBinding implements NativeBinding {
 
     @Override
     public long planCreate(long m, int nBatch, int nSink, int nWindow, int memory, int memoryRule, int memoryRope,
-            int nThreads, int kvType, String backend) {
+            int nThreads, int kvType, String backend, int gatesOff, int sinkPositions) {
         try (CApi.ei_scenario sc = new CApi.ei_scenario();
                 BytePointer be = backend == null ? null : new BytePointer(backend, StandardCharsets.UTF_8)) {
             sc.n_batch(nBatch).n_sink(nSink).n_window(nWindow).memory(memory).memory_rule(memoryRule)
-                    .memory_rope(memoryRope).n_threads(nThreads).kv_type(kvType).backend(be);
+                    .memory_rope(memoryRope).n_threads(nThreads).kv_type(kvType).backend(be).gates_off(gatesOff)
+                    .sink_positions(sinkPositions);
             Pointer out = new Pointer();
             check(CApi.ei_plan_create(m, sc, out));
             return out.address();
@@ -307,7 +308,8 @@ public final class JniBinding implements NativeBinding {
         try (CApi.ei_scenario sc = new CApi.ei_scenario()) {
             check(CApi.ei_plan_scenario(p, sc));
             return new int[] {sc.n_batch(), sc.n_sink(), sc.n_window(), sc.memory(), sc.memory_rule(),
-                sc.memory_rope(), sc.n_threads(), sc.kv_type()};
+                sc.memory_rope(), sc.n_threads(), sc.kv_type(), sc.gates_off(),
+                sc.sink_positions()};
         }
     }
 
@@ -499,5 +501,95 @@ public final class JniBinding implements NativeBinding {
         int[] token = new int[1], done = new int[1];
         check(CApi.ei_generate_next(s, piece, len, token, done));
         return new Step(utf8(piece, len[0]), token[0], done[0]);
+    }
+
+    // ---------------------------------------------------------------- quantization (ei quantize)
+
+    @Override
+    public long tensorRowSize(int type, long cols) {
+        return CApi.ei_tensor_row_size(type, cols);
+    }
+
+    @Override
+    public void quantizeRows(int dstType, int srcType, byte[] src, long srcBytes, long rows, long cols,
+            float[] importance, int threads, byte[] dst, long dstBytes) {
+        if (srcBytes > src.length || dstBytes > dst.length || (importance != null && importance.length < cols)) {
+            throw new IllegalArgumentException("quantizeRows: buffer smaller than its size");
+        }
+        check(CApi.ei_quantize_rows(dstType, srcType, src, srcBytes, rows, cols, importance, threads, dst, dstBytes));
+    }
+
+    // ---------------------------------------------------------------- importance matrix
+
+    @Override
+    public void imatrixStart(long s, boolean includeOutput) {
+        check(CApi.ei_session_imatrix_start(s, includeOutput ? 1 : 0));
+    }
+
+    @Override
+    public int imatrixCount(long s) {
+        return CApi.ei_session_imatrix_count(s);
+    }
+
+    @Override
+    public String imatrixName(long s, int index) {
+        BytePointer name = new BytePointer();
+        check(CApi.ei_session_imatrix_entry(s, index, name, null, null, null, 0));
+        return cString(name);
+    }
+
+    @Override
+    public long[] imatrixShape(long s, int index) {
+        long[] cols = new long[1], rows = new long[1];
+        check(CApi.ei_session_imatrix_entry(s, index, null, cols, rows, null, 0));
+        return new long[] {cols[0], rows[0]};
+    }
+
+    @Override
+    public void imatrixSums(long s, int index, float[] sums) {
+        check(CApi.ei_session_imatrix_entry(s, index, null, null, null, sums, sums.length));
+    }
+
+    @Override
+    public void imatrixStop(long s) {
+        check(CApi.ei_session_imatrix_stop(s));
+    }
+
+    // ---------------------------------------------------------------- activation ranges
+
+    @Override
+    public void rangesStart(long s) {
+        check(CApi.ei_session_ranges_start(s));
+    }
+
+    @Override
+    public int rangesCount(long s) {
+        return CApi.ei_session_ranges_count(s);
+    }
+
+    @Override
+    public String rangesName(long s, int index) {
+        BytePointer name = new BytePointer();
+        check(CApi.ei_session_ranges_entry(s, index, name, null, null, null, null, null, 0));
+        return cString(name);
+    }
+
+    @Override
+    public double[] rangesStats(long s, int index, double[] quantiles) {
+        double[] min = new double[1], max = new double[1], out = new double[Math.max(1, quantiles.length)];
+        long[] count = new long[1];
+        check(CApi.ei_session_ranges_entry(s, index, null, min, max, count, quantiles.length == 0 ? new double[1] : quantiles,
+                out, quantiles.length));
+        double[] r = new double[3 + quantiles.length];
+        r[0] = min[0];
+        r[1] = max[0];
+        r[2] = count[0];
+        System.arraycopy(out, 0, r, 3, quantiles.length);
+        return r;
+    }
+
+    @Override
+    public void rangesStop(long s) {
+        check(CApi.ei_session_ranges_stop(s));
     }
 }

@@ -196,6 +196,36 @@ public final class CApi {
             @Cast("const char**") @ByPtrPtr BytePointer piece, @Cast("uint64_t*") long[] len,
             @Cast("int32_t*") int[] token, @Cast("int32_t*") int[] done);
 
+    // ---------------------------------------------------------------- quantization (ei quantize)
+    public static native @Cast("uint64_t") long ei_tensor_row_size(int type, @Cast("int64_t") long nCols);
+
+    public static native int ei_quantize_rows(int dstType, int srcType, @Cast("const void*") byte[] src,
+            @Cast("uint64_t") long srcSize, @Cast("int64_t") long rows, @Cast("int64_t") long cols,
+            @Cast("const float*") float[] importance, int nThreads, @Cast("void*") byte[] dst,
+            @Cast("uint64_t") long dstSize);
+
+    // ---------------------------------------------------------------- importance matrix
+    public static native int ei_session_imatrix_start(@Cast("ei_session*") long session, int includeOutput);
+
+    public static native int ei_session_imatrix_count(@Cast("const ei_session*") long session);
+
+    public static native int ei_session_imatrix_entry(@Cast("const ei_session*") long session, int index,
+            @Cast("const char**") @ByPtrPtr BytePointer name, @Cast("int64_t*") long[] nCols,
+            @Cast("int64_t*") long[] rows, float[] sums, @Cast("int64_t") long capacity);
+
+    public static native int ei_session_imatrix_stop(@Cast("ei_session*") long session);
+
+    // ---------------------------------------------------------------- activation ranges
+    public static native int ei_session_ranges_start(@Cast("ei_session*") long session);
+
+    public static native int ei_session_ranges_count(@Cast("const ei_session*") long session);
+
+    public static native int ei_session_ranges_entry(@Cast("const ei_session*") long session, int index,
+            @Cast("const char**") @ByPtrPtr BytePointer name, double[] min, double[] max, @Cast("uint64_t*") long[] count,
+            @Cast("const double*") double[] quantiles, double[] absQuantiles, int nQuantiles);
+
+    public static native int ei_session_ranges_stop(@Cast("ei_session*") long session);
+
     // ---------------------------------------------------------------- structs
 
     /** struct ei_scenario, allocated natively by JavaCPP; freed by close(). */
@@ -225,6 +255,11 @@ public final class CApi {
         public native ei_scenario kv_type(int v);
         public native @Cast("const char*") BytePointer backend();
         public native ei_scenario backend(@Cast("const char*") BytePointer v);
+        // Evaluation settings (after backend in the C struct).
+        public native int gates_off();
+        public native ei_scenario gates_off(int v);
+        public native int sink_positions();
+        public native ei_scenario sink_positions(int v);
     }
 
     /** struct ei_sampling, allocated natively by JavaCPP; freed by close(). */

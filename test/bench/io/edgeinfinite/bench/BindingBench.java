@@ -65,7 +65,7 @@ public class BindingBench {
         if (!nb.name().equals(binding)) throw new IllegalStateException("got " + nb.name() + ", wanted " + binding);
         Path testdata = Path.of(System.getProperty("edgeinfinite.testdata", "../shared/testdata"));
         model = nb.modelLoad(testdata.resolve("models/tiny-llama-q8_0.gguf").toString());
-        plan = nb.planCreate(model, -1, -1, -1, -1, -1, -1, 1, 0, "cpu");
+        plan = nb.planCreate(model, -1, -1, -1, -1, -1, -1, 1, 0, "cpu", 0, 0);
         poolSize = nb.planPoolSize(plan);
         poolAlignment = nb.planPoolAlignment(plan);
         pool = nb.allocate(poolSize, poolAlignment);
@@ -73,7 +73,7 @@ public class BindingBench {
         nb.sessionEval(session, oneToken, null);
 
         bigModel = nb.modelLoad(qwenVocabModel().toString());
-        bigPlan = nb.planCreate(bigModel, -1, -1, -1, -1, -1, -1, 1, 0, "cpu");
+        bigPlan = nb.planCreate(bigModel, -1, -1, -1, -1, -1, -1, 1, 0, "cpu", 0, 0);
         bigPool = nb.allocate(nb.planPoolSize(bigPlan), nb.planPoolAlignment(bigPlan));
         bigSession = nb.sessionCreate(bigModel, bigPlan, bigPool.address(), bigPool.size());
         logits = new float[Math.toIntExact(nb.modelParam(bigModel, "n_vocab"))];

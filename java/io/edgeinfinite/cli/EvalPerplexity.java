@@ -1,0 +1,219 @@
+package io.edgeinfinite.cli;
+
+import io.edgeinfinite.Model;
+import io.edgeinfinite.Scenario;
+import io.edgeinfinite.Session;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * {@code ei eval perplexity}: for each length n, the text's tokens (no BOS) are cut into
+ * consecutive windows of n (the first token of each replaced by BOS where the model uses
+ * one, as {@code ei perplexity} does) and each window is read from an empty context. The
+ * <b>late positions</b> are scored: the logits at positions {@code first .. n - 2} against the
+ * next token, where {@code first} is S + W of the route (the first position whose early
+ * context has left the raw window), or {@code --score-from}. With {@code --score-from n/2}
+ * (or S + W = n/2) the full-attention figure is exactly {@code ei perplexity --ctx n}'s.
+ *
+ * <p><b>Repeated span</b>: a span of {@code --span} tokens (128) of the text, taken a little
+ * after the sink, comes back {@code --repeat-distance} tokens after it began (600, or more
+ * when the window would still hold the span); the repeat's tokens after its first are
+ * scored. Only a look back past the window can predict them.
+ */
+final class EvalPerplexity {
+    private EvalPerplexity() {}
+
+    /** One configuration's figures. */
+    record Series(String name, String kind, String model, Map<Integer, TokenScorer.Nll> byLength,
+            TokenScorer.Nll repeat) {}
+
+    record Report(String model, String text, Session.Resolved route, int scoreFrom, int span, int distance,
+            int repeatSamples, Map<Integer, Integer> windows, List<Series> series) {}
+
+    static void run(Main.Args a, PrintStream out, PrintStream err) throws IOException {
+        Map<String, Path> models = Eval.models(a);
+        List<Eval.Config> configs = Eval.configs(a, models, err);
+        Scenario base = Eval.pinShape(configs, Eval.baseScenario(a));
+        Path textFile = Path.of(a.required("-f"));
+        String text = Files.readString(textFile, StandardCharsets.UTF_8);
+        List<Integer> lengths = Eval.intList(a, "--lengths", "1024");
+        int maxWindows = a.intOpt("--windows", 16);
+        int span = a.intOpt("--span", 128);
+        int repeats = a.intOpt("--repeats", 16);
+        Integer scoreFrom = a.flag("--score-from") ? a.intOpt("--score-from", 0) : null;
+        if (maxWindows < 1 || span < 2 || repeats < 0) {
+            throw new Main.UsageException("--windows must be >= 1, --span >= 2, --repeats >= 0");
+        }
+        Report r = measure(configs, base, text, textFile.toString(), lengths, maxWindows, scoreFrom, span,
+                a.flag("--repeat-distance") ? a.intOpt("--repeat-distance", 0) : -1, repeats,
+                (cfg, what) -> err.printf("  %-12s %s%n", cfg, what));
+        out.print(table(r));
+        if (a.flag("--json")) {
+            Eval.write(Path.of(a.required("--json")), json(r));
+            out.println("wrote " + a.required("--json"));
+        }
+        if (a.flag("--svg")) {
+            Eval.write(Path.of(a.required("--svg")), svg(r));
+            out.println("wrote " + a.required("--svg"));
+        }
+    }
+
+    interface Progress {
+        void update(String config, String what);
+    }
+
+    static Report measure(List<Eval.Config> configs, Scenario base, String text, String textName, List<Integer> lengths,
+            int maxWindows, Integer scoreFrom, int span, int distanceOpt, int repeats, Progress progress) {
+        Path first = configs.get(0).model();
+        Session.Resolved route = Eval.resolve(first, base.toBuilder().memory(true).build());
+        int from = scoreFrom != null ? scoreFrom : route.sink() + route.window();
+        int[] all;
+        int bos;
+        try (Model m = Model.load(first)) {
+            all = m.tokenize(text, false, false);
+            bos = m.addsBos() ? m.bosToken() : -1;
+        }
+        Map<Integer, Integer> windows = new LinkedHashMap<>();
+        for (int n : lengths) {
+            if (from >= n - 1) {
+                throw new IllegalArgumentException("length " + n + " has no late positions: scoring starts at " + from
+                        + " (S + W, or --score-from)");
+            }
+            int w = Math.min(maxWindows, all.length / n);
+            if (w == 0) {
+                throw new IllegalArgumentException("the text has " + all.length + " tokens, fewer than one window of " + n);
+            }
+            windows.put(n, w);
+        }
+        // The repeat must come back after its first copy has left the window (W + L slots).
+        int offset = route.sink() + 32;
+        int distance = distanceOpt > 0 ? distanceOpt
+                : Math.max(600, route.window() + route.segmentLength() + span);
+        if (distance < span) throw new IllegalArgumentException("--repeat-distance must be at least the span");
+        int seqLen = offset + distance + span;
+        int repeatSamples = repeats == 0 ? 0 : Math.min(repeats, all.length / (offset + distance));
+
+        List<Series> series = new ArrayList<>();
+        for (Eval.Config c : configs) {
+            Map<Integer, TokenScorer.Nll> byLength = new LinkedHashMap<>();
+            try (Model m = Model.load(c.model())) {
+                for (int n : lengths) {
+                    try (Session s = m.newSession(c.scenario(base, n))) {
+                        TokenScorer.Nll total = new TokenScorer.Nll(0, 0);
+                        for (int w = 0; w < windows.get(n); w++) {
+                            int[] chunk = Arrays.copyOfRange(all, w * n, (w + 1) * n);
+                            if (bos >= 0) chunk[0] = bos;
+                            total = total.plus(TokenScorer.score(s, chunk, from, n - 1));
+                            progress.update(c.name(), String.format(Locale.ROOT, "length %d: window %d/%d, ppl %.4f", n,
+                                    w + 1, windows.get(n), total.perplexity()));
+                        }
+                        byLength.put(n, total);
+                    }
+                }
+                TokenScorer.Nll rep = null;
+                if (repeatSamples > 0) {
+                    try (Session s = m.newSession(c.scenario(base, seqLen))) {
+                        rep = new TokenScorer.Nll(0, 0);
+                        for (int i = 0; i < repeatSamples; i++) {
+                            int[] seq = repeated(all, i * (offset + distance), offset, distance, span, bos);
+                            rep = rep.plus(TokenScorer.score(s, seq, offset + distance, seq.length - 1));
+                        }
+                        progress.update(c.name(), String.format(Locale.ROOT, "repeated span: ppl %.4f over %d samples",
+                                rep.perplexity(), repeatSamples));
+                    }
+                }
+                series.add(new Series(c.name(), c.kind().name().toLowerCase(), c.model().toString(), byLength, rep));
+            }
+        }
+        return new Report(first.toString(), textName, route, from, span, distance, repeatSamples, windows, series);
+    }
+
+    /**
+     * tokens[at .. at + offset + distance) followed by the span tokens[at + offset .. + span):
+     * the span begins at position offset and again at offset + distance.
+     */
+    static int[] repeated(int[] all, int at, int offset, int distance, int span, int bos) {
+        int[] seq = new int[offset + distance + span];
+        System.arraycopy(all, at, seq, 0, offset + distance);
+        System.arraycopy(all, at + offset, seq, offset + distance, span);
+        if (bos >= 0) seq[0] = bos;
+        return seq;
+    }
+
+    static String table(Report r) {
+        StringBuilder b = new StringBuilder();
+        b.append(String.format(Locale.ROOT, "late-position perplexity (positions >= %d; route S %d, W %d, L %d, %s)%n",
+                r.scoreFrom(), r.route().sink(), r.route().window(), r.route().segmentLength(),
+                r.route().memoryRule().name().toLowerCase()));
+        b.append(String.format("%-16s", "config"));
+        for (int n : r.windows().keySet()) b.append(String.format("%14s", n + " (x" + r.windows().get(n) + ")"));
+        if (r.repeatSamples() > 0) b.append(String.format("%18s", "repeated span"));
+        b.append('\n');
+        for (Series s : r.series()) {
+            b.append(String.format("%-16s", s.name()));
+            for (int n : r.windows().keySet()) b.append(String.format(Locale.ROOT, "%14.4f", s.byLength().get(n).perplexity()));
+            if (s.repeat() != null) b.append(String.format(Locale.ROOT, "%18.4f", s.repeat().perplexity()));
+            b.append('\n');
+        }
+        if (r.repeatSamples() > 0) {
+            b.append(String.format("repeated span: %d tokens coming back %d tokens later, %d samples%n", r.span(),
+                    r.distance(), r.repeatSamples()));
+        }
+        return b.toString();
+    }
+
+    static String json(Report r) {
+        StringBuilder b = new StringBuilder("{\n");
+        b.append("  \"eval\": \"perplexity\",\n");
+        b.append("  \"model\": ").append(Eval.str(r.model())).append(",\n");
+        b.append("  \"text\": ").append(Eval.str(r.text())).append(",\n");
+        b.append("  \"route\": ").append(Eval.scenarioJson(r.route())).append(",\n");
+        b.append("  \"score_from\": ").append(r.scoreFrom()).append(",\n");
+        b.append("  \"windows\": {");
+        String sep = "";
+        for (var e : r.windows().entrySet()) {
+            b.append(sep).append('"').append(e.getKey()).append("\": ").append(e.getValue());
+            sep = ", ";
+        }
+        b.append("},\n");
+        b.append("  \"repeat\": {\"span\": ").append(r.span()).append(", \"distance\": ").append(r.distance())
+                .append(", \"samples\": ").append(r.repeatSamples()).append("},\n");
+        b.append("  \"series\": [\n");
+        for (int i = 0; i < r.series().size(); i++) {
+            Series s = r.series().get(i);
+            b.append("    {\"name\": ").append(Eval.str(s.name())).append(", \"config\": ").append(Eval.str(s.kind()))
+                    .append(", \"model\": ").append(Eval.str(s.model())).append(", \"late\": [");
+            sep = "";
+            for (var e : s.byLength().entrySet()) {
+                b.append(sep).append("{\"length\": ").append(e.getKey()).append(", \"perplexity\": ")
+                        .append(Eval.fmt(e.getValue().perplexity())).append(", \"tokens\": ").append(e.getValue().count())
+                        .append('}');
+                sep = ", ";
+            }
+            b.append("], \"repeat_perplexity\": ").append(s.repeat() == null ? "null" : Eval.fmt(s.repeat().perplexity()))
+                    .append('}').append(i + 1 < r.series().size() ? "," : "").append('\n');
+        }
+        return b.append("  ]\n}\n").toString();
+    }
+
+    static String svg(Report r) {
+        List<EvalCharts.Line> lines = new ArrayList<>();
+        for (Series s : r.series()) {
+            List<double[]> pts = new ArrayList<>();
+            for (var e : s.byLength().entrySet()) pts.add(new double[] {e.getKey(), e.getValue().perplexity()});
+            lines.add(new EvalCharts.Line(s.name(), pts));
+        }
+        String title = String.format(Locale.ROOT, "Late-position perplexity (positions >= %d; S %d, W %d, L %d)",
+                r.scoreFrom(), r.route().sink(), r.route().window(), r.route().segmentLength());
+        return EvalCharts.lineChart(title, "length (tokens)", "perplexity", lines);
+    }
+}
