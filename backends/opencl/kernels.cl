@@ -191,55 +191,6 @@ inline void chunk_q6_k(global const uchar* row, int c, int K, float* w) {
         for (int j = 0; j < 32 && 32 * c + j < K; ++j) y[j] = w[j];                                      \
     }
 
-// y[t][r] (+)= W[r] . x[t] (+ bias[r]) for a tile of up to TOKEN_TILE tokens: a work-group
-// per (rows_per_group weight rows, token tile), the rows one after another; its items share
-// a row's 32-element chunks, each dequantized once and dotted with every token of the tile,
-// then the partial sums are reduced. Short rows take several rows per group (the host picks
-// rows_per_group and a local size no larger than the chunks), so a 32000-row output head
-// with 64-element rows is not 32000 nearly idle groups.
-#define MAT_MUL(T)                                                                                       \
-    kernel void mat_mul_##T(global const uchar* W, ulong w_row_bytes, int K, int N, int rows_per_group,  \
-                            global const uchar* xbuf, ulong x_off, ulong x_stride, int n_tok,           \
-                            global uchar* ybuf, ulong y_off, ulong y_stride, global const float* bias,  \
-                            int has_bias, int accumulate, local float* red) {                            \
-        const int lid = get_local_id(0), ls = get_local_size(0);                                         \
-        const int t0 = get_group_id(1) * TOKEN_TILE, nt = min(TOKEN_TILE, n_tok - t0);                  \
-        const int chunks = (K + 31) / 32;                                                                \
-        const int r_end = min(N, (int)(get_group_id(0) + 1) * rows_per_group);                          \
-        for (int r = get_group_id(0) * rows_per_group; r < r_end; ++r) {                                 \
-            float acc[TOKEN_TILE];                                                                       \
-            for (int t = 0; t < TOKEN_TILE; ++t) acc[t] = 0.0f;                                          \
-            global const uchar* row = W + (ulong)r * w_row_bytes;                                        \
-            for (int c = lid; c < chunks; c += ls) {                                                     \
-                float w[32];                                                                             \
-                chunk_##T(row, c, K, w);                                                                 \
-                const int n = min(32, K - 32 * c);                                                       \
-                for (int t = 0; t < nt; ++t) {                                                           \
-                    global const float* x =                                                              \
-                        (global const float*)(xbuf + x_off + (ulong)(t0 + t) * x_stride) + 32 * c;       \
-                    float s = 0.0f;                                                                      \
-                    for (int j = 0; j < n; ++j) s = fma(w[j], x[j], s);                                  \
-                    acc[t] += s;                                                                         \
-                }                                                                                        \
-            }                                                                                            \
-            barrier(CLK_LOCAL_MEM_FENCE);                                                                \
-            for (int t = 0; t < nt; ++t) red[t * ls + lid] = acc[t];                                     \
-            barrier(CLK_LOCAL_MEM_FENCE);                                                                \
-            for (int s = ls / 2; s > 0; s >>= 1) {                                                       \
-                if (lid < s) {                                                                           \
-                    for (int t = 0; t < nt; ++t) red[t * ls + lid] += red[t * ls + lid + s];             \
-                }                                                                                        \
-                barrier(CLK_LOCAL_MEM_FENCE);                                                            \
-            }                                                                                            \
-            for (int t = lid; t < nt; t += ls) {                                                         \
-                float v = red[t * ls];                                                                   \
-                if (has_bias) v += bias[r];                                                              \
-                global float* y = (global float*)(ybuf + y_off + (ulong)(t0 + t) * y_stride) + r;        \
-                *y = accumulate ? *y + v : v;                                                            \
-            }                                                                                            \
-        }                                                                                                \
-    }
-
 // F32 and F16 weights in the CPU's 16-lane order, so f32 and f16 models reproduce its bits:
 // 16 items per work-group, item l accumulates lane l (elements l, l + 16, ...) with fmas in
 // index order, then the lanes are summed as lane16_reduce does. F16 rounds the activations
@@ -283,7 +234,207 @@ MAT_MUL_LANE16(f16, vload_half(i, (global const half*)w), round_h(xi))
 
 GET_ROWS(f32) GET_ROWS(f16) GET_ROWS(bf16) GET_ROWS(q8_0) GET_ROWS(q4_0) GET_ROWS(q5_0) GET_ROWS(q4_k)
 GET_ROWS(q6_k)
-MAT_MUL(f32) MAT_MUL(f16) MAT_MUL(bf16) MAT_MUL(q8_0) MAT_MUL(q4_0) MAT_MUL(q5_0) MAT_MUL(q4_k) MAT_MUL(q6_k)
+
+// ---- quantized weights: the CPU's activation quantization and integer dots --------------
+// As the CPU backend: activations are quantized per token to Q8_0 (for Q8_0, Q4_0, Q5_0
+// weights) or Q8_K (for Q4_K, Q6_K), then each (weight row, token) dot sums integers per block
+// and adds the scaled block sums in block order, one item per output, so the results are
+// the CPU's bits. aq: int8 values, K per token; ad: each block's scale as a float (the Q8_0
+// scale already rounded through half, as the CPU stores it); bs: Q8_K's sums of 16.
+
+// One item per (32-element block, token): ggml's quantize_row_q8_0_ref.
+kernel void quantize_q8_0(global const uchar* xbuf, ulong x_off, ulong x_stride, int K, global char* aq,
+                          global float* ad) {
+    const int b = get_global_id(0), t = get_global_id(1);
+    global const float* x = (global const float*)(xbuf + x_off + (ulong)t * x_stride) + 32 * b;
+    float amax = 0.0f;
+    for (int j = 0; j < 32; ++j) amax = fmax(amax, fabs(x[j]));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    ad[(ulong)t * (K / 32) + b] = h2f(f2h(d));
+    for (int j = 0; j < 32; ++j) {
+        const float q = round(x[j] * id);  // halves away from zero, as roundf
+        aq[(ulong)t * K + 32 * b + j] = q >= -128.0f && q <= 127.0f ? (char)(int)q : (char)-128;
+    }
+}
+
+// One item per (256-element block, token): ggml's quantize_row_q8_K_ref.
+kernel void quantize_q8_k(global const uchar* xbuf, ulong x_off, ulong x_stride, int K, global char* aq,
+                          global float* ad, global short* bs) {
+    const int b = get_global_id(0), t = get_global_id(1);
+    global const float* x = (global const float*)(xbuf + x_off + (ulong)t * x_stride) + 256 * b;
+    global char* q = aq + (ulong)t * K + 256 * b;
+    global short* sums = bs + (ulong)t * (K / 16) + 16 * b;
+    float amax = 0.0f, mx = 0.0f;
+    for (int j = 0; j < 256; ++j) {
+        const float ax = fabs(x[j]);
+        if (ax > amax) {
+            amax = ax;
+            mx = x[j];
+        }
+    }
+    if (amax == 0.0f) {
+        ad[(ulong)t * (K / 256) + b] = 0.0f;
+        for (int j = 0; j < 256; ++j) q[j] = 0;
+        for (int g = 0; g < 16; ++g) sums[g] = 0;
+        return;
+    }
+    const float iscale = -127.0f / mx;
+    for (int j = 0; j < 256; ++j) {
+        const int v = (int)rint(iscale * x[j]);  // nearest, ties to even: ggml's nearest_int
+        q[j] = (char)min(v, 127);
+    }
+    for (int g = 0; g < 16; ++g) {
+        int sum = 0;
+        for (int j = 0; j < 16; ++j) sum += q[16 * g + j];
+        sums[g] = (short)sum;
+    }
+    ad[(ulong)t * (K / 256) + b] = 1.0f / iscale;
+}
+
+inline int q4_0_dot(global const uchar* x, global const char* y) {
+    int sumi = 0;
+    for (int j = 0; j < 16; ++j) {
+        sumi += ((int)(x[2 + j] & 15) - 8) * y[j];
+        sumi += ((int)(x[2 + j] >> 4) - 8) * y[j + 16];
+    }
+    return sumi;
+}
+
+// Block dots of one weight row with one quantized activation row, summed as the CPU does:
+// Q8_0, Q4_0 and Q5_0 as its packed GEMM (acc = fma(isum, w_scale * a_scale, acc), its path
+// on CPUs with AVX-512 VNNI; its row kernels add the product instead, a rounding apart),
+// Q4_K and Q6_K as its row kernels.
+inline float dot_q8_0(global const uchar* w, int K, global const char* q, global const float* d) {
+    float s = 0.0f;
+    for (int b = 0; b < K / 32; ++b) {
+        global const uchar* x = w + 34 * b;
+        int sumi = 0;
+        for (int j = 0; j < 32; ++j) sumi += (int)((char)x[2 + j]) * q[32 * b + j];
+        s = fma((float)sumi, h2f(rd16(x)) * d[b], s);
+    }
+    return s;
+}
+
+inline float dot_q4_0(global const uchar* w, int K, global const char* q, global const float* d) {
+    float s = 0.0f;
+    for (int b = 0; b < K / 32; ++b) {
+        global const uchar* x = w + 18 * b;
+        s = fma((float)q4_0_dot(x, q + 32 * b), h2f(rd16(x)) * d[b], s);
+    }
+    return s;
+}
+
+inline float dot_q5_0(global const uchar* w, int K, global const char* q, global const float* d) {
+    float s = 0.0f;
+    for (int b = 0; b < K / 32; ++b) {
+        global const uchar* x = w + 22 * b;
+        const uint qh = (uint)x[2] | ((uint)x[3] << 8) | ((uint)x[4] << 16) | ((uint)x[5] << 24);
+        int sumi = 0;
+        for (int j = 0; j < 32; ++j) {
+            const int lo = j < 16 ? (x[6 + j] & 15) : (x[6 + j - 16] >> 4);
+            sumi += ((lo | (int)(((qh >> j) & 1u) << 4)) - 16) * q[32 * b + j];
+        }
+        s = fma((float)sumi, h2f(rd16(x)) * d[b], s);
+    }
+    return s;
+}
+
+inline float dot_q4_k(global const uchar* w, int K, global const char* q, global const float* d,
+                      global const short* bs) {
+    float s = 0.0f;
+    for (int b = 0; b < K / 256; ++b) {
+        global const uchar* x = w + 144 * b;
+        global const uchar* sc = x + 4;
+        global const uchar* qs = x + 16;
+        global const char* q8 = q + 256 * b;
+        global const short* sums = bs + 16 * b;
+        int isum = 0, msum = 0;
+        for (int c = 0; c < 4; ++c, qs += 32, q8 += 64) {
+            int scl[2], mn[2];
+            for (int h = 0; h < 2; ++h) {
+                const int j = 2 * c + h;
+                if (j < 4) {
+                    scl[h] = sc[j] & 63;
+                    mn[h] = sc[j + 4] & 63;
+                } else {
+                    scl[h] = (sc[j + 4] & 15) | ((sc[j - 4] >> 6) << 4);
+                    mn[h] = (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4);
+                }
+            }
+            int s0 = 0, s1 = 0;
+            for (int l = 0; l < 32; ++l) {
+                s0 += (int)(qs[l] & 15) * q8[l];
+                s1 += (int)(qs[l] >> 4) * q8[l + 32];
+            }
+            isum += scl[0] * s0 + scl[1] * s1;
+            msum += mn[0] * (sums[4 * c] + sums[4 * c + 1]) + mn[1] * (sums[4 * c + 2] + sums[4 * c + 3]);
+        }
+        s += h2f(rd16(x)) * d[b] * (float)isum - h2f(rd16(x + 2)) * d[b] * (float)msum;
+    }
+    return s;
+}
+
+inline float dot_q6_k(global const uchar* w, int K, global const char* q, global const float* d) {
+    float s = 0.0f;
+    for (int b = 0; b < K / 256; ++b) {
+        global const uchar* x = w + 210 * b;
+        global const char* q8 = q + 256 * b;
+        int isum = 0;
+        for (int g = 0; g < 16; ++g) {
+            // Group g = elements 16g..16g+15: sub-block s = g / 2 of half s / 4, quarter s % 4.
+            const int sb = g / 2, h = sb / 4, k = sb % 4;
+            global const uchar* ql = x + 64 * h + 32 * (k & 1);
+            global const uchar* qh = x + 128 + 32 * h;
+            int gs = 0;
+            for (int e = 0; e < 16; ++e) {
+                const int l = 16 * (g & 1) + e;
+                const int lo = k < 2 ? (ql[l] & 15) : (ql[l] >> 4);
+                gs += ((lo | (((qh[l] >> (2 * k)) & 3) << 4)) - 32) * q8[16 * g + e];
+            }
+            isum += (int)((char)x[192 + g]) * gs;
+        }
+        s += h2f(rd16(x + 208)) * d[b] * (float)isum;
+    }
+    return s;
+}
+
+// BF16 as the CPU: products rounded to float, summed in index order in double (where the
+// device has it).
+inline float dot_bf16(global const uchar* w, int K, global const float* x) {
+    global const ushort* wb = (global const ushort*)w;
+    acc_t s = 0;
+    for (int i = 0; i < K; ++i) {
+        // The activation rounded to bf16 as ggml does (nearest even, NaNs made quiet).
+        const uint u = as_uint(x[i]);
+        const uint h = (u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 64u : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+        const float a = as_float((uint)wb[i] << 16), c = as_float(h << 16);
+        s += (acc_t)(a * c);
+    }
+    return (float)s;
+}
+
+// One item per (weight row, token) for the types above.
+#define MAT_MUL_Q(T, DOT)                                                                                \
+    kernel void mat_mul_##T(global const uchar* W, ulong w_row_bytes, int K, int N, global const char* aq, \
+                            global const float* ad, global const short* bs, global const uchar* xbuf,   \
+                            ulong x_off, ulong x_stride, global uchar* ybuf, ulong y_off, ulong y_stride, \
+                            global const float* bias, int has_bias, int accumulate) {                     \
+        const int r = get_global_id(0), t = get_global_id(1);                                            \
+        if (r >= N) return;                                                                              \
+        global const uchar* w = W + (ulong)r * w_row_bytes;                                              \
+        float v = DOT;                                                                                   \
+        if (has_bias) v += bias[r];                                                                      \
+        global float* y = (global float*)(ybuf + y_off + (ulong)t * y_stride) + r;                       \
+        *y = accumulate ? *y + v : v;                                                                    \
+    }
+
+MAT_MUL_Q(q8_0, dot_q8_0(w, K, aq + (ulong)t * K, ad + (ulong)t * (K / 32)))
+MAT_MUL_Q(q4_0, dot_q4_0(w, K, aq + (ulong)t * K, ad + (ulong)t * (K / 32)))
+MAT_MUL_Q(q5_0, dot_q5_0(w, K, aq + (ulong)t * K, ad + (ulong)t * (K / 32)))
+MAT_MUL_Q(q4_k, dot_q4_k(w, K, aq + (ulong)t * K, ad + (ulong)t * (K / 256), bs + (ulong)t * (K / 16)))
+MAT_MUL_Q(q6_k, dot_q6_k(w, K, aq + (ulong)t * K, ad + (ulong)t * (K / 256)))
+MAT_MUL_Q(bf16, dot_bf16(w, K, (global const float*)(xbuf + x_off + (ulong)t * x_stride)))
 
 // ---- row-wise ops ----------------------------------------------------------------------
 

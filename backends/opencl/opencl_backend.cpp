@@ -23,7 +23,7 @@ constexpr GgmlType kWeightTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::B
                                      GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q4_K, GgmlType::Q6_K};
 constexpr const char* kWeightSuffix[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q5_0", "q4_k", "q6_k"};
 constexpr int kTypes = 8;
-constexpr int kTokenTile = 8;  // TOKEN_TILE in kernels.cl
+constexpr int kTokenTile = 8;  // TOKEN_TILE in kernels.cl (16-lane MatMul)
 
 int type_index(GgmlType t) {
     for (int i = 0; i < kTypes; ++i) {
@@ -126,8 +126,13 @@ public:
         pool_ = std::make_unique<HostPool>(rt_, q_);
         for (int i = 0; i < kTypes; ++i) {
             get_rows_[i] = kernel(std::string("get_rows_") + kWeightSuffix[i]);
-            mat_mul_[i] = kernel(std::string("mat_mul_") + kWeightSuffix[i]);
+            // F32 and F16 have their 16-lane kernels below.
+            if (kWeightTypes[i] != GgmlType::F32 && kWeightTypes[i] != GgmlType::F16) {
+                mat_mul_[i] = kernel(std::string("mat_mul_") + kWeightSuffix[i]);
+            }
         }
+        quantize_q8_0_ = kernel("quantize_q8_0");
+        quantize_q8_k_ = kernel("quantize_q8_k");
         mat_mul_f32_lane16_ = kernel("mat_mul_f32_lane16");
         mat_mul_f16_lane16_ = kernel("mat_mul_f16_lane16");
         rms_norm_ = kernel("rms_norm");
@@ -139,7 +144,7 @@ public:
         fold_delta_ = kernel("fold_delta");
         fold_update_ = kernel("fold_update");
         ls_ = 64;
-        for (cl_kernel k : {mat_mul_[0], rms_norm_, attention_}) {
+        for (cl_kernel k : {rms_norm_, attention_}) {
             size_t wg = 0;
             if (cl_.GetKernelWorkGroupInfo(k, rt_->device.id, CL_KERNEL_WORK_GROUP_SIZE, sizeof wg, &wg, nullptr) ==
                     CL_SUCCESS && wg > 0) {
@@ -209,8 +214,11 @@ public:
                 scores_floats_ = std::max<uint64_t>(scores_floats_, T * op.n_head * (uint64_t(op.n_sink) + op.ring));
             } else if (op.kind == OpKind::MemoryUpdate) {
                 fold_floats_ = std::max<uint64_t>(fold_floats_, T * op.n_head_kv * uint64_t(op.head_dim));
-            } else if (op.kind == OpKind::MatMul && op.output_head) {
-                logits_floats_ = std::max<uint64_t>(logits_floats_, T * static_cast<uint64_t>(op.src0.rows));
+            } else if (op.kind == OpKind::MatMul) {
+                act_elems_ = std::max<uint64_t>(act_elems_, T * static_cast<uint64_t>(op.src0.cols));
+                if (op.output_head) {
+                    logits_floats_ = std::max<uint64_t>(logits_floats_, T * static_cast<uint64_t>(op.src0.rows));
+                }
             }
         }
     }
@@ -275,6 +283,11 @@ private:
         grow(fold_sk_, fold_have_sk_, fold_floats_, "the fold's keys");
         grow(fold_v_, fold_have_v_, fold_floats_, "the fold's values");
         grow(logits_, logits_have_, logits_floats_, "all-row logits");
+        // Quantized activations: K int8 per token (as floats: a quarter of the elements),
+        // a scale per 32, sums of 16 (as shorts: an eighth).
+        grow(act_q_, act_q_have_, act_elems_ / 4 + 1, "quantized activations");
+        grow(act_d_, act_d_have_, act_elems_ / 32 + 1, "activation scales");
+        grow(act_s_, act_s_have_, act_elems_ / 32 + 1, "activation block sums");
     }
 
     cl_mem weight(const TensorRef& w) const {
@@ -362,35 +375,7 @@ private:
                 launch(k, 2, global, nullptr, "get_rows");
                 break;
             }
-            case OpKind::MatMul: {
-                // F32 and F16 weights: the CPU's 16-lane order (16 items per row); others: a
-                // power of two of items, at most ls_, no more than the row has 32-element chunks.
-                const bool lane16 = op.src0.type == GgmlType::F32 || op.src0.type == GgmlType::F16;
-                cl_kernel k = !lane16 ? mat_mul_[type_index(op.src0.type)]
-                              : op.src0.type == GgmlType::F32 ? mat_mul_f32_lane16_ : mat_mul_f16_lane16_;
-                const int64_t K = op.src0.cols, N = op.src0.rows;
-                size_t wg = 16;
-                if (!lane16) {
-                    wg = 1;
-                    while (wg < ls && static_cast<int64_t>(wg) * 32 < K) wg *= 2;
-                }
-                // Rows per group: about 4096 weight elements of work per group.
-                const int32_t rpg = static_cast<int32_t>(std::clamp<int64_t>(4096 / K, 1, 16));
-                const bool last_only = op.output_head && !s.all_logits;
-                const bool to_logits = op.output_head && s.all_logits;
-                const int32_t rows = last_only ? 1 : nt;
-                const uint64_t x_off = op.src1.offset + (last_only ? uint64_t(nt - 1) * op.src1.row_bytes : 0);
-                if (to_logits) head_rows_ = N;
-                args(k, weight(op.src0), op.src0.row_bytes, i32(K), i32(N), rpg, pool, x_off, op.src1.row_bytes, rows,
-                     to_logits ? logits_.get() : pool, to_logits ? uint64_t{0} : op.dst.offset,
-                     to_logits ? uint64_t(N) * 4 : op.dst.row_bytes, weight(op.src2), int32_t{op.src2.valid()},
-                     int32_t{op.accumulate}, Local{sizeof(float) * kTokenTile * wg});
-                const size_t global[2] = {static_cast<size_t>((N + rpg - 1) / rpg) * wg,
-                                          static_cast<size_t>((rows + kTokenTile - 1) / kTokenTile)};
-                const size_t local[2] = {wg, 1};
-                launch(k, 2, global, local, "mat_mul");
-                break;
-            }
+            case OpKind::MatMul: mat_mul(op, s); break;
             case OpKind::RmsNorm: {
                 args(rms_norm_, pool, op.src0.offset, op.src0.row_bytes, op.dst.offset, op.dst.row_bytes, i32(op.dst.cols),
                      weight(op.src1), op.eps, Local{sizeof(float) * ls});
@@ -422,6 +407,52 @@ private:
             case OpKind::SegmentAttention: attention(op, s); break;
             case OpKind::MemoryUpdate: fold(op, s); break;
         }
+    }
+
+    // MatMul as the CPU computes it. F32 and F16 weights: 16-lane dots, 16 items per row,
+    // several short rows per work-group. Quantized weights: the activations quantized to the
+    // type the CPU dots them with (Q8_0 or Q8_K), then one item per (row, token) summing
+    // blocks in order. BF16: one item per output, a double sum as the CPU's.
+    void mat_mul(const Op& op, const StepParams& s) {
+        cl_mem pool = pool_->mem();
+        const int64_t K = op.src0.cols, N = op.src0.rows;
+        const bool last_only = op.output_head && !s.all_logits;
+        const bool to_logits = op.output_head && s.all_logits;
+        const int32_t rows = last_only ? 1 : s.n_tokens;
+        const uint64_t x_off = op.src1.offset + (last_only ? uint64_t(s.n_tokens - 1) * op.src1.row_bytes : 0);
+        if (to_logits) head_rows_ = N;
+        cl_mem y = to_logits ? logits_.get() : pool;
+        const uint64_t y_off = to_logits ? uint64_t{0} : op.dst.offset;
+        const uint64_t y_stride = to_logits ? uint64_t(N) * 4 : op.dst.row_bytes;
+        const GgmlType t = op.src0.type;
+        if (t == GgmlType::F32 || t == GgmlType::F16) {
+            cl_kernel k = t == GgmlType::F32 ? mat_mul_f32_lane16_ : mat_mul_f16_lane16_;
+            const int32_t rpg = static_cast<int32_t>(std::clamp<int64_t>(4096 / K, 1, 16));  // ~4096 MACs a group
+            args(k, weight(op.src0), op.src0.row_bytes, i32(K), i32(N), rpg, pool, x_off, op.src1.row_bytes, rows, y,
+                 y_off, y_stride, weight(op.src2), int32_t{op.src2.valid()}, int32_t{op.accumulate},
+                 Local{sizeof(float) * kTokenTile * 16});
+            const size_t global[2] = {static_cast<size_t>((N + rpg - 1) / rpg) * 16,
+                                      static_cast<size_t>((rows + kTokenTile - 1) / kTokenTile)};
+            const size_t local[2] = {16, 1};
+            launch(k, 2, global, local, "mat_mul");
+            return;
+        }
+        const bool k_quant = t == GgmlType::Q4_K || t == GgmlType::Q6_K;
+        if (t != GgmlType::BF16) {
+            if (k_quant) {
+                args(quantize_q8_k_, pool, x_off, op.src1.row_bytes, i32(K), act_q_.get(), act_d_.get(), act_s_.get());
+            } else {
+                args(quantize_q8_0_, pool, x_off, op.src1.row_bytes, i32(K), act_q_.get(), act_d_.get());
+            }
+            const size_t g[2] = {static_cast<size_t>(K / (k_quant ? 256 : 32)), static_cast<size_t>(rows)};
+            launch(k_quant ? quantize_q8_k_ : quantize_q8_0_, 2, g, nullptr, "quantizing activations");
+        }
+        cl_kernel k = mat_mul_[type_index(t)];
+        args(k, weight(op.src0), op.src0.row_bytes, i32(K), i32(N), act_q_.get(), act_d_.get(), act_s_.get(), pool,
+             x_off, op.src1.row_bytes, y, y_off, y_stride, weight(op.src2), int32_t{op.src2.valid()},
+             int32_t{op.accumulate});
+        const size_t global[2] = {static_cast<size_t>(N), static_cast<size_t>(rows)};
+        launch(k, 2, global, nullptr, "mat_mul");
     }
 
     void attention(const Op& op, const StepParams& s) {
@@ -476,6 +507,7 @@ private:
     std::vector<cl_kernel> kernels_;
     cl_kernel get_rows_[kTypes] = {}, mat_mul_[kTypes] = {};
     cl_kernel mat_mul_f32_lane16_ = nullptr, mat_mul_f16_lane16_ = nullptr;
+    cl_kernel quantize_q8_0_ = nullptr, quantize_q8_k_ = nullptr;
     cl_kernel rms_norm_ = nullptr, rope_ = nullptr, kv_store_ = nullptr, swiglu_ = nullptr, attention_ = nullptr;
     cl_kernel fold_prepare_ = nullptr, fold_delta_ = nullptr, fold_update_ = nullptr;
     size_t ls_ = 64;
@@ -483,8 +515,9 @@ private:
     uint64_t pool_extent_ = 0;
     uint64_t scores_floats_ = 0, fold_floats_ = 0, logits_floats_ = 0;
     uint64_t scores_have_ = 0, fold_have_sk_ = 0, fold_have_v_ = 0, logits_have_ = 0;
+    uint64_t act_elems_ = 0, act_q_have_ = 0, act_d_have_ = 0, act_s_have_ = 0;
     int64_t head_rows_ = 0;
-    std::shared_ptr<_cl_mem> scores_, fold_sk_, fold_v_, logits_, dummy_;
+    std::shared_ptr<_cl_mem> scores_, fold_sk_, fold_v_, logits_, dummy_, act_q_, act_d_, act_s_;
     Angles rope_angles_, fold_angles_, sink_angles_;
     std::vector<float> angle_rows_;
 };
