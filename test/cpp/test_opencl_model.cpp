@@ -115,3 +115,46 @@ TEST(memory_route_greedy_equals_cpu) {
         }
     }
 }
+
+namespace {
+// Counts the ops it sees and checks that each op's inputs are readable on the host.
+struct Counting : OpObserver {
+    int before_calls = 0, after_calls = 0;
+    double sum = 0;
+    void before(const Graph&, const Op&, const StepParams&, const uint8_t*) override { ++before_calls; }
+    void after(const Graph&, const Op& op, const StepParams& s, const uint8_t* pool) override {
+        ++after_calls;
+        if (op.kind == OpKind::RmsNorm) sum += reinterpret_cast<const float*>(pool + op.dst.offset)[0] * s.n_tokens;
+    }
+};
+}  // namespace
+
+// An observer (the tools' hook) sees every op on OpenCL too, with the pool on the host
+// between ops, and changes no result.
+TEST(observer_sees_every_op_and_changes_nothing) {
+    if (!have_opencl("observer_sees_every_op_and_changes_nothing")) return;
+    Scenario sc;
+    sc.n_sink = 4;
+    sc.n_window = 16;
+    sc.n_batch = 8;
+    sc.backend = "opencl";
+    const std::string path = check::testdata("models/tiny-llama-q8_0.gguf");
+    std::vector<int32_t> prompt(40);
+    for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t(3 + (i * 31) % 1000);
+    std::vector<float> plain, watched;
+    Counting c;
+    int64_t ops = 0;
+    for (int watch = 0; watch < 2; ++watch) {
+        check::Harness h(path, sc);
+        if (watch) h.session->set_observer(&c);
+        h.session->plan_route(int64_t(prompt.size()));
+        const float* l = h.session->eval(prompt.data(), int32_t(prompt.size()));
+        (watch ? watched : plain).assign(l, l + h.session->n_vocab());
+        // 5 prefill runs of 8 and the folds of 16 tokens (2 folds of L = 8).
+        ops = 5 * int64_t(h.plan.prefill.ops.size()) + 2 * int64_t(h.plan.fold.ops.size());
+    }
+    CHECK_EQ(int64_t(c.before_calls), ops);
+    CHECK_EQ(int64_t(c.after_calls), ops);
+    CHECK(c.sum != 0);
+    CHECK(plain == watched);
+}
