@@ -5,6 +5,7 @@
 #include "chat_template.h"
 #include "activation_ranges.h"
 #include "imatrix.h"
+#include "gate_fit.h"
 #include "model.h"
 #include "plan.h"
 #include "session.h"
@@ -326,6 +327,33 @@ ei_status ei_generate_next(ei_session* s, const char** piece, uint64_t* len, int
         *require(len, "len") = p.text.size();
         if (token) *token = p.token;
         *require(done, "done") = static_cast<int32_t>(p.done);
+    });
+}
+
+// ---------------------------------------------------------------- gate fitting (ei fit-gates)
+
+ei_status ei_fit_gates(const ei_plan* plan, int32_t gate, int32_t steps, double ridge, const int32_t* tokens, const float* weights,
+                       const int64_t* lengths, int32_t n_seqs, float* gate_w, float* gate_b, double* report) {
+    return guard([&] {
+        const ei::Plan& pl = require(plan, "plan")->plan;
+        require(gate_w, "gate_w");
+        require(gate_b, "gate_b");
+        require(report, "report");
+        ei::GateCalibration cal;
+        cal.tokens = tokens;
+        cal.lengths = lengths;
+        cal.n_seqs = n_seqs;
+        cal.weights = weights;
+        const ei::GateFitResult r = ei::fit_gates(pl, cal, static_cast<ei::GateKind>(gate), steps, ridge);
+        std::memcpy(gate_w, r.w.data(), r.w.size() * sizeof(float));
+        std::memcpy(gate_b, r.b.data(), r.b.size() * sizeof(float));
+        for (size_t k = 0; k < r.report.size(); ++k) {
+            const ei::GateHeadReport& h = r.report[k];
+            report[4 * k] = h.err_before;
+            report[4 * k + 1] = h.err_after;
+            report[4 * k + 2] = h.energy;
+            report[4 * k + 3] = h.weight;
+        }
     });
 }
 

@@ -307,6 +307,25 @@ EI_API ei_status ei_session_ranges_entry(const ei_session* session, int32_t inde
                                          double* max, uint64_t* count, const double* quantiles,
                                          double* abs_quantiles, int32_t n_quantiles);
 EI_API ei_status ei_session_ranges_stop(ei_session* session);
+/* ------------------------------------------------------------------ gate fitting (ei fit-gates) */
+
+/* Fits the memory gates for the route a plan describes (its model, S, W, L, memory rule and
+ * keys, KV type, threads) by layer-wise distillation (DESIGN section 6): each calibration
+ * sequence runs with full attention (the teacher), and at every layer, query head and
+ * position whose early context the route would have folded, the route's A_local and A_mem
+ * (computed from the teacher's Q/K/V with the route's segments and folds) are blended to
+ * match the teacher's output. Runs the teacher once (gate 1: scalar, closed form) or
+ * steps + 2 times (gate 2: adaptive, damped Gauss-Newton steps from the scalar fit; ridge >= 0
+ * penalises the per-token part of its logit, see cpp/src/gate_fit.h).
+ * tokens: n_seqs sequences back to back, lengths[i] tokens each, each longer than S + W.
+ * weights: NULL (all 1) or one finite weight >= 0 per token, for the blend at that position.
+ * Outputs, [n_layer][n_head] unless said: gate_w: scalar: beta (g = sigmoid(beta));
+ * adaptive: [n_layer][n_head][2 * head_dim] (A_mem weights, then A_local's); gate_b: the
+ * adaptive bias (zeros for scalar); report: 4 doubles per head: weighted squared error at
+ * g = 0, with the fitted gate, sum of w |A_full|^2, and the weight of the scored positions. */
+EI_API ei_status ei_fit_gates(const ei_plan* plan, int32_t gate, int32_t steps, double ridge, const int32_t* tokens,
+                              const float* weights, const int64_t* lengths, int32_t n_seqs, float* gate_w,
+                              float* gate_b, double* report);
 
 #ifdef __cplusplus
 }

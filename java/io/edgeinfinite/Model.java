@@ -70,7 +70,7 @@ public final class Model implements AutoCloseable {
         }
     }
 
-    private long param(String name) {
+    long param(String name) {
         return withHandle(h -> nb.modelParam(h, name));
     }
 

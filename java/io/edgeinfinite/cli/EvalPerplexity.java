@@ -9,7 +9,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -33,8 +32,8 @@ final class EvalPerplexity {
     private EvalPerplexity() {}
 
     /** One configuration's figures. */
-    record Series(String name, String kind, String model, Map<Integer, TokenScorer.Nll> byLength,
-            TokenScorer.Nll repeat) {}
+    record Series(String name, String kind, String model, Map<Integer, TokenScores.Nll> byLength,
+            TokenScores.Nll repeat) {}
 
     record Report(String model, String text, Session.Resolved route, int scoreFrom, int span, int distance,
             int repeatSamples, Map<Integer, Integer> windows, List<Series> series) {}
@@ -79,7 +78,7 @@ final class EvalPerplexity {
         int[] all;
         int bos;
         try (Model m = Model.load(first)) {
-            all = m.tokenize(text, false, false);
+            all = Perplexity.tokens(m, text);  // as ei perplexity chunks it: BOS in front
             bos = m.addsBos() ? m.bosToken() : -1;
         }
         Map<Integer, Integer> windows = new LinkedHashMap<>();
@@ -88,11 +87,7 @@ final class EvalPerplexity {
                 throw new IllegalArgumentException("length " + n + " has no late positions: scoring starts at " + from
                         + " (S + W, or --score-from)");
             }
-            int w = Math.min(maxWindows, all.length / n);
-            if (w == 0) {
-                throw new IllegalArgumentException("the text has " + all.length + " tokens, fewer than one window of " + n);
-            }
-            windows.put(n, w);
+            windows.put(n, Perplexity.Chunking.of(all, n, maxWindows, bos).chunks());
         }
         // The repeat must come back after its first copy has left the window (W + L slots).
         int offset = route.sink() + 32;
@@ -104,28 +99,27 @@ final class EvalPerplexity {
 
         List<Series> series = new ArrayList<>();
         for (Eval.Config c : configs) {
-            Map<Integer, TokenScorer.Nll> byLength = new LinkedHashMap<>();
+            Map<Integer, TokenScores.Nll> byLength = new LinkedHashMap<>();
             try (Model m = Model.load(c.model())) {
                 for (int n : lengths) {
                     try (Session s = m.newSession(c.scenario(base, n))) {
-                        TokenScorer.Nll total = new TokenScorer.Nll(0, 0);
-                        for (int w = 0; w < windows.get(n); w++) {
-                            int[] chunk = Arrays.copyOfRange(all, w * n, (w + 1) * n);
-                            if (bos >= 0) chunk[0] = bos;
-                            total = total.plus(TokenScorer.score(s, chunk, from, n - 1));
+                        TokenScores.Nll total = new TokenScores.Nll();
+                        Perplexity.Chunking ch = Perplexity.Chunking.of(all, n, maxWindows, bos);
+                        for (int w = 0; w < ch.chunks(); w++) {
+                            TokenScorer.score(s, ch.input(w), from, n - 1, total);
                             progress.update(c.name(), String.format(Locale.ROOT, "length %d: window %d/%d, ppl %.4f", n,
                                     w + 1, windows.get(n), total.perplexity()));
                         }
                         byLength.put(n, total);
                     }
                 }
-                TokenScorer.Nll rep = null;
+                TokenScores.Nll rep = null;
                 if (repeatSamples > 0) {
                     try (Session s = m.newSession(c.scenario(base, seqLen))) {
-                        rep = new TokenScorer.Nll(0, 0);
+                        rep = new TokenScores.Nll();
                         for (int i = 0; i < repeatSamples; i++) {
                             int[] seq = repeated(all, i * (offset + distance), offset, distance, span, bos);
-                            rep = rep.plus(TokenScorer.score(s, seq, offset + distance, seq.length - 1));
+                            TokenScorer.score(s, seq, offset + distance, seq.length - 1, rep);
                         }
                         progress.update(c.name(), String.format(Locale.ROOT, "repeated span: ppl %.4f over %d samples",
                                 rep.perplexity(), repeatSamples));

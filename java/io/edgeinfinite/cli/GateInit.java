@@ -36,13 +36,38 @@ final class GateInit {
         if (!adaptive && !a.opt("--gate", "scalar").equals("scalar")) {
             throw new Main.UsageException("--gate must be scalar or adaptive");
         }
+        Settings settings = new Settings(a.intOpt("--sink", 64), a.intOpt("--window", 2048), a.intOpt("-L", 128),
+                a.opt("--rule", "linear"), a.opt("--memory-keys", "nope").equals("rope"));
+        int layers = write(in, dest, settings, adaptive, (layer, heads, headDim) -> {
+            float[] w = adaptive ? new float[2 * headDim * heads] : filled(heads, value);
+            return new float[][] {w, adaptive ? filled(heads, value) : null};
+        });
+        out.printf("wrote %s: %s gates g = sigmoid(%.3f) = %.4f in %d layers, with edgeinfinite.* settings%n", dest,
+                adaptive ? "adaptive" : "scalar", value, 1 / (1 + Math.exp(-value)), layers);
+    }
+
+    /** The edgeinfinite.* scenario settings written with the gates. */
+    record Settings(int sink, int window, int segmentLength, String rule, boolean memoryRope) {}
+
+    /** A layer's gate tensors: {weight, bias} (bias null for the scalar gate). */
+    @FunctionalInterface
+    interface LayerGates {
+        float[][] of(int layer, int heads, int headDim);
+    }
+
+    /**
+     * Writes dest: the model in with the settings and the given gates (the one writer of gated
+     * model copies: gate-init and fit-gates). Returns the number of layers.
+     */
+    static int write(Path in, Path dest, Settings s, boolean adaptive, LayerGates gates) throws IOException {
         if (in.toAbsolutePath().equals(dest.toAbsolutePath())) throw new Main.UsageException("-o must differ from -m");
         GgufFile f = GgufFile.read(in);
         String arch = f.string("general.architecture").orElseThrow(() -> new IllegalArgumentException(
                 in + " has no general.architecture"));
         int layers = f.integer(arch + ".block_count").orElseThrow().intValue();
         int heads = f.integer(arch + ".attention.head_count").orElseThrow().intValue();
-        int headDim = (int) (f.integer(arch + ".embedding_length").orElseThrow() / heads);
+        int headDim = f.integer(arch + ".attention.key_length")
+                .orElse(f.integer(arch + ".embedding_length").orElseThrow() / heads).intValue();
 
         GgufWriter w = new GgufWriter();
         for (Map.Entry<String, Object> e : f.metadata().entrySet()) {
@@ -50,10 +75,10 @@ final class GateInit {
             if (k.equals("general.alignment") || k.startsWith("edgeinfinite.")) continue;
             w.putValue(k, f.types().get(k), e.getValue());
         }
-        w.putUInt32("edgeinfinite.sink", a.intOpt("--sink", 64)).putUInt32("edgeinfinite.window", a.intOpt("--window", 2048))
-                .putUInt32("edgeinfinite.segment_length", a.intOpt("-L", 128))
-                .putString("edgeinfinite.memory.rule", a.opt("--rule", "linear"))
-                .putBool("edgeinfinite.memory.rope", a.opt("--memory-keys", "nope").equals("rope"))
+        w.putUInt32("edgeinfinite.sink", s.sink()).putUInt32("edgeinfinite.window", s.window())
+                .putUInt32("edgeinfinite.segment_length", s.segmentLength())
+                .putString("edgeinfinite.memory.rule", s.rule())
+                .putBool("edgeinfinite.memory.rope", s.memoryRope())
                 .putString("edgeinfinite.gate", adaptive ? "adaptive" : "scalar");
 
         try (FileChannel src = FileChannel.open(in, StandardOpenOption.READ)) {
@@ -68,23 +93,30 @@ final class GateInit {
             }
             for (int l = 0; l < layers; l++) {
                 String p = "blk." + l + ".ei_gate.";
-                if (adaptive) {
-                    w.addTensor(p + "weight", 0, new long[] {2L * headDim, heads}, 8L * headDim * heads,
-                            o -> o.write(floats(2 * headDim * heads, 0f)));
-                    w.addTensor(p + "bias", 0, new long[] {heads}, 4L * heads, o -> o.write(floats(heads, value)));
-                } else {
-                    w.addTensor(p + "weight", 0, new long[] {heads}, 4L * heads, o -> o.write(floats(heads, value)));
+                float[][] g = gates.of(l, heads, headDim);
+                int want = adaptive ? 2 * headDim * heads : heads;
+                if (g[0].length != want || (adaptive && (g[1] == null || g[1].length != heads))) {
+                    throw new IllegalArgumentException("gates of layer " + l + " do not fit " + heads + " heads of "
+                            + headDim);
                 }
+                w.addTensor(p + "weight", 0, adaptive ? new long[] {2L * headDim, heads} : new long[] {heads},
+                        4L * want, o -> o.write(bytes(g[0])));
+                if (adaptive) w.addTensor(p + "bias", 0, new long[] {heads}, 4L * heads, o -> o.write(bytes(g[1])));
             }
             w.write(dest);
         }
-        out.printf("wrote %s: %s gates g = sigmoid(%.3f) = %.4f in %d layers, with edgeinfinite.* settings%n", dest,
-                adaptive ? "adaptive" : "scalar", value, 1 / (1 + Math.exp(-value)), layers);
+        return layers;
     }
 
-    private static byte[] floats(int n, float v) {
-        ByteBuffer bb = ByteBuffer.allocate(4 * n).order(ByteOrder.LITTLE_ENDIAN);
-        for (int i = 0; i < n; i++) bb.putFloat(v);
+    private static float[] filled(int n, float v) {
+        float[] a = new float[n];
+        java.util.Arrays.fill(a, v);
+        return a;
+    }
+
+    private static byte[] bytes(float[] v) {
+        ByteBuffer bb = ByteBuffer.allocate(4 * v.length).order(ByteOrder.LITTLE_ENDIAN);
+        for (float x : v) bb.putFloat(x);
         return bb.array();
     }
 }

@@ -59,6 +59,11 @@ public final class Main {
                   [--filler FILE] [--seed S]          pass-key retrieval accuracy by length and depth
                   (both: [--models name=path,...] [--configs full,g0,gated] [--json OUT] [--svg OUT]
                    and scenario options for the memory route; full attention, g = 0 and each model's gates)
+              fit-gates -m IN -f CALIB.txt|CALIB.jsonl -o OUT [--gate scalar|adaptive] [scenario options]
+                  [--steps 3 --ridge 0.1 (adaptive: Gauss-Newton steps, penalty on the per-token gate)]
+                  [--length N (window, default: training context)] [--windows N]
+                  [--chat-format F] [--answer-weight 1] [--prompt-weight 0]   (for .jsonl chat data)
+                                                      fit the memory gates to full attention (layer-wise distillation)
             scenario options (all commands that run a model):
               --scenario summarize|qa|chat   a preset        -L N  segment length     --sink S  --window W
               --memory on|off  --rule linear|delta  --memory-keys nope|rope  --kv f16|f32  -t THREADS
@@ -102,6 +107,7 @@ public final class Main {
                 case "imatrix" -> Imatrix.run(a, out, err);
                 case "calibrate" -> Calibrate.run(a, out, err);
                 case "eval" -> Eval.run(a, out, err);
+                case "fit-gates" -> FitGates.run(a, out, err);
                 case "version" -> out.println("edgeinfinite " + EdgeInfinite.version() + " (" + EdgeInfinite.binding()
                         + ", " + EdgeInfinite.platform() + ", cpu: " + EdgeInfinite.cpuFeatures() + ")");
                 default -> throw new UsageException("unknown command '" + args[0] + "'");
@@ -134,9 +140,9 @@ public final class Main {
         if (a.flag("--ctx")) {
             int ctx = a.intOpt("--ctx", 0);
             b.sink(0).window(ctx).memory(false);
-            // Full attention over ctx tokens, read in segments of at most 128 (a context
-            // shorter than that is one segment of its own length).
-            if (ctx > 0 && b.build().segmentLength() < 0) b.segmentLength(Math.min(ctx, 128));
+            // A context shorter than the default segment (128) is read as one segment of its
+            // own length (the window must hold a segment).
+            if (ctx > 0 && ctx < 128 && b.build().segmentLength() < 0) b.segmentLength(ctx);
         }
         if (a.flag("-L")) b.segmentLength(a.intOpt("-L", 0));
         if (a.flag("--sink")) b.sink(a.intOpt("--sink", 0));

@@ -6,8 +6,8 @@ import java.util.Arrays;
 /**
  * Negative log-likelihood of a range of a token sequence under one session: the sequence is
  * read from an empty context, and the logits at positions {@code first .. end - 1} predict
- * the tokens at {@code first + 1 .. end}. Kept minimal (one feeding rule, one log-softmax) so
- * that it can later share the per-token scoring of {@code ei perplexity}.
+ * the tokens at {@code first + 1 .. end}. The scoring itself is {@code ei perplexity}'s
+ * ({@link TokenScores}); what is particular here is the feeding rule.
  *
  * <p>Tokens go in as calls of whole segments (multiples of the scenario's L, counted from
  * position 0), so a session folds at exactly the positions it would if the sequence came in
@@ -17,24 +17,13 @@ import java.util.Arrays;
 final class TokenScorer {
     private static final long LOGIT_BUDGET = 16L << 20;  // floats per logits() call
 
-    /** Sum of -log p over the scored tokens, and how many there were. */
-    record Nll(double sum, int count) {
-        double perplexity() {
-            return Math.exp(sum / count);
-        }
-
-        Nll plus(Nll o) {
-            return new Nll(sum + o.sum, count + o.count);
-        }
-    }
-
     private TokenScorer() {}
 
     /**
      * Resets the session, reads {@code tokens} and scores the logits at positions
      * {@code [first, end)} against the next token ({@code end <= tokens.length - 1}).
      */
-    static Nll score(Session s, int[] tokens, int first, int end) {
+    static void score(Session s, int[] tokens, int first, int end, TokenScores.Nll into) {
         if (first < 0 || end > tokens.length - 1 || first >= end) {
             throw new IllegalArgumentException("scored range [" + first + ", " + end + ") is empty or outside the "
                     + tokens.length + " tokens");
@@ -44,24 +33,10 @@ final class TokenScorer {
         int prefix = first / L * L;  // unscored, in whole segments: only the last row's logits
         if (prefix > 0) s.eval(Arrays.copyOfRange(tokens, 0, prefix));
         int piece = (int) Math.max(L, LOGIT_BUDGET / vocab / L * L);
-        double nll = 0;
-        int count = 0;
         for (int at = prefix; at < end; at += piece) {
             int to = Math.min(end, at + piece);
             float[] logits = s.logits(Arrays.copyOfRange(tokens, at, to));
-            for (int p = Math.max(at, first); p < to; p++) {
-                nll -= logSoftmax(logits, (p - at) * vocab, vocab, tokens[p + 1]);
-                count++;
-            }
+            for (int p = Math.max(at, first); p < to; p++) into.score(logits, p - at, vocab, tokens[p + 1]);
         }
-        return new Nll(nll, count);
-    }
-
-    static double logSoftmax(float[] l, int off, int n, int target) {
-        double max = Double.NEGATIVE_INFINITY;
-        for (int i = 0; i < n; i++) max = Math.max(max, l[off + i]);
-        double sum = 0;
-        for (int i = 0; i < n; i++) sum += Math.exp(l[off + i] - max);
-        return l[off + target] - max - Math.log(sum);
     }
 }

@@ -198,4 +198,12 @@ public interface NativeBinding {
     double[] rangesStats(long session, int index, double[] quantiles);
 
     void rangesStop(long session);
+    // ---- gate fitting (ei fit-gates)
+    /**
+     * Fits the memory gates for a plan's route (ei_fit_gates): gate 1 scalar, 2 adaptive with
+     * steps Gauss-Newton steps; tokens hold the sequences back to back (lengths), weights is
+     * null or one per token. Fills gateW, gateB and report (4 doubles per layer and head).
+     */
+    void fitGates(long plan, int gate, int steps, double ridge, int[] tokens, float[] weights, long[] lengths, float[] gateW,
+            float[] gateB, double[] report);
 }

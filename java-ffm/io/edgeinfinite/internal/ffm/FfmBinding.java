@@ -51,6 +51,8 @@ public final class FfmBinding implements NativeBinding {
     private final MethodHandle tensorRowSize, quantizeRows;
     private final MethodHandle imatrixStart, imatrixCount, imatrixEntry, imatrixStop;  // importance matrix
     private final MethodHandle rangesStart, rangesCount, rangesEntry, rangesStop;      // activation ranges
+    // gate fitting (ei fit-gates)
+    private final MethodHandle fitGates;
 
     private static final MemoryLayout SCENARIO = MemoryLayout.structLayout(
             JAVA_INT.withName("n_batch"), JAVA_INT.withName("n_sink"), JAVA_INT.withName("n_window"),
@@ -145,6 +147,9 @@ public final class FfmBinding implements NativeBinding {
         rangesEntry = fn("ei_session_ranges_entry", JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
                 ADDRESS, ADDRESS, JAVA_INT);
         rangesStop = fn("ei_session_ranges_stop", JAVA_INT, ADDRESS);
+        // gate fitting (ei fit-gates)
+        fitGates = fn("ei_fit_gates", JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_DOUBLE, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS,
+                ADDRESS, ADDRESS);
     }
 
     private MethodHandle fn(String name, MemoryLayout ret, MemoryLayout... args) {
@@ -808,5 +813,22 @@ public final class FfmBinding implements NativeBinding {
     @Override
     public void rangesStop(long s) {
         check(call(() -> (int) rangesStop.invokeExact(ptr(s))));
+    }
+    // ---------------------------------------------------------------- gate fitting (ei fit-gates)
+
+    @Override
+    public void fitGates(long plan, int gate, int steps, double ridge, int[] tokens, float[] weights, long[] lengths, float[] gateW,
+            float[] gateB, double[] report) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment t = a.allocateFrom(JAVA_INT, tokens);
+            MemorySegment w = weights == null ? MemorySegment.NULL : a.allocateFrom(JAVA_FLOAT, weights);
+            MemorySegment n = a.allocateFrom(JAVA_LONG, lengths);
+            MemorySegment gw = a.allocate(JAVA_FLOAT, gateW.length), gb = a.allocate(JAVA_FLOAT, gateB.length);
+            MemorySegment r = a.allocate(JAVA_DOUBLE, report.length);
+            check(call(() -> (int) fitGates.invokeExact(ptr(plan), gate, steps, ridge, t, w, n, lengths.length, gw, gb, r)));
+            MemorySegment.copy(gw, JAVA_FLOAT, 0, gateW, 0, gateW.length);
+            MemorySegment.copy(gb, JAVA_FLOAT, 0, gateB, 0, gateB.length);
+            MemorySegment.copy(r, JAVA_DOUBLE, 0, report, 0, report.length);
+        }
     }
 }

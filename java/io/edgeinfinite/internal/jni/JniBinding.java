@@ -591,5 +591,11 @@ public final class JniBinding implements NativeBinding {
     @Override
     public void rangesStop(long s) {
         check(CApi.ei_session_ranges_stop(s));
+    // ---------------------------------------------------------------- gate fitting (ei fit-gates)
+
+    @Override
+    public void fitGates(long plan, int gate, int steps, double ridge, int[] tokens, float[] weights, long[] lengths, float[] gateW,
+            float[] gateB, double[] report) {
+        check(CApi.ei_fit_gates(plan, gate, steps, ridge, tokens, weights, lengths, lengths.length, gateW, gateB, report));
     }
 }

@@ -71,14 +71,17 @@ class EvalTest {
         Eval.Config full = new Eval.Config("full", EVAL_MODEL, Eval.Config.Kind.FULL);
         EvalPerplexity.Report r = EvalPerplexity.measure(List.of(full), ROUTE, t, "text", List.of(n), 100, n / 2, 128,
                 -1, 0, (c, w) -> {});
-        Perplexity.Result ref;
+        TokenScores.Nll ref;
+        int chunks;
         try (Model m = Model.load(EVAL_MODEL); Session s = m.newSession(Main.scenario(new Main.Args(new String[] {
             "--ctx", Integer.toString(n), "-t", "2"})))) {
-            ref = Perplexity.compute(s, m.tokenize(t, false, false), n, m.addsBos() ? m.bosToken() : -1, (d, x) -> {});
+            Perplexity.Chunking ch = Perplexity.Chunking.of(Perplexity.tokens(m, t), n, 0, m.addsBos() ? m.bosToken() : -1);
+            chunks = ch.chunks();
+            ref = Perplexity.compute(s, ch, (d, x) -> {});
         }
-        TokenScorer.Nll got = r.series().get(0).byLength().get(n);
-        assertEquals(ref.chunks(), r.windows().get(n));
-        assertEquals(ref.tokens(), got.count());
+        TokenScores.Nll got = r.series().get(0).byLength().get(n);
+        assertEquals(chunks, r.windows().get(n));
+        assertEquals(ref.count(), got.count());
         assertEquals(ref.perplexity(), got.perplexity(), ref.perplexity() * 1e-12, "eval full vs ei perplexity");
     }
 

@@ -120,7 +120,10 @@ class ImatrixTest {
         return out;
     }
 
-    /** Where llama.cpp is built: llama-imatrix on the eval model, same text and chunking, gives the same file. */
+    /**
+     * Where llama.cpp is built: llama-imatrix on the eval model, same text and chunking, flash
+     * attention off (the arithmetic ours matches), gives the same file.
+     */
     @Test
     void agreesWithLlamaImatrix() throws Exception {
         Path tool = PerplexityTest.LLAMA_BIN.resolve("llama-imatrix");
@@ -131,7 +134,7 @@ class ImatrixTest {
         int ctx = 128, chunks = 6;
         Path theirs = tmp.resolve("llama.gguf");
         PerplexityTest.runTool(List.of(tool.toString(), "-m", eval.toString(), "-f", text.toString(), "-o", theirs.toString(),
-                "-c", "" + ctx, "--chunks", "" + chunks, "-t", "2"));
+                "-c", "" + ctx, "--chunks", "" + chunks, "-t", "2", "-fa", "off"));
         GgufFile a = GgufFile.read(theirs), b = GgufFile.read(imatrix(eval, text, ctx, chunks));
         for (String k : List.of("general.type", "imatrix.datasets", "imatrix.chunk_count", "imatrix.chunk_size")) {
             assertEquals(a.metadata().get(k), b.metadata().get(k), k);
@@ -151,10 +154,11 @@ class ImatrixTest {
             }
             worstL1 = Math.max(worstL1, diff / norm);
         }
-        // Measured: 1.2e-3 at worst for a column (the attention output's, whose arithmetic
-        // differs from llama.cpp's), 9e-5 over a whole matrix; a wrong row, chunk or padding
-        // count would be off by percents.
-        assertTrue(worst < 5e-3, "largest relative difference of a column " + worst);
-        assertTrue(worstL1 < 5e-4, "largest relative L1 difference of a matrix " + worstL1);
+        // Without flash attention (whose F16 arithmetic moves the attention output by ~1e-3)
+        // llama.cpp computes the activations as we do; its float sums leave 2.1e-6 at worst
+        // in a column, 6e-7 over a matrix (measured). A wrong row, chunk or padding count
+        // would be off by percents.
+        assertTrue(worst < 2e-5, "largest relative difference of a column " + worst);
+        assertTrue(worstL1 < 5e-6, "largest relative L1 difference of a matrix " + worstL1);
     }
 }

@@ -115,8 +115,9 @@ class PerplexityTest {
     }
 
     /**
-     * Where llama.cpp is built: its perplexity tool on the eval model (trained weights, whose
-     * logits match llama.cpp's) with the same text and ctx prints the same figure.
+     * Where llama.cpp is built: its perplexity tool on the eval model with the same text and
+     * ctx, flash attention off, prints the same figure (with its default flash attention on
+     * this CPU it differs by ~1e-5 relative: F16 arithmetic in the attention).
      */
     @Test
     void agreesWithLlamaCppPerplexity() throws Exception {
@@ -127,14 +128,15 @@ class PerplexityTest {
         Files.writeString(f, t);
         int ctx = 128;
         Path eval = TestData.root().resolve("eval/evalmodel-f32.gguf");
-        String out = runTool(List.of(tool.toString(), "-m", eval.toString(), "-f", f.toString(), "-c", "" + ctx, "-t", "2"));
+        String out = runTool(List.of(tool.toString(), "-m", eval.toString(), "-f", f.toString(), "-c", "" + ctx, "-t", "2", "-fa", "off"));
         Matcher m = Pattern.compile("Final estimate: PPL = ([0-9.]+)").matcher(out);
         assertTrue(m.find(), out);
         double theirs = Double.parseDouble(m.group(1));
         MainTest.Run r = MainTest.ei("perplexity", "-m", eval.toString(), "-f", f.toString(), "--ctx", "" + ctx);
         assertEquals(0, r.status(), r.err());
-        // Same logits (bit for bit on this F32 model); only the log-softmax's float vs double sums differ.
-        assertEquals(theirs, printedPerplexity(r.out()), 2e-4 + 2e-6 * theirs, out);
+        // Without flash attention llama.cpp computes the logits as we do; what is left is the
+        // rounding of the two printed figures (and float vs double softmax sums, ~1e-7).
+        assertEquals(theirs, printedPerplexity(r.out()), 1e-4 + 1e-6 * theirs, out);
     }
 
     static String runTool(List<String> cmd) throws Exception {

@@ -123,6 +123,35 @@ class QuantizeTest {
 
     // ---- recipe against llama-quantize
 
+    /**
+     * The recipes without a llama.cpp file in the manifest (q4_k, q4_k_s, q6_k) against the F32
+     * model's reference logits: within the manifest's Q4_K_M tolerance (a wrong block layout
+     * or scale gives logits far outside it), and q6_k closer than q4_k.
+     */
+    @Test
+    void otherRecipesStayNearTheFloatModel() throws Exception {
+        Map<String, Double> rmse = new TreeMap<>();
+        Map<String, Object> cs = io.edgeinfinite.ReferenceLogitsTestAccess.caseById("tiny-llama-f32.A");
+        int[] tokens = io.edgeinfinite.ReferenceLogitsTestAccess.ints(cs.get("tokens"));
+        float[] ref = io.edgeinfinite.ReferenceLogitsTestAccess.logits(cs);
+        double tol = (Double) ((Map<?, ?>) io.edgeinfinite.ReferenceLogitsTestAccess.caseById("tiny-llama-q4_k_m.A")
+                .get("tolerance")).get("rmse");
+        for (String type : List.of("q4_k", "q4_k_s", "q6_k")) {
+            Path q = ours(TestData.model("tiny-llama-f32.gguf"), type);
+            Scenario sc = Scenario.fullAttention(tokens.length + 1).toBuilder().segmentLength(16).threads(2).build();
+            try (Model m = Model.load(q); Session s = m.newSession(sc)) {
+                float[] l = s.logits(tokens);
+                double sq = 0;
+                for (int i = 0; i < l.length; i++) sq += (l[i] - ref[i]) * (double) (l[i] - ref[i]);
+                rmse.put(type, Math.sqrt(sq / l.length));
+            }
+            System.out.printf("ei quantize %-7s tiny-llama-f32.A     rmse %.5f against the F32 logits (bound %.5f)%n", type,
+                    rmse.get(type), tol);
+            assertTrue(rmse.get(type) <= tol, type + ": rmse " + rmse.get(type));
+        }
+        assertTrue(rmse.get("q6_k") < rmse.get("q4_k"), rmse.toString());
+    }
+
     /** tiny-llama-q4_k_m.gguf was made by llama-quantize Q4_K_M from tiny-llama-f32.gguf. */
     @Test
     void q4KmTypesAreLlamaQuantizes() {
@@ -168,15 +197,17 @@ class QuantizeTest {
         assertEquals(types(ref), types(ours(eval, "q4_k_m")));
     }
 
-    /** --pure Q8_0 and Q4_0: every tensor's bytes are llama-quantize --pure's. */
+    /** --pure Q8_0, Q4_0 and Q5_0: every tensor's bytes are llama-quantize --pure's. */
     @Test
     void q8AndQ4_0AreByteIdenticalToLlamaQuantize() throws Exception {
         assumeLlama("llama-quantize");
         Path eval = TestData.root().resolve("eval/evalmodel-f32.gguf");
-        for (String type : List.of("Q8_0", "Q4_0")) {
+        for (String type : List.of("Q8_0", "Q4_0", "Q5_0")) {
             Path ref = tmp.resolve("ref-" + type + ".gguf");
             runTool(tmp, llamaBin("llama-quantize").toString(), "--pure", eval.toString(), ref.toString(), type, "2");
-            Path mine = ours(eval, type, "--pure");
+            // Q5_0 is no TYPE of ours (only a fallback): every matrix overridden to it.
+            Path mine = type.equals("Q5_0") ? ours(eval, "q4_0", "--pure", "--type-override", "weight$=q5_0")
+                    : ours(eval, type, "--pure");
             GgufFile a = GgufFile.read(mine), b = GgufFile.read(ref);
             int same = 0;
             for (TensorInfo t : a.tensors()) {
@@ -188,6 +219,7 @@ class QuantizeTest {
             assertEquals(b.tensors().size(), same);
             // Same keys, tensors and alignment: the same file size (llama-quantize orders tensors by layer).
             assertEquals(Files.size(ref), Files.size(mine), type + " file size");
+            if (!type.equals("Q5_0")) assertEquals(b.integer("general.file_type"), a.integer("general.file_type"));
         }
     }
 
