@@ -42,6 +42,7 @@ public:
         fold_r_.resize(D);
         scores_.resize(static_cast<size_t>(ops::kMaxQueries) * (int64_t{sc_.n_sink} + sc_.n_window + sc_.n_batch));
         local_.resize(static_cast<size_t>(ops::kMaxQueries) * D);
+        q_sink_.resize(static_cast<size_t>(ops::kMaxQueries) * D);
         mem_.resize(D);
     }
 
@@ -122,11 +123,21 @@ private:
                 const int64_t last = s.pos0 + t0 + nq - 1;
                 if (S > 0) a.spans[a.n_spans++] = {0, S};
                 a.spans[a.n_spans++] = {teacher_.slot_of(ring_start), last - ring_start + 1};
+                // Sinks behind the window (the route's default): the route scores the sink
+                // with each query rotated for its position minus the folded tokens.
+                const int64_t shift = sc_.sinks_follow && S > 0 ? ring_start - S : 0;
                 for (int i = 0; i < nq; ++i) {
                     a.q[i] = row_of<float>(pool, op.src0, t0 + i) + int64_t{h} * D;
                     a.out[i] = local_.data() + int64_t{i} * D;
                     a.visible[i] = S + (s.pos0 + t0 + i - ring_start + 1);
+                    if (shift > 0) {
+                        float* qs = q_sink_.data() + int64_t{i} * D;
+                        ops::rope(row_of<float>(pool, op.q_nope, t0 + i) + int64_t{h} * D, qs, 1, D, op.n_rot,
+                                  s.pos0 + t0 + i - shift, op.rope_base, op.rope_mode == 1);
+                        a.q_sink[i] = qs;
+                    }
                 }
+                a.sink_query = shift > 0;
                 a.k = row_of<uint8_t>(pool, op.src1, 0) + static_cast<uint64_t>(hk) * D * elem;
                 a.v = row_of<uint8_t>(pool, op.src2, 0) + static_cast<uint64_t>(hk) * D * elem;
                 a.kv_stride = op.src1.row_bytes;
@@ -176,6 +187,7 @@ private:
     std::vector<float> mem_m_, mem_z_;
     std::vector<int64_t> ring_start_, folded_;
     std::vector<float> fold_k_, fold_v_, fold_r_, scores_, local_, mem_;
+    std::vector<float> q_sink_;  // queries rotated for the sink (sinks behind the window)
 };
 
 void check_calibration(const Plan& route, const GateCalibration& cal) {

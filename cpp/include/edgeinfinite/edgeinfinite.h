@@ -307,6 +307,7 @@ EI_API ei_status ei_session_ranges_entry(const ei_session* session, int32_t inde
                                          double* max, uint64_t* count, const double* quantiles,
                                          double* abs_quantiles, int32_t n_quantiles);
 EI_API ei_status ei_session_ranges_stop(ei_session* session);
+
 /* ------------------------------------------------------------------ gate fitting (ei fit-gates) */
 
 /* Fits the memory gates for the route a plan describes (its model, S, W, L, memory rule and

@@ -91,17 +91,12 @@ public final class GateFit {
         float[] gb = new float[layers * heads];
         double[] report = new double[4 * layers * heads];
         Session.Resolved resolved = model.withHandle(h -> {
-            long plan = nb.planCreate(h, scenario.segmentLength(), scenario.sink(), scenario.window(),
-                    scenario.memory() == null ? -1 : scenario.memory() ? 1 : 0,
-                    scenario.memoryRule() == null ? -1 : scenario.memoryRule().ordinal(),
-                    scenario.memoryKeys() == null ? -1 : scenario.memoryKeys().ordinal(), scenario.threads(),
-                    scenario.kvType().ordinal(), scenario.backend());
+            long plan = Session.createPlan(nb, h, scenario);
             try {
                 int[] r = nb.planScenario(plan);
                 nb.fitGates(plan, kind == Kind.SCALAR ? 1 : 2, kind == Kind.SCALAR ? 0 : steps, ridge, tokens, w, lengths, gw,
                         gb, report);
-                return new Session.Resolved(r[0], r[1], r[2], r[3] != 0, Scenario.MemoryRule.values()[r[4]],
-                        Scenario.MemoryKeys.values()[r[5]], r[6], Scenario.KvType.values()[r[7]]);
+                return Session.Resolved.of(r);
             } finally {
                 nb.planFree(plan);
             }

@@ -31,24 +31,27 @@ public final class Session implements AutoCloseable {
     private final Object cancelLock = new Object();
     private long handle; // written under this and cancelLock
 
+    /** A native plan for the scenario on a live model handle; the caller frees it. */
+    static long createPlan(NativeBinding nb, long modelHandle, Scenario scenario) {
+        return nb.planCreate(modelHandle, scenario.segmentLength(), scenario.sink(), scenario.window(),
+                scenario.memory() == null ? -1 : scenario.memory() ? 1 : 0,
+                scenario.memoryRule() == null ? -1 : scenario.memoryRule().ordinal(),
+                scenario.memoryKeys() == null ? -1 : scenario.memoryKeys().ordinal(), scenario.threads(),
+                scenario.kvType().ordinal(), scenario.backend(), scenario.gates() ? 0 : 1,
+                scenario.sinkPositions() == null ? 0 : scenario.sinkPositions().ordinal() + 1);
+    }
+
     /** Called by {@link Model#newSession} under the model's read lock, with its live handle. */
     Session(Model model, long modelHandle, Scenario scenario) {
         this.model = model;
         this.nb = model.binding();
         this.requested = scenario;
         this.vocab = (int) nb.modelParam(modelHandle, "n_vocab");
-        long plan = nb.planCreate(modelHandle, scenario.segmentLength(), scenario.sink(), scenario.window(),
-                scenario.memory() == null ? -1 : scenario.memory() ? 1 : 0,
-                scenario.memoryRule() == null ? -1 : scenario.memoryRule().ordinal(),
-                scenario.memoryKeys() == null ? -1 : scenario.memoryKeys().ordinal(), scenario.threads(),
-                scenario.kvType().ordinal(), scenario.backend(), scenario.gates() ? 0 : 1,
-                scenario.sinkPositions() == null ? 0 : scenario.sinkPositions().ordinal() + 1);
+        long plan = createPlan(nb, modelHandle, scenario);
         NativeMemory mem = null;
         try {
             int[] r = nb.planScenario(plan);
-            this.scenario = new Resolved(r[0], r[1], r[2], r[3] != 0, Scenario.MemoryRule.values()[r[4]],
-                    Scenario.MemoryKeys.values()[r[5]], r[6], Scenario.KvType.values()[r[7]], r[8] == 0,
-                    Scenario.SinkPositions.values()[r[9] - 1]);
+            this.scenario = Resolved.of(r);
             regions = List.of(nb.planRegions(plan));
             mem = nb.allocate(nb.planPoolSize(plan), nb.planPoolAlignment(plan));
             handle = nb.sessionCreate(modelHandle, plan, mem.address(), mem.size());
@@ -114,6 +117,13 @@ public final class Session implements AutoCloseable {
     public record Resolved(int segmentLength, int sink, int window, boolean memory, Scenario.MemoryRule memoryRule,
             Scenario.MemoryKeys memoryKeys, int threads, Scenario.KvType kvType, boolean gates,
             Scenario.SinkPositions sinkPositions) {
+        /** From the native plan's scenario (ei_plan_scenario's values, in order). */
+        static Resolved of(int[] r) {
+            return new Resolved(r[0], r[1], r[2], r[3] != 0, Scenario.MemoryRule.values()[r[4]],
+                    Scenario.MemoryKeys.values()[r[5]], r[6], Scenario.KvType.values()[r[7]], r[8] == 0,
+                    Scenario.SinkPositions.values()[r[9] - 1]);
+        }
+
         /** Tokens that fit without folding: the full-attention route's limit. */
         public long fullCapacity() {
             return (long) sink + window;

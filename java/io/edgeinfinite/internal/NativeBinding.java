@@ -198,6 +198,7 @@ public interface NativeBinding {
     double[] rangesStats(long session, int index, double[] quantiles);
 
     void rangesStop(long session);
+
     // ---- gate fitting (ei fit-gates)
     /**
      * Fits the memory gates for a plan's route (ei_fit_gates): gate 1 scalar, 2 adaptive with

@@ -814,6 +814,7 @@ public final class FfmBinding implements NativeBinding {
     public void rangesStop(long s) {
         check(call(() -> (int) rangesStop.invokeExact(ptr(s))));
     }
+
     // ---------------------------------------------------------------- gate fitting (ei fit-gates)
 
     @Override

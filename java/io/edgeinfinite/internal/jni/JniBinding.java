@@ -591,6 +591,8 @@ public final class JniBinding implements NativeBinding {
     @Override
     public void rangesStop(long s) {
         check(CApi.ei_session_ranges_stop(s));
+    }
+
     // ---------------------------------------------------------------- gate fitting (ei fit-gates)
 
     @Override

@@ -225,6 +225,7 @@ public final class CApi {
             @Cast("const double*") double[] quantiles, double[] absQuantiles, int nQuantiles);
 
     public static native int ei_session_ranges_stop(@Cast("ei_session*") long session);
+
     // ---------------------------------------------------------------- gate fitting (ei fit-gates)
 
     public static native int ei_fit_gates(@Cast("const ei_plan*") long plan, int gate, int steps, double ridge,
