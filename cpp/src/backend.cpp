@@ -1,6 +1,9 @@
 #include "backend.h"
 
 #include "cpu/cpu_backend.h"
+#if defined(EI_BACKEND_OPENCL)
+#include "opencl/opencl_backend.h"
+#endif
 #include "error.h"
 #include "scenario.h"
 
@@ -22,7 +25,12 @@ const char* op_name(OpKind k) {
 
 std::unique_ptr<Backend> make_backend(const Scenario& sc) {
     if (sc.backend == "cpu") return cpu::make_cpu_backend(sc.threads());
-    fail(EI_ERR_UNSUPPORTED, "backend '" + sc.backend + "' is not available in this build (available: cpu)");
+#if defined(EI_BACKEND_OPENCL)
+    // Throws EI_ERR_UNSUPPORTED naming what is missing (library, platform, device).
+    if (sc.backend == "opencl") return opencl::make_opencl_backend();
+#endif
+    fail(EI_ERR_UNSUPPORTED, "backend '" + sc.backend + "' is not available in this build (available: " +
+                                 std::string(kBuiltBackends) + ")");
 }
 
 void check_supported(const Backend& backend, const Graph& graph) {

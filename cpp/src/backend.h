@@ -33,6 +33,13 @@ public:
     virtual void compute(const Graph& graph, const StepParams& step, uint8_t* pool) = 0;
 };
 
+// The backends compiled in, for messages: "cpu" or "cpu, opencl".
+#if defined(EI_BACKEND_OPENCL)
+inline constexpr const char* kBuiltBackends = "cpu, opencl";
+#else
+inline constexpr const char* kBuiltBackends = "cpu";
+#endif
+
 // Creates the backend a scenario names; throws EI_ERR_UNSUPPORTED for one not built in.
 std::unique_ptr<Backend> make_backend(const Scenario& scenario);
 

@@ -3,6 +3,7 @@
 #include <climits>
 #include <thread>
 
+#include "backend.h"
 #include "error.h"
 #include "gguf.h"
 
@@ -20,8 +21,14 @@ void Scenario::validate() const {
     if (n_threads < 0 || n_threads > 256) bad("threads must be 0 (auto) to 256, got " + std::to_string(n_threads));
     if (kv_type != KvType::F16 && kv_type != KvType::F32) bad("unknown KV type " + std::to_string(int(kv_type)));
     if (rule != MemoryRule::Linear && rule != MemoryRule::Delta) bad("unknown memory rule " + std::to_string(int(rule)));
-    if (backend != "cpu") {
-        fail(EI_ERR_UNSUPPORTED, "scenario: backend '" + backend + "' is not available in this build (available: cpu)");
+    const bool built = backend == "cpu"
+#if defined(EI_BACKEND_OPENCL)
+                       || backend == "opencl"
+#endif
+        ;
+    if (!built) {
+        fail(EI_ERR_UNSUPPORTED, "scenario: backend '" + backend + "' is not available in this build (available: " +
+                                     std::string(kBuiltBackends) + ")");
     }
 }
 

@@ -29,6 +29,17 @@ const uint8_t* WeightCache::get(const void* source, size_t source_bytes, const s
     return p;
 }
 
+std::shared_ptr<void> WeightCache::get_object(const void* source, const std::string& layout,
+                                              const std::function<std::shared_ptr<void>()>& make) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto key = std::make_pair(source, layout);
+    auto it = objects_.find(key);
+    if (it != objects_.end()) return it->second;
+    std::shared_ptr<void> obj = make();
+    objects_.emplace(key, obj);
+    return obj;
+}
+
 size_t WeightCache::bytes() const {
     std::lock_guard<std::mutex> lock(mu_);
     return bytes_;

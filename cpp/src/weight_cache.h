@@ -28,6 +28,12 @@ public:
     // Bytes held, for reports.
     size_t bytes() const;
 
+    // A device-side form of `source` under `layout` (e.g. an OpenCL buffer; the layout names
+    // the device), made by make() on the first request and held until the model is freed,
+    // so every session of the model on that device shares one upload. Thread-safe as get().
+    std::shared_ptr<void> get_object(const void* source, const std::string& layout,
+                                     const std::function<std::shared_ptr<void>()>& make);
+
 private:
     struct Free {
         void operator()(uint8_t* p) const;
@@ -36,6 +42,7 @@ private:
     std::map<std::pair<const void*, std::string>, std::unique_ptr<uint8_t, Free>> entries_;
     size_t bytes_ = 0;
     Release release_;
+    std::map<std::pair<const void*, std::string>, std::shared_ptr<void>> objects_;
 };
 
 }  // namespace ei

@@ -128,7 +128,7 @@ typedef struct ei_scenario {
     int32_t memory_rope; /* 0: memory keys before RoPE (default), 1: after */
     int32_t n_threads;   /* 0: one per core */
     int32_t kv_type;     /* 0: f16, 1: f32 */
-    const char* backend; /* NULL or "cpu" */
+    const char* backend; /* NULL or "cpu"; "opencl" where built (EI_ERR_UNSUPPORTED with the reason when no OpenCL device loads) */
     /* Added for evaluation (zero, the default, keeps the behaviour callers had before). */
     int32_t gates_off;   /* 0: the model's memory gates (default); 1: ignore them, g = 0 (sinks + window only) */
     /* Where attention sees the sink keys once tokens have folded: 0 default (1); 1 right

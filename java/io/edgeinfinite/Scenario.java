@@ -60,6 +60,16 @@ public final class Scenario {
         return new Builder();
     }
 
+    /**
+     * The backend of a scenario that names none: the system property {@code edgeinfinite.backend}
+     * ({@code cpu} or {@code opencl}), else {@code cpu}. A deployment, or a test run, moves every
+     * such scenario onto a device with one setting.
+     */
+    public static String defaultBackend() {
+        String b = System.getProperty("edgeinfinite.backend", "");
+        return b.isBlank() ? "cpu" : b;
+    }
+
     /** The model's settings, else the built-in defaults. */
     public static Scenario defaults() {
         return builder().build();
@@ -194,7 +204,7 @@ public final class Scenario {
         private MemoryKeys keys;
         private int threads = 0;
         private KvType kvType = KvType.F16;
-        private String backend = "cpu";
+        private String backend = defaultBackend();
 
         /** L: tokens per prefill graph run. */
         public Builder segmentLength(int n) {
@@ -256,6 +266,7 @@ public final class Scenario {
             return this;
         }
 
+        /** {@code cpu} (always) or {@code opencl} (where an OpenCL device loads). */
         public Builder backend(String name) {
             backend = name;
             return this;

@@ -70,6 +70,8 @@ public final class Main {
               --gates on|off   off: ignore the model's memory gates (g = 0, sinks + window only)
               --sinks window|absolute   RoPE positions of the sink keys once tokens fold (default window:
                                kept right behind the window; absolute: ever farther from the queries)
+              --backend cpu|opencl   the device that runs the graphs (opencl: the first GPU, else the first
+                                     OpenCL device; EI_OPENCL_DEVICE=N picks another)
               --ctx N   plain full attention over at most N tokens (memory off)
             """;
 
@@ -152,6 +154,7 @@ public final class Main {
         if (a.flag("--memory-keys")) {
             b.memoryKeys(choice(Scenario.MemoryKeys.class, a.opt("--memory-keys", ""), "--memory-keys"));
         }
+        if (a.flag("--backend")) b.backend(a.opt("--backend", "cpu"));
         return b.threads(a.intOpt("-t", 0)).kvType(choice(Scenario.KvType.class, a.opt("--kv", "f16"), "--kv")).build();
     }
 
