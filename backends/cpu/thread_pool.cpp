@@ -88,9 +88,12 @@ void ThreadPool::worker(int index) {
             std::unique_lock<std::mutex> lock(mu_);
             wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
         }
+        // Take the generation before looking at stop_: the destructor sets stop_ before its
+        // bump, so a worker that takes the destructor's generation always sees stop_. (Checking
+        // stop_ first let a worker take that generation unseen and sleep forever in join.)
+        seen = generation_.load(std::memory_order_acquire);
         if (stop_.load()) return;
         active_.fetch_add(1, std::memory_order_acq_rel);
-        seen = generation_.load(std::memory_order_acquire);
         chunk(index);
         active_.fetch_sub(1, std::memory_order_acq_rel);
     }

@@ -3,7 +3,9 @@
 // used by many threads, cancels racing evaluations. CI runs it under AddressSanitizer, where
 // a use-after-free or a race on freed memory is reported instead of passing silently.
 #include <atomic>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <random>
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "check.h"
+#include "cpu/thread_pool.h"
 #include "edgeinfinite/edgeinfinite.h"
 
 namespace {
@@ -220,4 +223,34 @@ TEST(cancel_from_another_thread_stops_before_the_next_segment) {
     racer.join();
     ei_plan_free(plan);
     ei_model_free(model);
+}
+
+// A pool made, used and destroyed at once, many times (as sessions are in the soak): a
+// worker woken late must still see the stop. A lost wakeup would hang in the destructor's
+// join; the watchdog turns that into a failure with a message instead of a CTest timeout.
+TEST(thread_pools_made_and_destroyed_at_once_never_hang) {
+    std::atomic<bool> done{false};
+    std::thread watchdog([&] {
+        for (int i = 0; i < 1200 && !done.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        if (!done.load()) {
+            std::fprintf(stderr, "thread pool lifecycle hung (a worker missed the stop)\n");
+            std::abort();
+        }
+    });
+    // Fewer under qemu and sanitizers (EI_REFERENCE_QUICK), where every thread is costly.
+    const int kRounds = std::getenv("EI_REFERENCE_QUICK") ? 1000 : 20000;
+    int64_t sum = 0;
+    for (int round = 0; round < kRounds; ++round) {
+        ei::cpu::ThreadPool pool(4 + round % 5);  // more threads than cores: late workers
+        std::atomic<int64_t> s{0};
+        for (int job = 0; job < round % 3; ++job) {
+            pool.run(8, [&](int64_t b, int64_t e, int) { s.fetch_add(e - b); });
+        }
+        sum += s.load();
+    }
+    done.store(true);
+    watchdog.join();
+    int64_t want = 0;
+    for (int round = 0; round < kRounds; ++round) want += 8 * (round % 3);
+    CHECK_EQ(sum, want);
 }
