@@ -188,6 +188,19 @@ final class Eval {
                 + ", \"sinks\": " + str(r.sinkPositions().name().toLowerCase()) + "}";
     }
 
+    /** Writes the report's JSON (--json) and SVG (--svg) where the options ask, saying so. */
+    static void writeOutputs(Main.Args a, java.io.PrintStream out, java.util.function.Supplier<String> json,
+            java.util.function.Supplier<String> svg) throws IOException {
+        if (a.flag("--json")) {
+            write(Path.of(a.required("--json")), json.get());
+            out.println("wrote " + a.required("--json"));
+        }
+        if (a.flag("--svg")) {
+            write(Path.of(a.required("--svg")), svg.get());
+            out.println("wrote " + a.required("--svg"));
+        }
+    }
+
     static void write(Path dest, String text) throws IOException {
         Path dir = dest.toAbsolutePath().getParent();
         if (dir != null) Files.createDirectories(dir);

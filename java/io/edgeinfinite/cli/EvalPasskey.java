@@ -93,14 +93,7 @@ final class EvalPasskey {
         Report r = measure(configs, base, lengths, depths, trials, filler, fillerName, a.longOpt("--seed", 1),
                 (cfg, what) -> err.printf("  %-12s %s%n", cfg, what));
         out.print(table(r));
-        if (a.flag("--json")) {
-            Eval.write(Path.of(a.required("--json")), json(r));
-            out.println("wrote " + a.required("--json"));
-        }
-        if (a.flag("--svg")) {
-            Eval.write(Path.of(a.required("--svg")), svg(r));
-            out.println("wrote " + a.required("--svg"));
-        }
+        Eval.writeOutputs(a, out, () -> json(r), () -> svg(r));
     }
 
     /** Filler sentences: the text split after sentence ends and at blank lines, spaces collapsed. */

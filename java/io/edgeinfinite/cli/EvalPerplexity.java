@@ -62,14 +62,7 @@ final class EvalPerplexity {
                 a.flag("--repeat-distance") ? a.intOpt("--repeat-distance", 0) : -1, repeats, skipWindows,
                 (cfg, what) -> err.printf("  %-12s %s%n", cfg, what));
         out.print(table(r));
-        if (a.flag("--json")) {
-            Eval.write(Path.of(a.required("--json")), json(r));
-            out.println("wrote " + a.required("--json"));
-        }
-        if (a.flag("--svg")) {
-            Eval.write(Path.of(a.required("--svg")), svg(r));
-            out.println("wrote " + a.required("--svg"));
-        }
+        Eval.writeOutputs(a, out, () -> json(r), () -> svg(r));
     }
 
     interface Progress {
