@@ -12,6 +12,7 @@
 #include "error.h"
 #include "ggml_types.h"
 #include "opencl/opencl_device.h"
+#include "opencl/signal_guard.h"
 #include "weight_cache.h"
 
 namespace ei::opencl {
@@ -120,6 +121,7 @@ private:
 class OpenClBackend final : public Backend {
 public:
     explicit OpenClBackend(std::shared_ptr<Runtime> rt) : rt_(std::move(rt)), cl_(*rt_->cl) {
+        const SignalHandlersGuard keep_handlers;
         cl_int st = CL_SUCCESS;
         q_ = cl_.CreateCommandQueue(rt_->context, rt_->device.id, 0, &st);
         rt_->check(st, "creating a command queue");

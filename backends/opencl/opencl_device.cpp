@@ -7,6 +7,7 @@
 #include "error.h"
 #include "opencl/kernels_cl.h"
 #include "opencl/program_cache.h"
+#include "opencl/signal_guard.h"
 
 namespace ei::opencl {
 
@@ -64,6 +65,7 @@ std::string DeviceInfo::summary() const {
 }
 
 std::vector<DeviceInfo> list_devices(std::string* why) {
+    const SignalHandlersGuard keep_handlers;
     std::vector<DeviceInfo> out;
     auto say = [&](const std::string& s) {
         if (why) *why = s;
@@ -157,6 +159,7 @@ std::vector<uint8_t> program_binary(const Api& cl, cl_program p) {
 }  // namespace
 
 std::shared_ptr<Runtime> Runtime::create(const DeviceInfo& device, const std::string& extra_options) {
+    const SignalHandlersGuard keep_handlers;
     auto rt = std::make_shared<Runtime>();
     rt->cl = api();
     if (!rt->cl) fail(EI_ERR_UNSUPPORTED, "OpenCL backend: " + api_error());

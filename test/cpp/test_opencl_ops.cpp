@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -25,6 +26,7 @@
 #include "opencl/opencl_backend.h"
 #include "opencl/opencl_device.h"
 #include "opencl/program_cache.h"
+#include "opencl/signal_guard.h"
 #include "weight_cache.h"
 
 using namespace ei;
@@ -220,6 +222,36 @@ int64_t cols_for(GgmlType t) {
 }
 
 }  // namespace
+
+// Runs first, before anything in this process creates an OpenCL context: PoCL's LLVM
+// replaces the host's handlers for SIGSEGV, SIGINT and more at context creation, which kills
+// a JVM (its own SIGSEGVs then meet LLVM's one-shot handler). The runtime must put them back.
+void host_handler(int, siginfo_t*, void*) {}
+TEST(driver_setup_keeps_the_host_signal_handlers) {
+    const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGINT, SIGTERM, SIGQUIT, SIGUSR2};
+    for (int s : sigs) {
+        struct sigaction sa {};
+        sa.sa_sigaction = host_handler;
+        sa.sa_flags = SA_SIGINFO | SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        CHECK(sigaction(s, &sa, nullptr) == 0);
+    }
+    // PoCL installs LLVM's handlers as soon as its devices are listed: the first call counts.
+    if (!have_opencl("driver_setup_keeps_the_host_signal_handlers")) return;
+    const int at_listing = opencl::SignalHandlersGuard::last_restored_count();
+    auto backend = opencl::make_opencl_backend();  // the runtime: context, program, queue, kernels
+    std::printf("  the driver replaced %d signal handlers when listing devices, %d when making the backend; all put back\n",
+                at_listing, opencl::SignalHandlersGuard::last_restored_count());
+    for (int s : sigs) {
+        struct sigaction now {};
+        CHECK(sigaction(s, nullptr, &now) == 0);
+        if (reinterpret_cast<void*>(now.sa_sigaction) != reinterpret_cast<void*>(host_handler)) {
+            std::fprintf(stderr, "  signal %d: the host's handler was replaced by the OpenCL driver\n", s);
+            CHECK(false);
+        }
+    }
+    for (int s : sigs) signal(s, SIG_DFL);
+}
 
 TEST(get_rows_every_type) {
     if (!have_opencl("get_rows_every_type")) return;
