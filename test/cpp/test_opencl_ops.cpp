@@ -624,8 +624,13 @@ TEST(program_cache_second_build_loads_binary) {
     auto cold = opencl::Runtime::create(dev);
     CHECK(!cold->program_from_cache);
     CHECK(!cold->cache_path.empty());
-    auto warm = opencl::Runtime::create(dev);
+    // The scenario's cache_dir wins over the environment (here: "off").
+    setenv("EI_OPENCL_CACHE_DIR", "off", 1);
+    const std::string chosen = dir;
+    auto warm = opencl::Runtime::create(dev, "", &chosen);
     CHECK(warm->program_from_cache);
+    CHECK(warm->cache_path == cold->cache_path);
+    setenv("EI_OPENCL_CACHE_DIR", dir, 1);
     std::printf("  program build on %s: cold %.2f s, from the cache %.3f s\n", dev.name.c_str(), cold->build_seconds,
                 warm->build_seconds);
     // Flip one payload byte: the hash no longer matches, so the entry is rebuilt, not loaded.

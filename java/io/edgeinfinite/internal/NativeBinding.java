@@ -18,6 +18,9 @@ public interface NativeBinding {
 
     String version();
 
+    /** The EI_ABI_VERSION the bindings are written for (edgeinfinite.h); the runtime must report it. */
+    int ABI_VERSION = 3;
+
     int abiVersion();
 
     String cpuFeatures();
