@@ -1,6 +1,5 @@
 #include "backend.h"
 
-
 namespace ei {
 
 const char* op_name(OpKind k) {

@@ -1,7 +1,7 @@
 // The backend interface every compute backend implements (CPU, OpenCL; the Hexagon NPU
-// plugs in beside them through the device registry). Kept smaller than ggml's: our graphs are fixed ahead of time,
-// so a backend only answers three questions: can you run this op, what pool alignment
-// do you need, and run this graph over this pool.
+// plugs in beside them through the device registry). Kept smaller than ggml's: our graphs
+// are fixed ahead of time, so a backend only answers three questions: can you run this
+// op, what pool alignment do you need, and run this graph over this pool.
 #pragma once
 #include <cstdint>
 #include <memory>

@@ -74,7 +74,7 @@ Placement place_graphs(const Plan& plan) {
     return p;
 }
 
-Scheduler::Scheduler(const Plan& plan, WeightCache& weights) {
+Scheduler::Scheduler(const Plan& plan) {
     const Placement& p = plan.placement;
     device_ = find_device(p.device)->create(plan.scenario);
     if (!p.fallbacks.empty() && p.device != "cpu") cpu_ = cpu_device()->create(plan.scenario);
@@ -85,9 +85,11 @@ Scheduler::Scheduler(const Plan& plan, WeightCache& weights) {
             fail(EI_ERR_INTERNAL, "the plan's placement does not match its graph '" + graphs[i]->name + "'");
         }
         schedules_[i].graph = graphs[i];
-        schedule(*graphs[i], *on_cpu[i]);
+        schedule(schedules_[i], *on_cpu[i]);
     }
-    // Each backend prepares (uploads, repacks) only the weights of the ops it runs.
+}
+
+void Scheduler::prepare(WeightCache& weights) {
     for (Schedule& s : schedules_) {
         if (s.whole) {
             s.whole->prepare(*s.graph, weights);
@@ -99,8 +101,8 @@ Scheduler::Scheduler(const Plan& plan, WeightCache& weights) {
 
 Scheduler::~Scheduler() = default;
 
-void Scheduler::schedule(const Graph& g, const std::vector<uint8_t>& on_cpu) {
-    Schedule& s = *std::find_if(std::begin(schedules_), std::end(schedules_), [&](const Schedule& x) { return x.graph == &g; });
+void Scheduler::schedule(Schedule& s, const std::vector<uint8_t>& on_cpu) {
+    const Graph& g = *s.graph;
     const bool any_cpu = std::find(on_cpu.begin(), on_cpu.end(), 1) != on_cpu.end();
     if (!any_cpu || !cpu_) {
         s.whole = device_.get();

@@ -45,11 +45,14 @@ Placement place_graphs(const Plan& plan);
 class Scheduler {
 public:
     // Creates the backends the plan's placement needs (the device's; the CPU's too when ops
-    // fall back) and prepares every graph's weights on them, once per (model, device).
-    explicit Scheduler(const Plan& plan, WeightCache& weights);
+    // fall back) and splits the graphs into their runs.
+    explicit Scheduler(const Plan& plan);
     ~Scheduler();
     // The largest pool alignment of the backends in use.
     uint64_t pool_alignment() const;
+    // Each backend prepares the weights of the ops it runs (once per model and device: the
+    // forms live in the model's cache).
+    void prepare(WeightCache& weights);
     // Runs graph (one of the plan's) for one step. Never allocates.
     void compute(const Graph& graph, const StepParams& step, uint8_t* pool);
 
@@ -63,7 +66,7 @@ private:
         Backend* whole = nullptr;  // every op on this backend: one plain compute
         std::vector<Run> runs;     // else these in order
     };
-    void schedule(const Graph& graph, const std::vector<uint8_t>& on_cpu);
+    void schedule(Schedule& s, const std::vector<uint8_t>& on_cpu);  // fills s.whole or s.runs
 
     std::unique_ptr<Backend> device_, cpu_;  // cpu_ only when some op falls back
     Schedule schedules_[3];

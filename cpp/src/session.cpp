@@ -20,12 +20,13 @@ Session::Session(const Plan& plan, uint8_t* pool, uint64_t pool_size)
                               std::to_string(plan_.pool.size));
     }
     // The plan placed every op (the device's, or the CPU's by fallback); the scheduler makes
-    // those backends and prepares their weights, once per (model, device).
-    scheduler_ = std::make_unique<Scheduler>(plan_, model().weight_cache());
+    // those backends, which prepare their weights once per (model, device).
+    scheduler_ = std::make_unique<Scheduler>(plan_);
     const uint64_t align = std::max(plan_.pool.alignment, scheduler_->pool_alignment());
     if (reinterpret_cast<uintptr_t>(pool) % align != 0) {
         fail(EI_ERR_POOL, "pool address is not aligned to " + std::to_string(align) + " bytes");
     }
+    scheduler_->prepare(model().weight_cache());
     reset();
 }
 
