@@ -168,23 +168,7 @@ public:
     const char* name() const override { return "opencl"; }
     uint64_t pool_alignment() const override { return 64; }
 
-    bool supports(const Op& op) const override {
-        const uint64_t local_floats = rt_->device.local_mem / 4;
-        switch (op.kind) {
-            case OpKind::GetRows: return weight_ok(op.src0);
-            case OpKind::MatMul: return weight_ok(op.src0) && vector_ok(op.src2);
-            case OpKind::RmsNorm: return vector_ok(op.src1) && op.src1.valid();
-            case OpKind::KvStore: return op.dst.type == GgmlType::F16 || op.dst.type == GgmlType::F32;
-            case OpKind::SegmentAttention:
-            case OpKind::MemoryUpdate:
-                return (op.src1.type == GgmlType::F16 || op.src1.type == GgmlType::F32) && op.head_dim >= 1 &&
-                       op.n_rot >= 0 && op.n_rot <= op.head_dim && op.n_rot % 2 == 0 && vector_ok(op.gate_w) &&
-                       vector_ok(op.gate_b) && 4 * uint64_t(op.head_dim) + 64 <= local_floats;
-            case OpKind::Rope: return op.head_dim >= 1 && op.n_rot >= 0 && op.n_rot <= op.head_dim && op.n_rot % 2 == 0;
-            case OpKind::SwiGlu: return true;
-        }
-        return false;
-    }
+    bool supports(const Op& op) const override { return why_unsupported(op, rt_->device).empty(); }
 
     // Uploads every weight the graph reads, once per (model, device): the buffers live in
     // the model's WeightCache and every session of the model on this device shares them.
@@ -526,6 +510,51 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Backend> make_opencl_backend() { return std::make_unique<OpenClBackend>(Runtime::get()); }
+std::string why_unsupported(const Op& op, const DeviceInfo& device) {
+    auto weight = [](const TensorRef& w) {
+        return std::string("no OpenCL kernel for ") + type_traits(w.type).name + " weights of " + std::to_string(w.cols) +
+               " columns";
+    };
+    auto vec = [](const TensorRef& r) {
+        return std::string("no OpenCL kernel for a ") + type_traits(r.type).name + " norm weight, bias or gate";
+    };
+    auto cache = [](const TensorRef& r) { return std::string("no OpenCL kernel for a ") + type_traits(r.type).name + " KV cache"; };
+    auto rot = [](const Op& o) {
+        return o.head_dim >= 1 && o.n_rot >= 0 && o.n_rot <= o.head_dim && o.n_rot % 2 == 0;
+    };
+    auto geometry = [](const Op& o) {
+        return "head size " + std::to_string(o.head_dim) + " rotating " + std::to_string(o.n_rot) +
+               " dimensions has no OpenCL kernel";
+    };
+    switch (op.kind) {
+        case OpKind::GetRows: return weight_ok(op.src0) ? "" : weight(op.src0);
+        case OpKind::MatMul:
+            if (!weight_ok(op.src0)) return weight(op.src0);
+            return vector_ok(op.src2) ? "" : vec(op.src2);
+        case OpKind::RmsNorm: return vector_ok(op.src1) && op.src1.valid() ? "" : vec(op.src1);
+        case OpKind::KvStore: return op.dst.type == GgmlType::F16 || op.dst.type == GgmlType::F32 ? "" : cache(op.dst);
+        case OpKind::SegmentAttention:
+        case OpKind::MemoryUpdate: {
+            if (op.src1.type != GgmlType::F16 && op.src1.type != GgmlType::F32) return cache(op.src1);
+            if (!rot(op)) return geometry(op);
+            if (!vector_ok(op.gate_w)) return vec(op.gate_w);
+            if (!vector_ok(op.gate_b)) return vec(op.gate_b);
+            // The kernels keep 4 head rows and 64 floats of reduction space in local memory.
+            const uint64_t need = 4 * uint64_t(op.head_dim) + 64, have = device.local_mem / 4;
+            if (need > have) {
+                return "head size " + std::to_string(op.head_dim) + " needs " + std::to_string(need * 4) +
+                       " bytes of local memory; " + device.name + " has " + std::to_string(device.local_mem);
+            }
+            return "";
+        }
+        case OpKind::Rope: return rot(op) ? "" : geometry(op);
+        case OpKind::SwiGlu: return "";
+    }
+    return "unknown op kind";
+}
+
+std::unique_ptr<Backend> make_opencl_backend(int device_index, const std::string* cache_dir) {
+    return std::make_unique<OpenClBackend>(Runtime::get(device_index, cache_dir));
+}
 
 }  // namespace ei::opencl

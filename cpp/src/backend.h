@@ -1,7 +1,7 @@
-// The backend interface every compute backend implements (CPU now; OpenCL and Hexagon
-// NPU plug in beside it). Kept smaller than ggml's: our graphs are fixed ahead of time,
-// so a backend only answers three questions: can you run this op, what pool alignment
-// do you need, and run this graph over this pool.
+// The backend interface every compute backend implements (CPU, OpenCL; the Hexagon NPU
+// plugs in beside them through the device registry). Kept smaller than ggml's: our graphs
+// are fixed ahead of time, so a backend only answers three questions: can you run this
+// op, what pool alignment do you need, and run this graph over this pool.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -29,21 +29,12 @@ public:
         (void)graph;
         (void)cache;
     }
-    // Runs every op of graph over the pool for one step. Never allocates.
+    // Runs every op of graph over the pool for one step. Never allocates. Returns with the
+    // pool on the host and every op finished (the scheduler runs a CPU run right after).
     virtual void compute(const Graph& graph, const StepParams& step, uint8_t* pool) = 0;
 };
 
-// The backends compiled in, for messages: "cpu" or "cpu, opencl".
-#if defined(EI_BACKEND_OPENCL)
-inline constexpr const char* kBuiltBackends = "cpu, opencl";
-#else
-inline constexpr const char* kBuiltBackends = "cpu";
-#endif
-
-// Creates the backend a scenario names; throws EI_ERR_UNSUPPORTED for one not built in.
-std::unique_ptr<Backend> make_backend(const Scenario& scenario);
-
-// Throws EI_ERR_UNSUPPORTED naming the first op of graph the backend cannot run.
-void check_supported(const Backend& backend, const Graph& graph);
+// Devices and the backends they make: device_registry.h. Which backend runs which op:
+// scheduler.h.
 
 }  // namespace ei

@@ -19,15 +19,14 @@ Session::Session(const Plan& plan, uint8_t* pool, uint64_t pool_size)
         fail(EI_ERR_POOL, "pool of " + std::to_string(pool_size) + " bytes is too small: the plan needs " +
                               std::to_string(plan_.pool.size));
     }
-    backend_ = make_backend(plan_.scenario);
-    const uint64_t align = std::max(plan_.pool.alignment, backend_->pool_alignment());
+    // The plan placed every op (the device's, or the CPU's by fallback); the scheduler makes
+    // those backends, which prepare their weights once per (model, device).
+    scheduler_ = std::make_unique<Scheduler>(plan_);
+    const uint64_t align = std::max(plan_.pool.alignment, scheduler_->pool_alignment());
     if (reinterpret_cast<uintptr_t>(pool) % align != 0) {
         fail(EI_ERR_POOL, "pool address is not aligned to " + std::to_string(align) + " bytes");
     }
-    check_supported(*backend_, plan_.prefill);
-    check_supported(*backend_, plan_.decode);
-    check_supported(*backend_, plan_.fold);
-    for (const Graph* g : {&plan_.prefill, &plan_.decode, &plan_.fold}) backend_->prepare(*g, model().weight_cache());
+    scheduler_->prepare(model().weight_cache());
     reset();
 }
 
@@ -87,7 +86,7 @@ void Session::fold_if_needed(int32_t incoming) {
     // the ring held at most W + L, so one fold always makes room.
     StepParams s = step_params(sc.n_batch);
     s.fold_start = ring_start_;
-    backend_->compute(plan_.fold, s, pool_);
+    scheduler_->compute(plan_.fold, s, pool_);
     ring_start_ += sc.n_batch;
     folded_ += sc.n_batch;
     route_ = Route::Memory;
@@ -122,7 +121,7 @@ const float* Session::eval(const int32_t* tokens, int32_t n, float* all_logits, 
         StepParams step = step_params(chunk);
         step.all_logits = all_logits != nullptr;
         step.logits_out = all_logits ? all_logits + int64_t{done} * n_vocab : nullptr;
-        backend_->compute(chunk == 1 ? plan_.decode : plan_.prefill, step, pool_);
+        scheduler_->compute(chunk == 1 ? plan_.decode : plan_.prefill, step, pool_);
         n_past_ += chunk;
         done += chunk;
         if (progress) progress(user, done, n);

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "backend.h"
+#include "scheduler.h"
 #include "model.h"
 #include "plan.h"
 #include "sampler.h"
@@ -104,7 +104,7 @@ private:
 
     Plan plan_;
     uint8_t* pool_;
-    std::unique_ptr<Backend> backend_;
+    std::unique_ptr<Scheduler> scheduler_;
     int64_t n_past_ = 0;
     int64_t ring_start_ = 0;  // oldest position in the window ring (= S until a fold)
     int64_t folded_ = 0;      // tokens in memory
