@@ -3,7 +3,8 @@
 // changes is which lanes share a register:
 //  - kq: a block of 16 keys is widened and transposed once, then lanes hold keys: the
 //    reference's 16 lane accumulators of a dot are 16 registers, the tree is vertical adds,
-//    and tiles of 4 queries share each key load;
+//    and tiles of 4 queries share each key load (blocks of fewer than 4 queries, as in
+//    decode, reduce each query's 16 dots with a shuffle network instead);
 //  - pv: for blocks of 8 queries or more, the attention weights are transposed so that the
 //    16 queries' accumulators of one lane are registers and every value row is loaded once
 //    for all of them; smaller blocks (decode) keep a query's 16 lane accumulators in
@@ -135,6 +136,78 @@ inline void kq_tile(const float* q, int32_t dq, const float* kt, __m512 vscale, 
     }
 }
 
+// 16 lane vectors in, one vector out whose lane j is the float_math.h tree of in[j]:
+// l[i] + l[i+8], then + 4 apart, then (t0 + t2) + (t1 + t3). Each step pairs registers so
+// that the additions are the reference's, only spread over lanes. The network leaves
+// accumulator 4i + k in lane 4k + i, so the caller passes its accumulators transposed.
+inline __m512 reduce16x16(const __m512 in[16]) {
+    __m512 a[8], b[4], c[2];
+    for (int m = 0; m < 8; ++m) {  // 8 apart: [x lo8 + x hi8 | y lo8 + y hi8]
+        const __m512 x = in[2 * m], y = in[2 * m + 1];
+        a[m] = _mm512_add_ps(_mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(3, 2, 3, 2)));
+    }
+    for (int n = 0; n < 4; ++n) {  // 4 apart: one 128-bit chunk per accumulator
+        const __m512 x = a[2 * n], y = a[2 * n + 1];
+        b[n] = _mm512_add_ps(_mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(3, 1, 3, 1)));
+    }
+    for (int n = 0; n < 2; ++n) {  // t0 + t2 and t1 + t3
+        const __m512 x = b[2 * n], y = b[2 * n + 1];
+        c[n] = _mm512_add_ps(_mm512_shuffle_ps(x, y, _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(x, y, _MM_SHUFFLE(3, 2, 3, 2)));
+    }
+    return _mm512_add_ps(_mm512_shuffle_ps(c[0], c[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_ps(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+// Input slot of accumulator j for reduce16x16 (a 4x4 transpose of the index).
+constexpr int slot_of(int j) { return (j % 4) * 4 + j / 4; }
+
+// One query at a time (decode, small blocks): 16 keys widened once, each query's 16 dots
+// reduced together by reduce16x16, one key load per FMA and no transpose to pay for.
+void kq_rows(const float* q, int nq, const uint8_t* k, int64_t n, uint64_t stride, bool f16, int32_t d, float scale,
+             const int64_t* lim, float* s, int64_t ld) {
+    const int32_t dq = kq_stride(d), chunks = dq / kLanes;
+    // 16 keys at a time, widened to f32 and zero-padded once for all the block's queries.
+    alignas(64) float kf[kLanes * 1024];
+    const int64_t n_max = std::min(n, lim[nq - 1]);
+    const __m512 vscale = _mm512_set1_ps(scale);
+    for (int64_t j0 = 0; j0 < n_max; j0 += kLanes) {
+        const int rows = static_cast<int>(std::min<int64_t>(kLanes, n_max - j0));
+        for (int r = 0; r < kLanes; ++r) {
+            float* dst = kf + r * dq;
+            if (r >= rows) {
+                std::fill(dst, dst + dq, 0.0f);
+                continue;
+            }
+            const uint8_t* row = k + static_cast<uint64_t>(j0 + r) * stride;
+            int32_t c = 0;
+            for (; c + kLanes <= d; c += kLanes) _mm512_store_ps(dst + c, load16m(row, f16, c, 0xFFFF));
+            for (; c < d; ++c) {
+                dst[c] = f16 ? fp16_to_fp32(reinterpret_cast<const uint16_t*>(row)[c]) : reinterpret_cast<const float*>(row)[c];
+            }
+            for (; c < dq; ++c) dst[c] = 0.0f;
+        }
+        for (int i = 0; i < nq; ++i) {
+            const int64_t visible = std::min<int64_t>(lim[i], n) - j0;
+            if (visible <= 0) continue;
+            const float* qi = q + int64_t{i} * dq;
+            __m512 acc[kLanes];
+            for (int r = 0; r < kLanes; ++r) acc[r] = _mm512_setzero_ps();
+            for (int32_t ch = 0; ch < chunks; ++ch) {
+                const __m512 qv = _mm512_loadu_ps(qi + ch * kLanes);
+                for (int r = 0; r < kLanes; ++r) {
+                    acc[slot_of(r)] = _mm512_fmadd_ps(qv, _mm512_load_ps(kf + r * dq + ch * kLanes), acc[slot_of(r)]);
+                }
+            }
+            const __m512 scores = _mm512_mul_ps(reduce16x16(acc), vscale);
+            const __mmask16 mask = visible >= kLanes ? __mmask16(0xFFFF) : __mmask16((1u << visible) - 1);
+            _mm512_mask_storeu_ps(s + int64_t{i} * ld + j0, mask, scores);
+        }
+    }
+}
+
 }  // namespace
 
 double exp_sum_avx512(float* x, int64_t n, float max) {
@@ -178,6 +251,7 @@ void round_f16_avx512(float* x, int64_t n) {
 
 void kq_avx512(const float* q, int nq, const uint8_t* k, int64_t n, uint64_t stride, bool f16, int32_t d, float scale,
                const int64_t* lim, float* s, int64_t ld) {
+    if (nq < 4) return kq_rows(q, nq, k, n, stride, f16, d, scale, lim, s, ld);
     const int32_t dq = kq_stride(d);
     // 16 keys at a time, widened to f32 and transposed once for all the block's queries.
     alignas(64) float kt[kLanes * kMaxHeadDim];
