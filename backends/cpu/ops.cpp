@@ -114,7 +114,9 @@ bool make_table(KernelVariant v, Primitives& t) {
     switch (v) {
         case KernelVariant::Scalar: EI_FILL(scalar)
 #if defined(EI_HAVE_AVX2_KERNELS)
-        case KernelVariant::Avx2: EI_FILL(avx2)
+        case KernelVariant::Avx2:
+            t.max_f32 = max_f32_avx2;
+            EI_FILL(avx2)
 #endif
 #if defined(EI_HAVE_NEON_KERNELS)
         case KernelVariant::Neon:

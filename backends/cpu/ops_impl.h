@@ -19,6 +19,7 @@ namespace ei::cpu::ops {
     void silu_mul_##sfx(float* gate, const float* up, int64_t n);
 #if defined(EI_HAVE_AVX2_KERNELS)
 EI_DECLARE_PRIMITIVES(avx2)
+float max_f32_avx2(const float* x, int64_t n);
 #endif
 #if defined(EI_HAVE_NEON_KERNELS)
 EI_DECLARE_PRIMITIVES(neon)

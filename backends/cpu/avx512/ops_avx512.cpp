@@ -166,8 +166,8 @@ constexpr int slot_of(int j) { return (j % 4) * 4 + j / 4; }
 
 // One query at a time (decode, small blocks): 16 keys widened once, each query's 16 dots
 // reduced together by reduce16x16, one key load per FMA and no transpose to pay for.
-void kq_rows(const float* q, int nq, const uint8_t* k, int64_t n, uint64_t stride, bool f16, int32_t d, float scale,
-             const int64_t* lim, float* s, int64_t ld) {
+__attribute__((noinline)) void kq_rows(const float* q, int nq, const uint8_t* k, int64_t n, uint64_t stride, bool f16,
+                                       int32_t d, float scale, const int64_t* lim, float* s, int64_t ld) {
     const int32_t dq = kq_stride(d), chunks = dq / kLanes;
     // 16 keys at a time, widened to f32 and zero-padded once for all the block's queries.
     alignas(64) float kf[kLanes * 1024];
@@ -249,9 +249,11 @@ void round_f16_avx512(float* x, int64_t n) {
     }
 }
 
-void kq_avx512(const float* q, int nq, const uint8_t* k, int64_t n, uint64_t stride, bool f16, int32_t d, float scale,
-               const int64_t* lim, float* s, int64_t ld) {
-    if (nq < 4) return kq_rows(q, nq, k, n, stride, f16, d, scale, lim, s, ld);
+namespace {
+
+// Blocks of 4 queries or more; see kq_tile.
+__attribute__((noinline)) void kq_block(const float* q, int nq, const uint8_t* k, int64_t n, uint64_t stride, bool f16,
+                                        int32_t d, float scale, const int64_t* lim, float* s, int64_t ld) {
     const int32_t dq = kq_stride(d);
     // 16 keys at a time, widened to f32 and transposed once for all the block's queries.
     alignas(64) float kt[kLanes * kMaxHeadDim];
@@ -263,7 +265,8 @@ void kq_avx512(const float* q, int nq, const uint8_t* k, int64_t n, uint64_t str
             const __mmask16 cm = first_lanes(d - c0);
             __m512 r[kLanes];
             for (int i = 0; i < kLanes; ++i) {
-                r[i] = i < rows ? load16m(k + static_cast<uint64_t>(j0 + i) * stride, f16, c0, cm) : _mm512_setzero_ps();
+                r[i] = _mm512_setzero_ps();
+                if (i < rows) r[i] = load16m(k + static_cast<uint64_t>(j0 + i) * stride, f16, c0, cm);
             }
             transpose16x16(r);
             for (int c = 0; c < kLanes; ++c) _mm512_store_ps(kt + (c0 + c) * kLanes, r[c]);
@@ -288,6 +291,16 @@ void kq_avx512(const float* q, int nq, const uint8_t* k, int64_t n, uint64_t str
             }
         }
     }
+}
+
+}  // namespace
+
+// The two forms in frames of their own: each holds a 64 KiB key buffer, and the caller may
+// be a JVM thread with a small stack.
+void kq_avx512(const float* q, int nq, const uint8_t* k, int64_t n, uint64_t stride, bool f16, int32_t d, float scale,
+               const int64_t* lim, float* s, int64_t ld) {
+    if (nq < 4) return kq_rows(q, nq, k, n, stride, f16, d, scale, lim, s, ld);
+    kq_block(q, nq, k, n, stride, f16, d, scale, lim, s, ld);
 }
 
 namespace {
@@ -316,7 +329,8 @@ void pv_rows(const float* p, int nq, int64_t ld, const int64_t* lim, const uint8
             __m512 t8[8], t4[4];
             for (int l = 0; l < 8; ++l) t8[l] = _mm512_add_ps(acc[l], acc[l + 8]);
             for (int l = 0; l < 4; ++l) t4[l] = _mm512_add_ps(t8[l], t8[l + 4]);
-            _mm512_mask_storeu_ps(out[i] + c, cm, _mm512_add_ps(_mm512_add_ps(t4[0], t4[2]), _mm512_add_ps(t4[1], t4[3])));
+            const __m512 sum = _mm512_add_ps(_mm512_add_ps(t4[0], t4[2]), _mm512_add_ps(t4[1], t4[3]));
+            _mm512_mask_storeu_ps(out[i] + c, cm, sum);
         }
     }
 }
@@ -333,7 +347,8 @@ void pv_block(const float* p, int nq, int64_t ld, const int64_t* lim, const uint
     for (int64_t j0 = 0; j0 < n_rows; j0 += kLanes) {
         __m512 r[kLanes];
         for (int i = 0; i < kLanes; ++i) {
-            r[i] = i < nq ? _mm512_maskz_loadu_ps(first_lanes(lim[i] - j0), p + int64_t{i} * ld + j0) : _mm512_setzero_ps();
+            r[i] = _mm512_setzero_ps();
+            if (i < nq) r[i] = _mm512_maskz_loadu_ps(first_lanes(lim[i] - j0), p + int64_t{i} * ld + j0);
         }
         transpose16x16(r);
         for (int c = 0; c < kLanes; ++c) _mm512_store_ps(pt + (j0 + c) * kLanes, r[c]);
@@ -364,7 +379,8 @@ void pv_block(const float* p, int nq, int64_t ld, const int64_t* lim, const uint
             __m512 t8[8], t4[4];
             for (int l = 0; l < 8; ++l) t8[l] = _mm512_add_ps(lane(l), lane(l + 8));
             for (int l = 0; l < 4; ++l) t4[l] = _mm512_add_ps(t8[l], t8[l + 4]);
-            _mm512_mask_storeu_ps(out[i] + c, cm, _mm512_add_ps(_mm512_add_ps(t4[0], t4[2]), _mm512_add_ps(t4[1], t4[3])));
+            const __m512 sum = _mm512_add_ps(_mm512_add_ps(t4[0], t4[2]), _mm512_add_ps(t4[1], t4[3]));
+            _mm512_mask_storeu_ps(out[i] + c, cm, sum);
         }
     }
 }
