@@ -60,6 +60,16 @@ double exp_sum_scalar(float* x, int64_t n, float max) {
     return sum;
 }
 
+float max_f32_scalar(const float* x, int64_t n) {
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < n; ++j) mx = x[j] > mx ? x[j] : mx;
+    return mx;
+}
+
+void scale_f32_scalar(float* x, int64_t n, float s) {
+    for (int64_t j = 0; j < n; ++j) x[j] *= s;
+}
+
 void round_f16_scalar(float* x, int64_t n) {
     for (int64_t j = 0; j < n; ++j) x[j] = fp16_to_fp32(fp32_to_fp16(x[j]));
 }
@@ -78,6 +88,9 @@ bool make_table(KernelVariant v, Primitives& t) {
         t.kq = kq_avx512;
         t.pv = pv_avx512;
         t.exp_sum = exp_sum_avx512;
+        t.max_f32 = max_f32_avx512;
+        t.scale_f32 = scale_f32_avx512;
+        t.round_f16 = round_f16_avx512;
         return true;
     }
 #endif
@@ -88,6 +101,8 @@ bool make_table(KernelVariant v, Primitives& t) {
     t.name = variant_name(v);
     t.dot_f32 = f32->vec_dot;
     t.f32_to_f16 = f16->from_float;
+    t.max_f32 = max_f32_scalar;  // plain loops: the compiler vectorizes the scaling
+    t.scale_f32 = scale_f32_scalar;
 #define EI_FILL(sfx)                    \
     t.axpy_f32 = axpy_f32_##sfx;        \
     t.kq = kq_##sfx;                    \
@@ -99,7 +114,9 @@ bool make_table(KernelVariant v, Primitives& t) {
     switch (v) {
         case KernelVariant::Scalar: EI_FILL(scalar)
 #if defined(EI_HAVE_AVX2_KERNELS)
-        case KernelVariant::Avx2: EI_FILL(avx2)
+        case KernelVariant::Avx2:
+            t.max_f32 = max_f32_avx2;
+            EI_FILL(avx2)
 #endif
 #if defined(EI_HAVE_NEON_KERNELS)
         case KernelVariant::Neon:
@@ -228,10 +245,9 @@ void segment_attention(const AttentionBlock& a, const Primitives& p) {
     for (int i = 0; i < nq; ++i) {
         float* row = a.scores + int64_t{i} * total;
         const int64_t n = a.visible[i];
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < n; ++j) mx = row[j] > mx ? row[j] : mx;
+        const float mx = p.max_f32(row, n);
         const float inv = static_cast<float>(1.0 / p.exp_sum(row, n, mx));
-        for (int64_t j = 0; j < n; ++j) row[j] *= inv;
+        p.scale_f32(row, n, inv);
         if (a.f16) p.round_f16(row, n);
     }
     p.pv(a.scores, nq, total, a.visible, a.v, a.spans, a.n_spans, a.kv_stride, a.f16, D, a.out);

@@ -44,6 +44,11 @@ struct Primitives {
     // x[j] = fast_exp(x[j] - max) for j < n; returns the sum (16-lane chunks, each summed
     // as a tree and added in double, as llama.cpp's softmax does).
     double (*exp_sum)(float* x, int64_t n, float max);
+    // The largest x[j], j < n (-inf when n = 0; NaN elements are skipped); a zero maximum
+    // may come out as either zero (only ever subtracted).
+    float (*max_f32)(const float* x, int64_t n);
+    // x[j] *= s
+    void (*scale_f32)(float* x, int64_t n, float s);
     // x[j] = x[j] rounded to the nearest f16 value (as f32).
     void (*round_f16)(float* x, int64_t n);
     // gate[j] = fast_silu(gate[j]) * up[j]

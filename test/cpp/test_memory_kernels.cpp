@@ -122,23 +122,26 @@ TEST(segment_attention_variants_match_scalar) {
                 {{0, 301}},                        // one long span (odd length)
             };
             for (const auto& spans : cases) {
-                // A block of 13 queries (odd), the last sees every row, earlier ones a
-                // causal prefix each, as in the padded last segment.
-                const int64_t n = rows(spans);
-                std::vector<int64_t> visible;
-                for (int i = 0; i < 13; ++i) visible.push_back(std::max<int64_t>(1, n - 12 + i));
-                auto qs = randn(size_t(d) * 13, 3u + d);
-                for (int gate : {0, 1, 2}) {
-                    auto want = run_block(*ref, c, spans, qs, visible, gate, &mem);
-                    for (const ops::Primitives* p : variants()) {
-                        // Every variant computes in the order of float_math.h: the same bits.
-                        auto got = run_block(*p, c, spans, qs, visible, gate, &mem);
-                        if (std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) != 0) {
-                            std::fprintf(stderr, "%s d=%d f16=%d gate=%d rel=%g\n", p->name, d, f16, gate,
-                                         max_rel(got, want));
-                            CHECK(false);
+                // Blocks of 13 queries (odd: a padded last segment), 16 (a full one) and 1
+                // (decode); the kernels switch tiling with the block size. The last query sees
+                // every row, earlier ones a causal prefix each.
+                for (int nq : {13, 16, 1}) {
+                    const int64_t n = rows(spans);
+                    std::vector<int64_t> visible;
+                    for (int i = 0; i < nq; ++i) visible.push_back(std::max<int64_t>(1, n - (nq - 1) + i));
+                    auto qs = randn(size_t(d) * nq, 3u + d);
+                    for (int gate : {0, 1, 2}) {
+                        auto want = run_block(*ref, c, spans, qs, visible, gate, &mem);
+                        for (const ops::Primitives* p : variants()) {
+                            // Every variant computes in the order of float_math.h: the same bits.
+                            auto got = run_block(*p, c, spans, qs, visible, gate, &mem);
+                            if (std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) != 0) {
+                                std::fprintf(stderr, "%s d=%d f16=%d nq=%d gate=%d rel=%g\n", p->name, d, f16, nq, gate,
+                                             max_rel(got, want));
+                                CHECK(false);
+                            }
+                            ++compared;
                         }
-                        ++compared;
                     }
                 }
             }
@@ -149,6 +152,41 @@ TEST(segment_attention_variants_match_scalar) {
     const KernelVariant want = cpu_features().avx512 ? KernelVariant::Avx512 : KernelVariant::Avx2;
     CHECK(ops::primitives().variant == want || std::getenv("EI_CPU_DISABLE") != nullptr);
 #endif
+}
+
+TEST(rows_a_query_does_not_see_never_touch_its_sums) {
+    // A value row that only the last query sees holds infinity: every other query's
+    // output must stay finite and every variant must give the scalar kernel's bits (a kernel
+    // that added 0 * row for the unseen rows would turn them into NaN).
+    const ops::Primitives* ref = ops::primitives(KernelVariant::Scalar);
+    for (int32_t d : {20, 64}) {
+        for (bool f16 : {true, false}) {
+            Cache c(d, 40, f16, 70u + d);
+            for (int32_t j = 0; j < d; ++j) {
+                if (f16) {
+                    reinterpret_cast<uint16_t*>(c.v.data())[39 * d + j] = 0x7C00;  // +inf
+                } else {
+                    reinterpret_cast<float*>(c.v.data())[39 * d + j] = INFINITY;
+                }
+            }
+            for (int nq : {16, 9, 2}) {
+                std::vector<int64_t> visible;
+                for (int i = 0; i < nq; ++i) visible.push_back(40 - (nq - 1) + i - (i + 1 < nq ? 1 : 0));
+                auto q = randn(size_t(d) * nq, 80u + d);
+                auto want = run_block(*ref, c, {{0, 4}, {4, 36}}, q, visible, 0, nullptr);
+                for (int i = 0; i + 1 < nq; ++i) {
+                    for (int32_t j = 0; j < d; ++j) CHECK(std::isfinite(want[size_t(i) * d + j]));
+                }
+                for (const ops::Primitives* p : variants()) {
+                    auto got = run_block(*p, c, {{0, 4}, {4, 36}}, q, visible, 0, nullptr);
+                    if (std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) != 0) {
+                        std::fprintf(stderr, "%s d=%d f16=%d nq=%d\n", p->name, d, f16, nq);
+                        CHECK(false);
+                    }
+                }
+            }
+        }
+    }
 }
 
 TEST(blocks_and_spans_do_not_change_a_single_bit) {

@@ -173,6 +173,20 @@ double exp_sum_avx2(float* x, int64_t n, float max) {
     return sum;
 }
 
+float max_f32_avx2(const float* x, int64_t n) {
+    // VMAXPS(x, m) keeps m when x is NaN, as the reference's x > m ? x : m; 8 running maxima
+    // instead of one loop-carried chain.
+    __m256 m = _mm256_set1_ps(-INFINITY);
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) m = _mm256_max_ps(_mm256_loadu_ps(x + j), m);
+    alignas(32) float l[8];
+    _mm256_store_ps(l, m);
+    float mx = -INFINITY;
+    for (int i = 0; i < 8; ++i) mx = l[i] > mx ? l[i] : mx;
+    for (; j < n; ++j) mx = x[j] > mx ? x[j] : mx;
+    return mx;
+}
+
 void round_f16_avx2(float* x, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
