@@ -1,7 +1,7 @@
 // The OpenCL backend: enqueues one kernel (three for a fold) per graph op on an in-order
 // queue. Weights live in device buffers made once per (model, device) through the model's
-// WeightCache; the session's pool is the host pool seen through HostPool (below), the one
-// place that knows the pool is host memory.
+// WeightCache; the session's pool is a host allocation seen through ClPoolBuffer (below),
+// the one place that knows the pool is host memory.
 #include "opencl/opencl_backend.h"
 
 #include <algorithm>
@@ -64,58 +64,69 @@ std::shared_ptr<_cl_mem> make_buffer(const std::shared_ptr<Runtime>& rt, cl_mem_
 
 // The session's pool, a host allocation, as a device buffer over the same memory
 // (CL_MEM_USE_HOST_PTR: zero-copy on PoCL and on unified-memory mobile GPUs). The host owns
-// the pool while the buffer is mapped: between computes, and while an observer looks.
-// to_device() hands it to the kernels, to_host() waits for them and hands it back. When
-// the session moves its pool I/O onto a device buffer interface, this class is what goes.
-class HostPool {
+// the memory while the buffer is mapped: between steps (synchronize() maps it back, and
+// every read, write and zero of the session goes through it), and while an observer looks.
+// to_device() hands it to the kernels.
+class ClPoolBuffer final : public PoolBuffer {
 public:
-    HostPool(std::shared_ptr<Runtime> rt, cl_command_queue q) : rt_(std::move(rt)), q_(q) {}
-    ~HostPool() { release(); }
-
-    void bind(uint8_t* host, uint64_t bytes) {
-        if (host == host_ && bytes <= bytes_) return;
-        release();
+    ClPoolBuffer(std::shared_ptr<Runtime> rt, cl_command_queue q, uint8_t* host, uint64_t bytes)
+        : rt_(std::move(rt)), q_(q), host_(host), bytes_(bytes) {
+        if (!host) fail(EI_ERR_POOL, "pool is null");
         buf_ = make_buffer(rt_, CL_MEM_READ_WRITE | CL_MEM_USE_HOST_PTR, bytes, host, "the session pool");
-        host_ = host;
-        bytes_ = bytes;
         to_host();
     }
+    ~ClPoolBuffer() override {
+        if (buf_ && mapped_) rt_->cl->EnqueueUnmapMemObject(q_, buf_.get(), mapped_, 0, nullptr, nullptr);
+        if (buf_) rt_->cl->Finish(q_);
+    }
+
+    uint64_t size() const override { return bytes_; }
+    void write(uint64_t offset, const void* src, uint64_t bytes) override {
+        check_range(size(), offset, bytes, "write");
+        to_host();
+        if (bytes) std::memcpy(host_ + offset, src, bytes);
+    }
+    void read(uint64_t offset, void* dst, uint64_t bytes) const override {
+        check_range(size(), offset, bytes, "read");
+        to_host();
+        if (bytes) std::memcpy(dst, host_ + offset, bytes);
+    }
+    void zero(uint64_t offset, uint64_t bytes) override {
+        check_range(size(), offset, bytes, "zero");
+        to_host();
+        std::memset(host_ + offset, 0, bytes);
+    }
+    void synchronize() override { to_host(); }
+    uint8_t* host() const override { return host_; }
+
     cl_mem mem() const { return buf_.get(); }
-    bool on_host() const { return mapped_ != nullptr; }
+    const Runtime* runtime() const { return rt_.get(); }
 
     void to_device() {
         if (!mapped_) return;
         rt_->check(rt_->cl->EnqueueUnmapMemObject(q_, buf_.get(), mapped_, 0, nullptr, nullptr), "unmapping the pool");
         mapped_ = nullptr;
     }
-    void to_host() {
+    // Blocking: every kernel enqueued before has finished when it returns.
+    void to_host() const {
         if (mapped_) return;
         cl_int st = CL_SUCCESS;
         void* p = rt_->cl->EnqueueMapBuffer(q_, buf_.get(), CL_TRUE, CL_MAP_READ | CL_MAP_WRITE, 0, bytes_, 0, nullptr,
                                             nullptr, &st);
         rt_->check(st, "mapping the pool");
-        // A USE_HOST_PTR buffer maps at its host pointer (OpenCL 1.2, 5.4.2.1): the session's
-        // pointers into the pool stay valid.
+        // A USE_HOST_PTR buffer maps at its host pointer (OpenCL 1.2, 5.4.2.1): host() and
+        // the logits the session hands out stay valid.
         if (p != host_) fail(EI_ERR_INTERNAL, "OpenCL: the pool mapped away from its host memory on " + rt_->device.name);
         mapped_ = p;
     }
 
 private:
-    void release() {
-        if (buf_ && mapped_) rt_->cl->EnqueueUnmapMemObject(q_, buf_.get(), mapped_, 0, nullptr, nullptr);
-        if (buf_) rt_->cl->Finish(q_);
-        mapped_ = nullptr;
-        buf_.reset();
-        host_ = nullptr;
-        bytes_ = 0;
-    }
-
     std::shared_ptr<Runtime> rt_;
     cl_command_queue q_;
+    uint8_t* host_;
+    uint64_t bytes_;
     std::shared_ptr<_cl_mem> buf_;
-    uint8_t* host_ = nullptr;
-    uint64_t bytes_ = 0;
-    void* mapped_ = nullptr;
+    mutable void* mapped_ = nullptr;  // mapping is how the host looks, even from read()
 };
 
 class OpenClBackend final : public Backend {
@@ -125,7 +136,6 @@ public:
         cl_int st = CL_SUCCESS;
         q_ = cl_.CreateCommandQueue(rt_->context, rt_->device.id, 0, &st);
         rt_->check(st, "creating a command queue");
-        pool_ = std::make_unique<HostPool>(rt_, q_);
         for (int i = 0; i < kTypes; ++i) {
             get_rows_[i] = kernel(std::string("get_rows_") + kWeightSuffix[i]);
             // F32 and F16 have their 16-lane kernels below.
@@ -157,7 +167,6 @@ public:
     }
 
     ~OpenClBackend() override {
-        pool_.reset();
         for (cl_kernel k : kernels_) cl_.ReleaseKernel(k);
         if (q_) {
             cl_.Finish(q_);
@@ -225,13 +234,27 @@ public:
         }
     }
 
-    void compute(const Graph& g, const StepParams& step, uint8_t* pool) override {
+    std::unique_ptr<PoolBuffer> wrap_host_pool(uint8_t* host, uint64_t size) override {
+        const SignalHandlersGuard keep_handlers;
+        return std::make_unique<ClPoolBuffer>(rt_, q_, host, size);
+    }
+
+    void compute(const Graph& g, const StepParams& step, PoolBuffer& buffer) override {
+        auto* cl_pool = dynamic_cast<ClPoolBuffer*>(&buffer);
+        if (!cl_pool || cl_pool->runtime() != rt_.get()) {
+            fail(EI_ERR_INVALID_ARGUMENT, "the OpenCL backend computes only on a pool buffer it made (wrap_host_pool)");
+        }
+        uint8_t* pool = cl_pool->host();
         if (step.n_tokens < 1 || step.n_tokens > g.max_tokens) {
             fail(EI_ERR_INVALID_ARGUMENT, "step of " + std::to_string(step.n_tokens) + " tokens for graph '" + g.name +
                                               "' of at most " + std::to_string(g.max_tokens));
         }
         if (pool_extent_ == 0) fail(EI_ERR_STATE, "OpenCL backend: compute before prepare");
-        pool_->bind(pool, pool_extent_);
+        if (pool_extent_ > cl_pool->size()) {
+            fail(EI_ERR_POOL, "OpenCL backend: the pool buffer of " + std::to_string(cl_pool->size()) +
+                                  " bytes is smaller than the graphs need (" + std::to_string(pool_extent_) + ")");
+        }
+        pool_ = cl_pool;
         ensure_scratch();
         bool wants_logits = false;
         try {
@@ -505,7 +528,7 @@ private:
     std::shared_ptr<Runtime> rt_;
     const Api& cl_;
     cl_command_queue q_ = nullptr;
-    std::unique_ptr<HostPool> pool_;
+    ClPoolBuffer* pool_ = nullptr;  // the buffer of the compute in progress
     std::vector<cl_kernel> kernels_;
     cl_kernel get_rows_[kTypes] = {}, mat_mul_[kTypes] = {};
     cl_kernel mat_mul_f32_lane16_ = nullptr, mat_mul_f16_lane16_ = nullptr;

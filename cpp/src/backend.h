@@ -1,7 +1,7 @@
 // The backend interface every compute backend implements (CPU now; OpenCL and Hexagon
 // NPU plug in beside it). Kept smaller than ggml's: our graphs are fixed ahead of time,
-// so a backend only answers three questions: can you run this op, what pool alignment
-// do you need, and run this graph over this pool.
+// so a backend answers: can you run this op, what pool alignment do you need, what buffer
+// do you compute on for a host pool, and run this graph over that buffer.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "graph.h"
+#include "pool_buffer.h"
 
 namespace ei {
 
@@ -29,8 +30,16 @@ public:
         (void)graph;
         (void)cache;
     }
-    // Runs every op of graph over the pool for one step. Never allocates.
-    virtual void compute(const Graph& graph, const StepParams& step, uint8_t* pool) = 0;
+    // The buffer this backend computes on over the host allocation a session was given
+    // (Java owns that memory; the buffer must not outlive it, nor the backend). Default:
+    // the host memory itself.
+    virtual std::unique_ptr<PoolBuffer> wrap_host_pool(uint8_t* host, uint64_t size) {
+        return std::make_unique<HostPoolBuffer>(host, size);
+    }
+    // Runs every op of graph over the pool for one step; pool is a buffer from this
+    // backend's wrap_host_pool. It may return before the work is done: the session calls
+    // pool.synchronize() before it reads results. Never allocates.
+    virtual void compute(const Graph& graph, const StepParams& step, PoolBuffer& pool) = 0;
 };
 
 // The backends compiled in, for messages: "cpu" or "cpu, opencl".

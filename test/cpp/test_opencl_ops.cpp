@@ -189,8 +189,11 @@ Both run_both(const Graph& g, const StepParams& s, const Pool& pool) {
     }
     cpu_backend->prepare(g, cache_cpu);
     cl_backend->prepare(g, cache_cl);
-    cpu_backend->compute(g, s, out.cpu->p);
-    cl_backend->compute(g, s, out.cl->p);
+    // Each backend computes on its own buffer over the host memory, as a session does.
+    cpu_backend->compute(g, s, *cpu_backend->wrap_host_pool(out.cpu->p, out.cpu->size));
+    auto cl_buffer = cl_backend->wrap_host_pool(out.cl->p, out.cl->size);
+    cl_backend->compute(g, s, *cl_buffer);
+    cl_buffer->synchronize();
     return out;
 }
 
@@ -340,9 +343,11 @@ TEST(mat_mul_all_logits) {
     s.n_tokens = nt;
     s.all_logits = true;
     s.logits_out = a.data();
-    cpu_backend->compute(g, s, p1.p);
+    cpu_backend->compute(g, s, *cpu_backend->wrap_host_pool(p1.p, p1.size));
     s.logits_out = b.data();
-    cl_backend->compute(g, s, p2.p);
+    auto cl_buffer = cl_backend->wrap_host_pool(p2.p, p2.size);
+    cl_backend->compute(g, s, *cl_buffer);
+    cl_buffer->synchronize();
     double num = 0, den = 0;
     for (size_t i = 0; i < a.size(); ++i) {
         num += double(a[i] - b[i]) * (a[i] - b[i]);
