@@ -207,4 +207,9 @@ public interface NativeBinding {
      */
     void fitGates(long plan, int gate, int steps, double ridge, int[] tokens, float[] weights, long[] lengths, float[] gateW,
             float[] gateB, double[] report);
+
+    // ---------------------------------------------------------------- graph tables (issue 14)
+
+    /** The plan's graph ("prefill", "decode" or "fold") as text: tensor table and ops (ei_plan_describe_graph). */
+    String planDescribeGraph(long plan, String graph);
 }

@@ -53,6 +53,8 @@ public final class FfmBinding implements NativeBinding {
     private final MethodHandle rangesStart, rangesCount, rangesEntry, rangesStop;      // activation ranges
     // gate fitting (ei fit-gates)
     private final MethodHandle fitGates;
+    // graph tables (issue 14)
+    private final MethodHandle planDescribeGraph;
 
     private static final MemoryLayout SCENARIO = MemoryLayout.structLayout(
             JAVA_INT.withName("n_batch"), JAVA_INT.withName("n_sink"), JAVA_INT.withName("n_window"),
@@ -150,6 +152,8 @@ public final class FfmBinding implements NativeBinding {
         // gate fitting (ei fit-gates)
         fitGates = fn("ei_fit_gates", JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_DOUBLE, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS,
                 ADDRESS, ADDRESS);
+        // graph tables (issue 14)
+        planDescribeGraph = fn("ei_plan_describe_graph", JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS);
     }
 
     private MethodHandle fn(String name, MemoryLayout ret, MemoryLayout... args) {
@@ -830,6 +834,21 @@ public final class FfmBinding implements NativeBinding {
             MemorySegment.copy(gw, JAVA_FLOAT, 0, gateW, 0, gateW.length);
             MemorySegment.copy(gb, JAVA_FLOAT, 0, gateB, 0, gateB.length);
             MemorySegment.copy(r, JAVA_DOUBLE, 0, report, 0, report.length);
+        }
+    }
+
+    // ---------------------------------------------------------------- graph tables (issue 14)
+
+    @Override
+    public String planDescribeGraph(long plan, String graph) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment g = a.allocateFrom(graph);
+            MemorySegment len = a.allocate(JAVA_LONG);
+            check(call(() -> (int) planDescribeGraph.invokeExact(ptr(plan), g, MemorySegment.NULL, 0L, len)));
+            long n = len.get(JAVA_LONG, 0);
+            MemorySegment out = a.allocate(Math.max(1, n));
+            check(call(() -> (int) planDescribeGraph.invokeExact(ptr(plan), g, out, n, len)));
+            return utf8(out, n);
         }
     }
 }

@@ -600,4 +600,15 @@ public final class JniBinding implements NativeBinding {
             float[] gateB, double[] report) {
         check(CApi.ei_fit_gates(plan, gate, steps, ridge, tokens, weights, lengths, lengths.length, gateW, gateB, report));
     }
+
+    // ---------------------------------------------------------------- graph tables (issue 14)
+
+    @Override
+    public String planDescribeGraph(long plan, String graph) {
+        long[] len = new long[1];
+        check(CApi.ei_plan_describe_graph(plan, graph, null, 0, len));
+        byte[] out = new byte[Math.toIntExact(len[0])];
+        check(CApi.ei_plan_describe_graph(plan, graph, out, out.length, len));
+        return new String(out, StandardCharsets.UTF_8);
+    }
 }

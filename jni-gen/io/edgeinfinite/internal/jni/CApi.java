@@ -232,6 +232,11 @@ public final class CApi {
             @Cast("const int32_t*") int[] tokens, @Cast("const float*") float[] weights,
             @Cast("const int64_t*") long[] lengths, int nSeqs, float[] gateW, float[] gateB, double[] report);
 
+    // ---------------------------------------------------------------- graph tables (issue 14)
+
+    public static native int ei_plan_describe_graph(@Cast("const ei_plan*") long plan, String graph,
+            @Cast("char*") byte[] out, @Cast("uint64_t") long capacity, @Cast("uint64_t*") long[] lenOut);
+
     // ---------------------------------------------------------------- structs
 
     /** struct ei_scenario, allocated natively by JavaCPP; freed by close(). */
