@@ -472,23 +472,25 @@ inline void rope_head(global const float* x, global float* y, int head_dim, int 
     }
 }
 
-// One item per (head, token); angles: row t of the step's table (cos then sin, half_rot each).
+// One item per (head, token); angles: row t of the step's step.rope input in the pool (cos
+// then sin, half_rot each).
 kernel void rope(global uchar* pool, ulong x_off, ulong x_stride, ulong y_off, ulong y_stride, int head_dim,
-                 int n_rot, global const float* angles, int halves) {
+                 int n_rot, ulong angles_off, int halves) {
     const int h = get_global_id(0), t = get_global_id(1);
     global const float* x = (global const float*)(pool + x_off + (ulong)t * x_stride) + h * head_dim;
     global float* y = (global float*)(pool + y_off + (ulong)t * y_stride) + h * head_dim;
-    global const float* cs = angles + (ulong)t * n_rot;
+    global const float* cs = (global const float*)(pool + angles_off) + (ulong)t * n_rot;
     rope_head(x, y, head_dim, n_rot, cs, cs + n_rot / 2, halves);
 }
 
 inline long kv_slot(long pos, long n_sink, long ring) { return pos < n_sink ? pos : n_sink + (pos - n_sink) % ring; }
 
-// Writes the new K and V rows into their cache slots: one item per (element, token).
+// Writes the new K and V rows into their cache slots (the step's step.kv_slot input): one
+// item per (element, token).
 kernel void kv_store(global uchar* pool, ulong k_off, ulong v_off, ulong src_stride, ulong kc_off, ulong vc_off,
-                     ulong cache_stride, int f16, long pos0, int n_sink, int ring) {
+                     ulong cache_stride, int f16, ulong slots_off) {
     const int i = get_global_id(0), t = get_global_id(1);
-    const long slot = kv_slot(pos0 + t, n_sink, ring);
+    const long slot = ((global const int*)(pool + slots_off))[t];
     const float k = ((global const float*)(pool + k_off + (ulong)t * src_stride))[i];
     const float v = ((global const float*)(pool + v_off + (ulong)t * src_stride))[i];
     global uchar* kr = pool + kc_off + (ulong)slot * cache_stride;
@@ -532,7 +534,7 @@ kernel void segment_attention(global uchar* pool, ulong o_off, ulong o_stride, u
                               int D, int H, int group, int n_sink, int ring, long ring_start, long pos0, float scale,
                               global float* scores, int list_max, int use_memory, ulong m_off, ulong z_off, int gate,
                               global const float* gate_w, global const float* gate_b, int has_gate_b,
-                              int memory_rope, int sink_query_on, global const float* sink_angles, int n_rot,
+                              int memory_rope, int sink_query_on, ulong sink_angles_off, int n_rot,
                               int halves, local float* red, local float* lq, local float* lqs, local float* lo,
                               local float* lm) {
     const int h = get_group_id(0), t = get_group_id(1), lid = get_local_id(0), ls = get_local_size(0);
@@ -549,7 +551,7 @@ kernel void segment_attention(global uchar* pool, ulong o_off, ulong o_stride, u
     // With an f16 cache the CPU rounds q and the attention weights to f16 before their dots.
     for (int c = lid; c < D; c += ls) lq[c] = f16 ? round_h(q[c]) : q[c];
     if (sink_query && lid == 0) {
-        global const float* cs = sink_angles + (ulong)t * n_rot;
+        global const float* cs = (global const float*)(pool + sink_angles_off) + (ulong)t * n_rot;
         for (int c = n_rot; c < D; ++c) lqs[c] = qn[c];
         for (int i = 0; i < n_rot / 2; ++i) {
             const int a = halves ? i : 2 * i, b = halves ? i + n_rot / 2 : 2 * i + 1;
@@ -650,12 +652,14 @@ kernel void segment_attention(global uchar* pool, ulong o_off, ulong o_stride, u
 
 // One item per (token, KV head): sk[hk][i] = sigma(K row, rotated back by -pos unless
 // memory_rope), v[hk][i] = V row.
-// angles: row i rotates back from position fold_start + i (the host's table for -pos).
+// The step inputs: slot i (step.fold_slot) holds the i-th folded token, and angles row i
+// (step.fold_rope) rotates it back from its position.
 kernel void fold_prepare(global uchar* pool, ulong kc_off, ulong vc_off, ulong cache_stride, int f16, int D,
-                         int n_sink, int ring, long fold_start, int n, global float* sk, global float* v,
-                         int memory_rope, int n_rot, global const float* angles, int halves) {
+                         ulong slots_off, int n, global float* sk, global float* v, int memory_rope, int n_rot,
+                         ulong angles_off, int halves) {
     const int i = get_global_id(0), hk = get_global_id(1);
-    const long pos = fold_start + i, slot = kv_slot(pos, n_sink, ring);
+    const long slot = ((global const int*)(pool + slots_off))[i];
+    global const float* angles = (global const float*)(pool + angles_off);
     global const uchar* kr = pool + kc_off + (ulong)slot * cache_stride + (ulong)hk * D * (f16 ? 2 : 4);
     global const uchar* vr = pool + vc_off + (ulong)slot * cache_stride + (ulong)hk * D * (f16 ? 2 : 4);
     global float* ko = sk + ((ulong)hk * n + i) * D;

@@ -177,19 +177,30 @@ public:
     const char* name() const override { return "opencl"; }
     uint64_t pool_alignment() const override { return 64; }
 
+    bool reads_step_inputs() const override { return true; }
+
     bool supports(const Op& op) const override {
         const uint64_t local_floats = rt_->device.local_mem / 4;
+        // The per-step facts come from the step-input tensors in the pool.
+        auto rows_ok = [&](const TensorRef& r) {
+            return r.where == TensorRef::Where::Pool && r.type == GgmlType::F32 && r.cols >= op.n_rot;
+        };
+        auto slots_ok = [](const TensorRef& r) { return r.where == TensorRef::Where::Pool && r.type == GgmlType::I32; };
         switch (op.kind) {
             case OpKind::GetRows: return weight_ok(op.src0);
             case OpKind::MatMul: return weight_ok(op.src0) && vector_ok(op.src2);
             case OpKind::RmsNorm: return vector_ok(op.src1) && op.src1.valid();
-            case OpKind::KvStore: return op.dst.type == GgmlType::F16 || op.dst.type == GgmlType::F32;
+            case OpKind::KvStore: return (op.dst.type == GgmlType::F16 || op.dst.type == GgmlType::F32) && slots_ok(op.slots);
             case OpKind::SegmentAttention:
             case OpKind::MemoryUpdate:
+                if (op.kind == OpKind::MemoryUpdate && (!slots_ok(op.slots) || (!op.memory_rope && !rows_ok(op.rope_rows)))) {
+                    return false;
+                }
                 return (op.src1.type == GgmlType::F16 || op.src1.type == GgmlType::F32) && op.head_dim >= 1 &&
                        op.n_rot >= 0 && op.n_rot <= op.head_dim && op.n_rot % 2 == 0 && vector_ok(op.gate_w) &&
                        vector_ok(op.gate_b) && 4 * uint64_t(op.head_dim) + 64 <= local_floats;
-            case OpKind::Rope: return op.head_dim >= 1 && op.n_rot >= 0 && op.n_rot <= op.head_dim && op.n_rot % 2 == 0;
+            case OpKind::Rope:
+                return op.head_dim >= 1 && op.n_rot >= 0 && op.n_rot <= op.head_dim && op.n_rot % 2 == 0 && rows_ok(op.rope_rows);
             case OpKind::SwiGlu: return true;
         }
         return false;
@@ -218,7 +229,8 @@ public:
         const uint64_t T = static_cast<uint64_t>(g.max_tokens);
         for (const Op& op : g.ops) {
             for (const TensorRef* r : {&op.src0, &op.src1, &op.src2, &op.gate_w, &op.gate_b}) upload(*r);
-            for (const TensorRef* r : {&op.dst, &op.src0, &op.src1, &op.src2, &op.mem_m, &op.mem_z, &op.q_nope}) {
+            for (const TensorRef* r : {&op.dst, &op.src0, &op.src1, &op.src2, &op.mem_m, &op.mem_z, &op.q_nope, &op.slots,
+                                       &op.rope_rows}) {
                 extent(*r);
             }
             if (op.kind == OpKind::SegmentAttention) {
@@ -341,52 +353,6 @@ private:
 
     static int32_t i32(int64_t v) { return static_cast<int32_t>(v); }
 
-    // RoPE angles as an input: rows of cos then sin (n_rot / 2 each) for positions
-    // pos0 + dir * t, t < n, computed as the CPU backend's ops::rope computes them (float
-    // pow, theta built by repeated multiplication, the C library's cosf / sinf), so devices
-    // rotate with the CPU's bits. One table serves every layer of a step; it is written
-    // again only when the positions or the rotation change.
-    struct Angles {
-        std::shared_ptr<_cl_mem> buf;
-        size_t floats = 0;
-        int64_t pos0 = 0, dir = 0;
-        int32_t n = -1, n_rot = -1;
-        float base = 0;
-    };
-    cl_mem angles_for(Angles& a, const Op& op, int64_t pos0, int64_t dir, int32_t n) {
-        const int32_t half = op.n_rot / 2;
-        if (a.buf && a.pos0 == pos0 && a.dir == dir && a.n == n && a.n_rot == op.n_rot && a.base == op.rope_base) {
-            return a.buf.get();
-        }
-        const size_t floats = std::max<size_t>(1, static_cast<size_t>(n) * static_cast<size_t>(op.n_rot));
-        if (floats > a.floats) {
-            a.buf = make_buffer(rt_, CL_MEM_READ_ONLY, floats * sizeof(float), nullptr, "RoPE angles");
-            a.floats = floats;
-        }
-        angle_rows_.assign(floats, 0.0f);
-        const float theta_scale = std::pow(op.rope_base, -2.0f / static_cast<float>(op.n_rot));
-        for (int32_t t = 0; t < n; ++t) {
-            float* cs = angle_rows_.data() + static_cast<size_t>(t) * op.n_rot;
-            float theta = static_cast<float>(pos0 + dir * t);
-            for (int32_t i = 0; i < half; ++i) {
-                cs[i] = std::cos(theta);
-                cs[half + i] = std::sin(theta);
-                theta *= theta_scale;
-            }
-        }
-        if (op.n_rot > 0) {
-            rt_->check(cl_.EnqueueWriteBuffer(q_, a.buf.get(), CL_TRUE, 0, floats * sizeof(float), angle_rows_.data(), 0,
-                                              nullptr, nullptr),
-                       "writing RoPE angles");
-        }
-        a.pos0 = pos0;
-        a.dir = dir;
-        a.n = n;
-        a.n_rot = op.n_rot;
-        a.base = op.rope_base;
-        return a.buf.get();
-    }
-
     void run(const Op& op, const StepParams& s) {
         cl_mem pool = pool_->mem();
         const int32_t nt = s.n_tokens;
@@ -409,16 +375,15 @@ private:
                 break;
             }
             case OpKind::Rope: {
-                cl_mem angles = angles_for(rope_angles_, op, s.pos0, 1, nt);
                 args(rope_, pool, op.src0.offset, op.src0.row_bytes, op.dst.offset, op.dst.row_bytes, op.head_dim,
-                     op.n_rot, angles, int32_t{op.rope_mode == 1});
+                     op.n_rot, op.rope_rows.offset, int32_t{op.rope_mode == 1});
                 const size_t global[2] = {static_cast<size_t>(op.n_head), static_cast<size_t>(nt)};
                 launch(rope_, 2, global, nullptr, "rope");
                 break;
             }
             case OpKind::KvStore: {
                 args(kv_store_, pool, op.src0.offset, op.src1.offset, op.src0.row_bytes, op.dst.offset, op.src2.offset,
-                     op.dst.row_bytes, int32_t{op.dst.type == GgmlType::F16}, int64_t{s.pos0}, op.n_sink, op.ring);
+                     op.dst.row_bytes, int32_t{op.dst.type == GgmlType::F16}, op.slots.offset);
                 const size_t global[2] = {static_cast<size_t>(op.src0.cols), static_cast<size_t>(nt)};
                 launch(kv_store_, 2, global, nullptr, "kv_store");
                 break;
@@ -486,13 +451,17 @@ private:
         const int64_t sink_shift = sink_shift_of(op, s);
         const size_t ls = ls_;
         const TensorRef& qn = op.q_nope.valid() ? op.q_nope : op.src0;
+        // Sink queries rotate with the step's step.sink_rope rows, planned where sinks follow.
+        if (sink_shift > 0 && !op.rope_rows.valid()) {
+            fail(EI_ERR_INTERNAL, "OpenCL backend: the sinks follow the window but the graph has no sink RoPE rows");
+        }
         args(attention_, pool_->mem(), op.dst.offset, op.dst.row_bytes, op.src0.offset, op.src0.row_bytes, qn.offset,
              qn.row_bytes, op.src1.offset, op.src2.offset, op.src1.row_bytes, int32_t{op.src1.type == GgmlType::F16}, D,
              H, i32(op.n_head / op.n_head_kv), op.n_sink, op.ring, int64_t{s.ring_start}, int64_t{s.pos0},
              1.0f / std::sqrt(static_cast<float>(D)), scores_.get(), i32(int64_t{op.n_sink} + op.ring),
              int32_t{use_memory}, op.mem_m.offset, op.mem_z.offset, op.gate, weight(op.gate_w), weight(op.gate_b),
              int32_t{op.gate_b.valid()}, int32_t{op.memory_rope}, int32_t{sink_shift > 0},
-             sink_shift > 0 ? angles_for(sink_angles_, op, s.pos0 - sink_shift, 1, s.n_tokens) : dummy_.get(), op.n_rot,
+             sink_shift > 0 ? op.rope_rows.offset : uint64_t{0}, op.n_rot,
              int32_t{op.rope_mode == 1}, Local{sizeof(float) * ls}, Local{sizeof(float) * D}, Local{sizeof(float) * D},
              Local{sizeof(float) * D}, Local{sizeof(float) * D});
         const size_t global[2] = {static_cast<size_t>(H) * ls, static_cast<size_t>(s.n_tokens)};
@@ -510,9 +479,8 @@ private:
         const int32_t D = op.head_dim, n = s.n_tokens, hkv = op.n_head_kv;
         cl_mem pool = pool_->mem();
         args(fold_prepare_, pool, op.src1.offset, op.src2.offset, op.src1.row_bytes, int32_t{op.src1.type == GgmlType::F16},
-             D, op.n_sink, op.ring, int64_t{s.fold_start}, n, fold_sk_.get(), fold_v_.get(), int32_t{op.memory_rope},
-             op.n_rot, op.memory_rope ? dummy_.get() : angles_for(fold_angles_, op, -s.fold_start, -1, n),
-             int32_t{op.rope_mode == 1});
+             D, op.slots.offset, n, fold_sk_.get(), fold_v_.get(), int32_t{op.memory_rope}, op.n_rot,
+             op.memory_rope ? uint64_t{0} : op.rope_rows.offset, int32_t{op.rope_mode == 1});
         const size_t g1[2] = {static_cast<size_t>(n), static_cast<size_t>(hkv)};
         launch(fold_prepare_, 2, g1, nullptr, "fold_prepare");
         if (op.delta_rule) {
@@ -543,8 +511,6 @@ private:
     uint64_t act_elems_ = 0, act_q_have_ = 0, act_d_have_ = 0, act_s_have_ = 0;
     int64_t head_rows_ = 0;
     std::shared_ptr<_cl_mem> scores_, fold_sk_, fold_v_, logits_, dummy_, act_q_, act_d_, act_s_;
-    Angles rope_angles_, fold_angles_, sink_angles_;
-    std::vector<float> angle_rows_;
 };
 
 }  // namespace

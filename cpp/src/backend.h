@@ -36,6 +36,9 @@ public:
     virtual std::unique_ptr<PoolBuffer> wrap_host_pool(uint8_t* host, uint64_t size) {
         return std::make_unique<HostPoolBuffer>(host, size);
     }
+    // Whether compute reads the step-input tensors (step_inputs.h) the session writes before
+    // each step; the CPU lowering derives the same facts from StepParams and skips them.
+    virtual bool reads_step_inputs() const { return false; }
     // Runs every op of graph over the pool for one step; pool is a buffer from this
     // backend's wrap_host_pool. It may return before the work is done: the session calls
     // pool.synchronize() before it reads results. Never allocates.

@@ -34,6 +34,7 @@ void op_access(const Op& op, std::vector<int32_t>& reads, std::vector<int32_t>& 
     auto add = [](std::vector<int32_t>& v, const TensorRef& r) {
         if (r.valid() && r.id >= 0 && std::find(v.begin(), v.end(), r.id) == v.end()) v.push_back(r.id);
     };
+    for (const TensorRef* r : {&op.positions, &op.slots, &op.visible, &op.rope_rows, &op.logit_row}) add(reads, *r);
     switch (op.kind) {
         case OpKind::GetRows:
         case OpKind::RmsNorm:

@@ -125,6 +125,13 @@ struct Op {
     // SegmentAttention: the sink keys are seen as if they sat right behind the window (their
     // positions moved up by the folded tokens), not at their absolute positions.
     bool sinks_follow = false;
+    // Step inputs (role StepInput, written by StepInputWriter, step_inputs.h) the op reads:
+    // Rope: rope_rows (cos/sin of each row's position); KvStore: slots (write slot per row);
+    // SegmentAttention: positions, slots (its own rows), visible (sinks and ring spans) and,
+    // with sinks behind the window, rope_rows for the sink queries; MemoryUpdate: slots and
+    // rope_rows (un-RoPE) of the folded tokens; the output head: logit_row. Backends that
+    // lower from StepParams (the CPU) ignore them.
+    TensorRef positions, slots, visible, rope_rows, logit_row;
 
     // The op's dataflow over tensor ids, from op_access (the planner fills it): tensors it
     // only reads, tensors it writes without reading their old contents, and tensors it

@@ -111,8 +111,14 @@ public:
         Rows r{act("x", hp_.n_embd),        act("xn", hp_.n_embd),       act("q", q_dim),
                act("q_rope", q_dim),        act("k", hp_.n_embd_kv()),   act("k_rope", hp_.n_embd_kv()),
                act("v", hp_.n_embd_kv()),   act("attn", q_dim),          act("ffn_gate", hp_.n_ff),
-               act("ffn_up", hp_.n_ff)};
+               act("ffn_up", hp_.n_ff),      {}, {}, {}, {}, {}};
 
+        // The step inputs (StepInputWriter fills them).
+        r.pos = step_in(tab, "step.pos", 1, T, GgmlType::I64);
+        r.slots = step_in(tab, "step.kv_slot", 1, T, GgmlType::I32);
+        r.rope = step_in(tab, "step.rope", rope_cols(), T);
+        r.visible = step_in(tab, "step.visible", kVisibleInts, 1, GgmlType::I32);
+        if (sc_.memory && sc_.sinks_follow && sc_.n_sink > 0) r.sink_rope = step_in(tab, "step.sink_rope", rope_cols(), T);
         g.ops.push_back(make_op(OpKind::GetRows, r.x, weight(tab, m_.tok_embd()),
                                 buf(tab, "tokens", TensorRole::StepInput, 1, T, GgmlType::I32)));
         for (int32_t il = 0; il < hp_.n_layer; ++il) build_layer(g, tab, il, r);
@@ -124,6 +130,7 @@ public:
                           r.xn);
         head.output_head = true;
         head.aux = act_q(tab);
+        head.logit_row = step_in(tab, "step.logit_row", 1, 1, GgmlType::I32);
         g.ops.push_back(head);
         finish(g);
         return g;
@@ -141,6 +148,8 @@ public:
             o.src1 = cache(tab, "kv.k", il);
             o.src2 = cache(tab, "kv.v", il);
             o.aux = fold_scratch(tab);
+            o.slots = step_in(tab, "step.fold_slot", 1, sc_.n_batch, GgmlType::I32);
+            if (!sc_.memory_rope) o.rope_rows = step_in(tab, "step.fold_rope", rope_cols(), sc_.n_batch);
             g.ops.push_back(o);
         }
         finish(g);
@@ -150,7 +159,14 @@ public:
 private:
     struct Rows {
         TensorRef x, xn, q, q_rope, k, k_rope, v, attn, gate, up;
+        TensorRef pos, slots, rope, visible, sink_rope;  // step inputs
     };
+
+    TensorRef step_in(Table& tab, const std::string& name, int64_t cols, int64_t rows, GgmlType type = GgmlType::F32) const {
+        return buf(tab, name, TensorRole::StepInput, cols, rows, type);
+    }
+    // RoPE rows: cos then sin, n_rot / 2 each (one unused column when nothing rotates).
+    int64_t rope_cols() const { return std::max<int64_t>(1, hp_.n_rot); }
 
     // Every op's reads, writes and updates, from its operands.
     static void finish(Graph& g) {
@@ -167,7 +183,7 @@ private:
         t.type = type;
         t.cols = cols;
         t.rows = rows;
-        t.row_bytes = static_cast<uint64_t>(cols) * (type == GgmlType::F16 ? 2 : type == GgmlType::I8 ? 1 : 4);
+        t.row_bytes = static_cast<uint64_t>(cols) * static_cast<uint64_t>(type_traits(type).type_size);
         t.offset = pool_.region(region.empty() ? name : region).offset + static_cast<uint64_t>(first) * t.row_bytes;
         return tab.add(t);
     }
@@ -269,10 +285,17 @@ private:
         op(OpKind::MatMul, r.q, wt(w.wq), r.xn, wt(w.bq));
         op(OpKind::MatMul, r.k, wt(w.wk), r.xn, wt(w.bk));
         op(OpKind::MatMul, r.v, wt(w.wv), r.xn, wt(w.bv));
-        op(OpKind::Rope, r.q_rope, r.q);                           // rotates n_head heads
-        op(OpKind::Rope, r.k_rope, r.k).n_head = hp_.n_head_kv;   // rotates the KV heads
-        op(OpKind::KvStore, cache(tab, "kv.k", il), r.k_rope, r.v, cache(tab, "kv.v", il));
-        op(OpKind::SegmentAttention, r.attn, r.q_rope, cache(tab, "kv.k", il), cache(tab, "kv.v", il)).q_nope = r.q;
+        op(OpKind::Rope, r.q_rope, r.q).rope_rows = r.rope;       // rotates n_head heads
+        Op& rope_k = op(OpKind::Rope, r.k_rope, r.k);
+        rope_k.n_head = hp_.n_head_kv;                            // rotates the KV heads
+        rope_k.rope_rows = r.rope;
+        op(OpKind::KvStore, cache(tab, "kv.k", il), r.k_rope, r.v, cache(tab, "kv.v", il)).slots = r.slots;
+        Op& attn = op(OpKind::SegmentAttention, r.attn, r.q_rope, cache(tab, "kv.k", il), cache(tab, "kv.v", il));
+        attn.q_nope = r.q;
+        attn.positions = r.pos;
+        attn.slots = r.slots;
+        attn.visible = r.visible;
+        attn.rope_rows = r.sink_rope;
         op(OpKind::MatMul, r.x, wt(w.wo), r.attn).accumulate = true;
         op(OpKind::RmsNorm, r.xn, r.x, wt(w.ffn_norm));
         op(OpKind::MatMul, r.gate, wt(w.ffn_gate), r.xn);
@@ -346,7 +369,32 @@ Plan make_plan(std::shared_ptr<const Model> model, const Scenario& sc) {
     pb.add("kv.v", {layers, slots, kv_dim, kv_elem});
     pb.add("mem.M", {layers, static_cast<uint64_t>(hp.n_head_kv), d, d, f32});
     pb.add("mem.z", {layers, static_cast<uint64_t>(hp.n_head_kv), d, f32});
+    // Step inputs, sized by L (step_inputs.h).
+    const uint64_t rope_cols = std::max<uint64_t>(1, static_cast<uint64_t>(hp.n_rot));
+    pb.add("step.pos", {T, 8});
+    pb.add("step.kv_slot", {T, 4});
+    pb.add("step.rope", {T, rope_cols, f32});
+    pb.add("step.sink_rope", {T, rope_cols, f32});
+    pb.add("step.visible", {static_cast<uint64_t>(kVisibleInts), 4});
+    pb.add("step.logit_row", {4});
+    pb.add("step.fold_slot", {T, 4});
+    pb.add("step.fold_rope", {T, rope_cols, f32});
     plan.pool = pb.finish();
+    StepInputLayout& si = plan.step_inputs;
+    si.max_tokens = sc.n_batch;
+    si.n_rot = hp.n_rot;
+    si.rope_base = hp.rope_base;
+    si.n_sink = sc.n_sink;
+    si.ring = sc.n_window + sc.n_batch;
+    si.sinks_follow = sc.sinks_follow;
+    si.pos = plan.pool.region("step.pos").offset;
+    si.kv_slot = plan.pool.region("step.kv_slot").offset;
+    si.rope = plan.pool.region("step.rope").offset;
+    si.sink_rope = plan.pool.region("step.sink_rope").offset;
+    si.visible = plan.pool.region("step.visible").offset;
+    si.logit_row = plan.pool.region("step.logit_row").offset;
+    si.fold_slot = plan.pool.region("step.fold_slot").offset;
+    si.fold_rope = plan.pool.region("step.fold_rope").offset;
 
     GraphBuilder gb(m, plan.pool, plan.scenario);
     plan.prefill = gb.build("prefill", sc.n_batch);

@@ -33,6 +33,8 @@ Session::Session(const Plan& plan, uint8_t* pool, uint64_t pool_size, std::uniqu
     for (const Graph* g : {&plan_.prefill, &plan_.decode, &plan_.fold}) backend_->prepare(*g, model().weight_cache());
     pool_ = backend_->wrap_host_pool(pool, plan_.pool.size);
     if (!pool_->host()) logits_.resize(static_cast<size_t>(n_vocab()));
+    step_inputs_on_ = backend_->reads_step_inputs();
+    if (step_inputs_on_) step_inputs_ = StepInputWriter(plan_.step_inputs);
     reset();
 }
 
@@ -93,6 +95,10 @@ void Session::fold_if_needed(int32_t incoming) {
     // the ring held at most W + L, so one fold always makes room.
     StepParams s = step_params(sc.n_batch);
     s.fold_start = ring_start_;
+    if (step_inputs_on_) {
+        pool_->synchronize();
+        step_inputs_.write(s, true, *pool_);
+    }
     backend_->compute(plan_.fold, s, *pool_);
     ring_start_ += sc.n_batch;
     folded_ += sc.n_batch;
@@ -127,6 +133,7 @@ const float* Session::eval(const int32_t* tokens, int32_t n, float* all_logits, 
         StepParams step = step_params(chunk);
         step.all_logits = all_logits != nullptr;
         step.logits_out = all_logits ? all_logits + int64_t{done} * n_vocab : nullptr;
+        if (step_inputs_on_) step_inputs_.write(step, false, *pool_);
         backend_->compute(chunk == 1 ? plan_.decode : plan_.prefill, step, *pool_);
         n_past_ += chunk;
         done += chunk;

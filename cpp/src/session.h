@@ -113,6 +113,8 @@ private:
     // memory; declared after backend_, so it goes first.
     std::unique_ptr<PoolBuffer> pool_;
     std::vector<float> logits_;  // the logits, read out of a pool that is not host-visible
+    bool step_inputs_on_ = false;  // the backend reads them
+    StepInputWriter step_inputs_;
     int64_t n_past_ = 0;
     int64_t ring_start_ = 0;  // oldest position in the window ring (= S until a fold)
     int64_t folded_ = 0;      // tokens in memory

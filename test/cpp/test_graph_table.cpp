@@ -13,6 +13,7 @@
 #include "graph.h"
 #include "model.h"
 #include "plan.h"
+#include "step_inputs.h"
 
 using namespace ei;
 
@@ -211,9 +212,34 @@ TEST(table_names_roles_and_quantization) {
         }
     }
     CHECK(quantized > 0);
-    // The fold touches only the caches, the memory and its scratch.
+    // The fold touches only the caches, the memory, its scratch and its step inputs.
     for (const Tensor& t : p.fold.tensors) {
-        CHECK(t.name.rfind("kv.", 0) == 0 || t.name.rfind("mem.", 0) == 0 || t.name == "fold");
+        CHECK(t.name.rfind("kv.", 0) == 0 || t.name.rfind("mem.", 0) == 0 || t.name == "fold" ||
+              t.name == "step.fold_slot" || t.name == "step.fold_rope");
+    }
+    // Step inputs: sized by the graph's rows (the regions by L), read-only to every op.
+    for (const Graph* gr : {&p.prefill, &p.decode}) {
+        for (const char* n : {"step.pos", "step.kv_slot", "step.rope", "step.sink_rope"}) {
+            const Tensor* t = find(*gr, n);
+            CHECK(t && t->role == TensorRole::StepInput && t->rows == gr->max_tokens);
+        }
+        CHECK(find(*gr, "step.pos")->type == GgmlType::I64 && find(*gr, "step.kv_slot")->type == GgmlType::I32);
+        CHECK(find(*gr, "step.rope")->cols == hp.n_rot);
+        CHECK(find(*gr, "step.visible") && find(*gr, "step.visible")->cols == kVisibleInts);
+        CHECK(find(*gr, "step.logit_row") && find(*gr, "step.logit_row")->rows == 1);
+        CHECK(!find(*gr, "step.fold_slot"));
+    }
+    CHECK(find(p.fold, "step.fold_slot")->rows == 7 && find(p.fold, "step.fold_rope")->rows == 7);
+    CHECK(p.pool.region("step.rope").size == 7u * uint64_t(hp.n_rot) * 4);
+    // Every op that needs a per-step fact names its input.
+    for (const Op& op : g.ops) {
+        if (op.kind == OpKind::Rope) CHECK(op.rope_rows.id == find(g, "step.rope")->id);
+        if (op.kind == OpKind::KvStore) CHECK(op.slots.id == find(g, "step.kv_slot")->id);
+        if (op.kind == OpKind::SegmentAttention) {
+            CHECK(op.positions.valid() && op.slots.valid() && op.visible.valid());
+            CHECK(op.rope_rows.id == find(g, "step.sink_rope")->id);
+        }
+        if (op.output_head) CHECK(op.logit_row.id == find(g, "step.logit_row")->id);
     }
 }
 
@@ -235,7 +261,8 @@ TEST(in_place_updates_are_explicit) {
     CHECK(acc == 2 * layers);
     CHECK(swiglu == layers);
     CHECK(kv == layers);
-    for (const Op& op : p.fold.ops) CHECK(op.updates.size() == 2 && op.reads.size() == 2);
+    // The fold reads the caches and its step inputs (slots, un-RoPE rows), updates M and z.
+    for (const Op& op : p.fold.ops) CHECK(op.updates.size() == 2 && op.reads.size() == 4);
 }
 
 TEST(checker_catches_broken_graphs) {

@@ -14,6 +14,7 @@
 #include "cpu/cpu_backend.h"
 #include "error.h"
 #include "session_harness.h"
+#include "step_inputs.h"
 
 using namespace ei;
 
@@ -58,10 +59,13 @@ private:
     uint8_t* mem_;
 };
 
-// The CPU backend computing on DeviceBuffer memory, as a device backend would.
+// The CPU backend computing on DeviceBuffer memory, as a device backend would. It reads
+// the step inputs as a device does, and checks each step's against its StepParams.
 class DeviceLikeBackend final : public Backend {
 public:
-    DeviceLikeBackend() : cpu_(cpu::make_cpu_backend(2)) {}
+    explicit DeviceLikeBackend(const StepInputLayout& l) : cpu_(cpu::make_cpu_backend(2)), l_(l) {}
+    bool reads_step_inputs() const override { return true; }
+    int64_t steps_checked = 0;
     const char* name() const override { return "device-like"; }
     bool supports(const Op& op) const override { return cpu_->supports(op); }
     uint64_t pool_alignment() const override { return cpu_->pool_alignment(); }
@@ -73,23 +77,49 @@ public:
     void compute(const Graph& g, const StepParams& step, PoolBuffer& pool) override {
         auto& d = dynamic_cast<DeviceBuffer&>(pool);
         HostPoolBuffer view = d.device_view();
+        check_step_inputs(g, step, view.host());
         cpu_->compute(g, step, view);
         d.pending = true;  // "still running" until the session synchronizes
     }
 
 private:
+    template <typename T>
+    static T at(const uint8_t* mem, uint64_t off, int64_t i) {
+        T v;
+        std::memcpy(&v, mem + off + uint64_t(i) * sizeof(T), sizeof(T));
+        return v;
+    }
+    void check_step_inputs(const Graph& g, const StepParams& s, const uint8_t* mem) {
+        const int32_t n = s.n_tokens;
+        if (g.name == "fold") {
+            for (int32_t i = 0; i < n; ++i) CHECK(at<int32_t>(mem, l_.fold_slot, i) == kv_slot(s.fold_start + i, l_.n_sink, l_.ring));
+        } else {
+            for (int32_t t = 0; t < n; ++t) {
+                CHECK(at<int64_t>(mem, l_.pos, t) == s.pos0 + t);
+                CHECK(at<int32_t>(mem, l_.kv_slot, t) == kv_slot(s.pos0 + t, l_.n_sink, l_.ring));
+            }
+            CHECK(at<int32_t>(mem, l_.visible, kVisNValid) == n);
+            CHECK(at<int32_t>(mem, l_.logit_row, 0) == (s.all_logits ? -1 : n - 1));
+        }
+        ++steps_checked;
+    }
+
     std::unique_ptr<Backend> cpu_;
+    StepInputLayout l_;
 };
 
 struct DeviceSession {
     std::shared_ptr<const Model> model;
     Plan plan;
     uint8_t* host;
+    DeviceLikeBackend* backend = nullptr;  // owned by the session
     std::unique_ptr<Session> session;
     DeviceSession(const std::string& path, const Scenario& sc) : model(Model::load(path)) {
         plan = make_plan(model, sc);
         host = static_cast<uint8_t*>(std::aligned_alloc(64, plan.pool.size));
-        session = std::make_unique<Session>(plan, host, plan.pool.size, std::make_unique<DeviceLikeBackend>());
+        auto b = std::make_unique<DeviceLikeBackend>(plan.step_inputs);
+        backend = b.get();
+        session = std::make_unique<Session>(plan, host, plan.pool.size, std::move(b));
     }
     ~DeviceSession() {
         session.reset();
@@ -178,6 +208,7 @@ TEST(session_on_a_device_buffer_equals_the_cpu_session) {
     dev.session->reset();
     CHECK(same_logits(cpu.session->eval(t.data(), 20), dev.session->eval(t.data(), 20), V));
     CHECK(dev.host_untouched());
+    CHECK(dev.backend->steps_checked > 15);  // prefill, decode and fold steps all had their inputs
 }
 
 TEST(generation_on_a_device_buffer_equals_the_cpu_session) {
