@@ -13,6 +13,7 @@
 #include "ggml_types.h"
 #include "opencl/opencl_device.h"
 #include "opencl/signal_guard.h"
+#include "step_inputs.h"
 #include "weight_cache.h"
 
 namespace ei::opencl {
@@ -188,12 +189,17 @@ public:
         auto slots_ok = [](const TensorRef& r) { return r.where == TensorRef::Where::Pool && r.type == GgmlType::I32; };
         switch (op.kind) {
             case OpKind::GetRows: return weight_ok(op.src0);
-            case OpKind::MatMul: return weight_ok(op.src0) && vector_ok(op.src2);
+            case OpKind::MatMul: return weight_ok(op.src0) && vector_ok(op.src2) && (!op.output_head || slots_ok(op.logit_row));
             case OpKind::RmsNorm: return vector_ok(op.src1) && op.src1.valid();
             case OpKind::KvStore: return (op.dst.type == GgmlType::F16 || op.dst.type == GgmlType::F32) && slots_ok(op.slots);
             case OpKind::SegmentAttention:
             case OpKind::MemoryUpdate:
                 if (op.kind == OpKind::MemoryUpdate && (!slots_ok(op.slots) || (!op.memory_rope && !rows_ok(op.rope_rows)))) {
+                    return false;
+                }
+                if (op.kind == OpKind::SegmentAttention &&
+                    (!slots_ok(op.slots) || !slots_ok(op.visible) || op.visible.cols < kVisibleInts ||
+                     op.positions.where != TensorRef::Where::Pool || op.positions.type != GgmlType::I64)) {
                     return false;
                 }
                 return (op.src1.type == GgmlType::F16 || op.src1.type == GgmlType::F32) && op.head_dim >= 1 &&
@@ -230,7 +236,7 @@ public:
         for (const Op& op : g.ops) {
             for (const TensorRef* r : {&op.src0, &op.src1, &op.src2, &op.gate_w, &op.gate_b}) upload(*r);
             for (const TensorRef* r : {&op.dst, &op.src0, &op.src1, &op.src2, &op.mem_m, &op.mem_z, &op.q_nope, &op.slots,
-                                       &op.rope_rows}) {
+                                       &op.rope_rows, &op.positions, &op.visible, &op.logit_row}) {
                 extent(*r);
             }
             if (op.kind == OpKind::SegmentAttention) {
@@ -409,7 +415,9 @@ private:
         const bool last_only = op.output_head && !s.all_logits;
         const bool to_logits = op.output_head && s.all_logits;
         const int32_t rows = last_only ? 1 : s.n_tokens;
-        const uint64_t x_off = op.src1.offset + (last_only ? uint64_t(s.n_tokens - 1) * op.src1.row_bytes : 0);
+        // The head's one row comes from the step's step.logit_row input.
+        const uint64_t x_off = op.src1.offset;
+        const int64_t sel_off = last_only ? static_cast<int64_t>(op.logit_row.offset) : int64_t{-1};
         if (to_logits) head_rows_ = N;
         cl_mem y = to_logits ? logits_.get() : pool;
         const uint64_t y_off = to_logits ? uint64_t{0} : op.dst.offset;
@@ -418,7 +426,7 @@ private:
         if (t == GgmlType::F32 || t == GgmlType::F16) {
             cl_kernel k = t == GgmlType::F32 ? mat_mul_f32_lane16_ : mat_mul_f16_lane16_;
             const int32_t rpg = static_cast<int32_t>(std::clamp<int64_t>(4096 / K, 1, 16));  // ~4096 MACs a group
-            args(k, weight(op.src0), op.src0.row_bytes, i32(K), i32(N), rpg, pool, x_off, op.src1.row_bytes, rows, y,
+            args(k, weight(op.src0), op.src0.row_bytes, i32(K), i32(N), rpg, pool, x_off, op.src1.row_bytes, sel_off, rows, y,
                  y_off, y_stride, weight(op.src2), int32_t{op.src2.valid()}, int32_t{op.accumulate},
                  Local{sizeof(float) * kTokenTile * 16});
             const size_t global[2] = {static_cast<size_t>((N + rpg - 1) / rpg) * 16,
@@ -430,16 +438,17 @@ private:
         const bool k_quant = t == GgmlType::Q4_K || t == GgmlType::Q6_K;
         if (t != GgmlType::BF16) {
             if (k_quant) {
-                args(quantize_q8_k_, pool, x_off, op.src1.row_bytes, i32(K), act_q_.get(), act_d_.get(), act_s_.get());
+                args(quantize_q8_k_, pool, x_off, op.src1.row_bytes, sel_off, i32(K), act_q_.get(), act_d_.get(),
+                     act_s_.get());
             } else {
-                args(quantize_q8_0_, pool, x_off, op.src1.row_bytes, i32(K), act_q_.get(), act_d_.get());
+                args(quantize_q8_0_, pool, x_off, op.src1.row_bytes, sel_off, i32(K), act_q_.get(), act_d_.get());
             }
             const size_t g[2] = {static_cast<size_t>(K / (k_quant ? 256 : 32)), static_cast<size_t>(rows)};
             launch(k_quant ? quantize_q8_k_ : quantize_q8_0_, 2, g, nullptr, "quantizing activations");
         }
         cl_kernel k = mat_mul_[type_index(t)];
         args(k, weight(op.src0), op.src0.row_bytes, i32(K), i32(N), act_q_.get(), act_d_.get(), act_s_.get(), pool,
-             x_off, op.src1.row_bytes, y, y_off, y_stride, weight(op.src2), int32_t{op.src2.valid()},
+             x_off, op.src1.row_bytes, sel_off, y, y_off, y_stride, weight(op.src2), int32_t{op.src2.valid()},
              int32_t{op.accumulate});
         const size_t global[2] = {static_cast<size_t>(N), static_cast<size_t>(rows)};
         launch(k, 2, global, nullptr, "mat_mul");
@@ -447,21 +456,21 @@ private:
 
     void attention(const Op& op, const StepParams& s) {
         const int32_t D = op.head_dim, H = op.n_head;
-        const bool use_memory = s.mem_tokens > 0 && op.gate != 0;
         const int64_t sink_shift = sink_shift_of(op, s);
         const size_t ls = ls_;
         const TensorRef& qn = op.q_nope.valid() ? op.q_nope : op.src0;
-        // Sink queries rotate with the step's step.sink_rope rows, planned where sinks follow.
+        // Whether the memory is used and the sink queries rotate comes from step.visible; a
+        // step that rotates them needs the step.sink_rope rows, planned where sinks follow.
         if (sink_shift > 0 && !op.rope_rows.valid()) {
             fail(EI_ERR_INTERNAL, "OpenCL backend: the sinks follow the window but the graph has no sink RoPE rows");
         }
         args(attention_, pool_->mem(), op.dst.offset, op.dst.row_bytes, op.src0.offset, op.src0.row_bytes, qn.offset,
              qn.row_bytes, op.src1.offset, op.src2.offset, op.src1.row_bytes, int32_t{op.src1.type == GgmlType::F16}, D,
-             H, i32(op.n_head / op.n_head_kv), op.n_sink, op.ring, int64_t{s.ring_start}, int64_t{s.pos0},
+             H, i32(op.n_head / op.n_head_kv), op.n_sink, op.positions.offset, op.visible.offset, op.slots.offset,
              1.0f / std::sqrt(static_cast<float>(D)), scores_.get(), i32(int64_t{op.n_sink} + op.ring),
-             int32_t{use_memory}, op.mem_m.offset, op.mem_z.offset, op.gate, weight(op.gate_w), weight(op.gate_b),
-             int32_t{op.gate_b.valid()}, int32_t{op.memory_rope}, int32_t{sink_shift > 0},
-             sink_shift > 0 ? op.rope_rows.offset : uint64_t{0}, op.n_rot,
+             op.mem_m.offset, op.mem_z.offset, op.gate, weight(op.gate_w), weight(op.gate_b),
+             int32_t{op.gate_b.valid()}, int32_t{op.memory_rope}, op.rope_rows.valid() ? op.rope_rows.offset : uint64_t{0},
+             op.n_rot,
              int32_t{op.rope_mode == 1}, Local{sizeof(float) * ls}, Local{sizeof(float) * D}, Local{sizeof(float) * D},
              Local{sizeof(float) * D}, Local{sizeof(float) * D});
         const size_t global[2] = {static_cast<size_t>(H) * ls, static_cast<size_t>(s.n_tokens)};

@@ -71,6 +71,8 @@ void StepInputWriter::write(const StepParams& s, bool fold, PoolBuffer& pool) {
     visible_[kVisSpanACount] = static_cast<int32_t>(a_count);
     visible_[kVisSpanBFirst] = l_.n_sink;
     visible_[kVisSpanBCount] = static_cast<int32_t>(older - a_count);
+    visible_[kVisMemory] = s.mem_tokens > 0;
+    visible_[kVisSinkQuery] = shift > 0;
     pool.write(l_.visible, visible_, sizeof(visible_));
     const int32_t logit_row = s.all_logits ? -1 : n - 1;
     pool.write(l_.logit_row, &logit_row, sizeof(logit_row));

@@ -22,7 +22,9 @@ enum StepVisible : int32_t {
     kVisSinkCount = 1,  // sink slots [0, sink_count) hold older tokens every query sees
     kVisSpanAFirst = 2, kVisSpanACount = 3,  // older ring tokens: slots [first, first + count)
     kVisSpanBFirst = 4, kVisSpanBCount = 5,  // ... and, where the ring wrapped, these
-    kVisibleInts = 8,   // (two reserved)
+    kVisMemory = 6,     // 1 when the memory holds tokens (retrieval and gate apply)
+    kVisSinkQuery = 7,  // 1 when the sink keys see queries rotated by step.sink_rope
+    kVisibleInts = 8,
 };
 
 // Where the step-input tensors live (pool byte offsets) and what their values depend on.

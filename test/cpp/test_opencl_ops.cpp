@@ -331,6 +331,7 @@ TEST(mat_mul_every_type) {
             Layout l;
             TensorRef x = l.add(K, T), dst = l.add(N, T);
             TensorRef aux = l.scratch(uint64_t(T) * (uint64_t(K) * 4 + 4096));
+            StepTensors st(l, T, 0, 10000.0f, 0, 1);
             Pool pool(l.size);
             fill_f32(pool.p, x);
             fill_f32(pool.p, dst);
@@ -345,8 +346,10 @@ TEST(mat_mul_every_type) {
                 op.accumulate = true;
             }
             op.output_head = variant == 2;
+            if (op.output_head) op.logit_row = st.logit_row;  // the last valid row, from the step inputs
             StepParams s;
             s.n_tokens = nt;
+            st.fill(pool, s, false);
             Both r = run_both(one(op, T), s, pool);
             const std::string what = std::string("mat_mul ") + type_traits(t).name +
                                      (variant == 1 ? " bias+accumulate" : variant == 2 ? " output head" : "");

@@ -142,6 +142,11 @@ TEST(rope_rows_fold_rows_and_logit_row) {
         CHECK(angle_ok(l.sink_rope, t, 1000.0 + t - 20));
     }
     CHECK(p.at<int32_t>(l.logit_row, 0) == 2);
+    CHECK(p.at<int32_t>(l.visible, kVisSinkQuery) == 1 && p.at<int32_t>(l.visible, kVisMemory) == 0);
+    s.mem_tokens = 20;
+    s.ring_start = 2;  // nothing folded: sink queries are not rotated
+    w.write(s, false, p.buf);
+    CHECK(p.at<int32_t>(l.visible, kVisSinkQuery) == 0 && p.at<int32_t>(l.visible, kVisMemory) == 1);
     s.all_logits = true;
     w.write(s, false, p.buf);
     CHECK(p.at<int32_t>(l.logit_row, 0) == -1);
