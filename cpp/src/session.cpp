@@ -121,6 +121,7 @@ const float* Session::eval(const int32_t* tokens, int32_t n, float* all_logits, 
     for (int32_t done = 0; done < n;) {
         if (cancel_.load(std::memory_order_relaxed)) {
             // Leave the session consistent: its last logits are those of the last token run.
+            pool_->synchronize();
             if (done > 0 && all_logits) pool_->write(logits_at, all_logits + int64_t{done - 1} * n_vocab, logits_bytes);
             if (done > 0) last_logits_ = read_logits();
             fail(EI_ERR_CANCELLED, "cancelled after " + std::to_string(done) + " of " + std::to_string(n) +

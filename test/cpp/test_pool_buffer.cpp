@@ -231,3 +231,29 @@ TEST(generation_on_a_device_buffer_equals_the_cpu_session) {
     }
     CHECK(dev.host_untouched());
 }
+
+TEST(cancel_on_a_device_buffer_keeps_the_last_logits) {
+    const std::string path = check::testdata("models/tiny-llama-f32.gguf");
+    check::Harness cpu(path, scenario());
+    DeviceSession dev(path, scenario());
+    const int32_t V = cpu.session->n_vocab();
+    const std::vector<int32_t> t = tokens(30, 5);  // four segments of L = 8
+    auto cancel_after_two = [](void* user, int64_t done, int64_t) {
+        if (done >= 16) static_cast<Session*>(user)->set_cancel(true);
+    };
+    for (Session* s : {cpu.session.get(), dev.session.get()}) {
+        std::vector<float> all(t.size() * size_t(V));
+        bool cancelled = false;
+        try {
+            s->eval(t.data(), int32_t(t.size()), all.data(), cancel_after_two, s);
+        } catch (const Error& e) {
+            cancelled = e.status() == EI_ERR_CANCELLED;
+        }
+        CHECK(cancelled);
+        CHECK(s->n_past() == 16);
+        s->set_cancel(false);
+    }
+    CHECK(cpu.session->last_logits() && dev.session->last_logits());
+    CHECK(same_logits(cpu.session->last_logits(), dev.session->last_logits(), V));
+    CHECK(dev.host_untouched());
+}
