@@ -52,28 +52,7 @@ public:
     const char* name() const override { return "cpu"; }
     uint64_t pool_alignment() const override { return 64; }
 
-    // The same predicates (cpu_limits.h) decide what the model loader accepts.
-    bool supports(const Op& op) const override {
-        auto vector_ok = [](const TensorRef& r) {
-            return !r.valid() || (vector_supported(r.type) && weight_aligned(r.type, r.data));
-        };
-        auto weight_ok = [](const TensorRef& r) {
-            return weight_supported(r.type, r.cols) && weight_aligned(r.type, r.data);
-        };
-        switch (op.kind) {
-            case OpKind::GetRows: return weight_ok(op.src0);
-            case OpKind::MatMul: return weight_ok(op.src0) && vector_ok(op.src2);
-            case OpKind::RmsNorm: return vector_ok(op.src1);
-            case OpKind::KvStore: return cache_supported(op.dst.type);
-            case OpKind::SegmentAttention:
-            case OpKind::MemoryUpdate:
-                return cache_supported(op.src1.type) && head_supported(op.head_dim, op.n_rot) && vector_ok(op.gate_w) &&
-                       vector_ok(op.gate_b);
-            case OpKind::Rope: return head_supported(op.head_dim, op.n_rot);
-            case OpKind::SwiGlu: return true;
-        }
-        return false;
-    }
+    bool supports(const Op& op) const override { return why_unsupported(op).empty(); }
 
     // Weights with a packed GEMM on this CPU are repacked once per model (the cache is the
     // model's); the session keeps a map from each weight to its packed copy.
@@ -411,6 +390,43 @@ private:
 };
 
 }  // namespace
+
+// The same predicates (cpu_limits.h) decide what the model loader accepts.
+std::string why_unsupported(const Op& op) {
+    auto vector_ok = [](const TensorRef& r) {
+        return !r.valid() || (vector_supported(r.type) && weight_aligned(r.type, r.data));
+    };
+    auto weight_ok = [](const TensorRef& r) { return weight_supported(r.type, r.cols) && weight_aligned(r.type, r.data); };
+    auto weight = [](const TensorRef& r) {
+        return std::string("no CPU kernel for ") + type_traits(r.type).name + " weights of " + std::to_string(r.cols) +
+               " columns at this alignment";
+    };
+    auto vec = [](const TensorRef& r) {
+        return std::string("no CPU kernel for a ") + type_traits(r.type).name + " norm weight or bias at this alignment";
+    };
+    auto cache = [](const TensorRef& r) { return std::string("no CPU kernel for a ") + type_traits(r.type).name + " KV cache"; };
+    auto head = [](const Op& o) {
+        return "head size " + std::to_string(o.head_dim) + " (rotated " + std::to_string(o.n_rot) +
+               ") is beyond the CPU kernels' limits";
+    };
+    switch (op.kind) {
+        case OpKind::GetRows: return weight_ok(op.src0) ? "" : weight(op.src0);
+        case OpKind::MatMul:
+            if (!weight_ok(op.src0)) return weight(op.src0);
+            return vector_ok(op.src2) ? "" : vec(op.src2);
+        case OpKind::RmsNorm: return vector_ok(op.src1) ? "" : vec(op.src1);
+        case OpKind::KvStore: return cache_supported(op.dst.type) ? "" : cache(op.dst);
+        case OpKind::SegmentAttention:
+        case OpKind::MemoryUpdate:
+            if (!cache_supported(op.src1.type)) return cache(op.src1);
+            if (!head_supported(op.head_dim, op.n_rot)) return head(op);
+            if (!vector_ok(op.gate_w)) return vec(op.gate_w);
+            return vector_ok(op.gate_b) ? "" : vec(op.gate_b);
+        case OpKind::Rope: return head_supported(op.head_dim, op.n_rot) ? "" : head(op);
+        case OpKind::SwiGlu: return "";
+    }
+    return "unknown op kind";
+}
 
 std::unique_ptr<Backend> make_cpu_backend(int n_threads) { return std::make_unique<CpuBackend>(n_threads); }
 

@@ -180,37 +180,7 @@ public:
 
     bool reads_step_inputs() const override { return true; }
 
-    bool supports(const Op& op) const override {
-        const uint64_t local_floats = rt_->device.local_mem / 4;
-        // The per-step facts come from the step-input tensors in the pool.
-        auto rows_ok = [&](const TensorRef& r) {
-            return r.where == TensorRef::Where::Pool && r.type == GgmlType::F32 && r.cols >= op.n_rot;
-        };
-        auto slots_ok = [](const TensorRef& r) { return r.where == TensorRef::Where::Pool && r.type == GgmlType::I32; };
-        switch (op.kind) {
-            case OpKind::GetRows: return weight_ok(op.src0);
-            case OpKind::MatMul: return weight_ok(op.src0) && vector_ok(op.src2) && (!op.output_head || slots_ok(op.logit_row));
-            case OpKind::RmsNorm: return vector_ok(op.src1) && op.src1.valid();
-            case OpKind::KvStore: return (op.dst.type == GgmlType::F16 || op.dst.type == GgmlType::F32) && slots_ok(op.slots);
-            case OpKind::SegmentAttention:
-            case OpKind::MemoryUpdate:
-                if (op.kind == OpKind::MemoryUpdate && (!slots_ok(op.slots) || (!op.memory_rope && !rows_ok(op.rope_rows)))) {
-                    return false;
-                }
-                if (op.kind == OpKind::SegmentAttention &&
-                    (!slots_ok(op.slots) || !slots_ok(op.visible) || op.visible.cols < kVisibleInts ||
-                     op.positions.where != TensorRef::Where::Pool || op.positions.type != GgmlType::I64)) {
-                    return false;
-                }
-                return (op.src1.type == GgmlType::F16 || op.src1.type == GgmlType::F32) && op.head_dim >= 1 &&
-                       op.n_rot >= 0 && op.n_rot <= op.head_dim && op.n_rot % 2 == 0 && vector_ok(op.gate_w) &&
-                       vector_ok(op.gate_b) && 4 * uint64_t(op.head_dim) + 64 <= local_floats;
-            case OpKind::Rope:
-                return op.head_dim >= 1 && op.n_rot >= 0 && op.n_rot <= op.head_dim && op.n_rot % 2 == 0 && rows_ok(op.rope_rows);
-            case OpKind::SwiGlu: return true;
-        }
-        return false;
-    }
+    bool supports(const Op& op) const override { return why_unsupported(op, rt_->device).empty(); }
 
     // Uploads every weight the graph reads, once per (model, device): the buffers live in
     // the model's WeightCache and every session of the model on this device shares them.
@@ -524,6 +494,71 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Backend> make_opencl_backend() { return std::make_unique<OpenClBackend>(Runtime::get()); }
+std::string why_unsupported(const Op& op, const DeviceInfo& device) {
+    auto weight = [](const TensorRef& w) {
+        return std::string("no OpenCL kernel for ") + type_traits(w.type).name + " weights of " + std::to_string(w.cols) +
+               " columns";
+    };
+    auto vec = [](const TensorRef& r) {
+        return std::string("no OpenCL kernel for a ") + type_traits(r.type).name + " norm weight, bias or gate";
+    };
+    auto cache = [](const TensorRef& r) { return std::string("no OpenCL kernel for a ") + type_traits(r.type).name + " KV cache"; };
+    auto rot = [](const Op& o) {
+        return o.head_dim >= 1 && o.n_rot >= 0 && o.n_rot <= o.head_dim && o.n_rot % 2 == 0;
+    };
+    auto geometry = [](const Op& o) {
+        return "head size " + std::to_string(o.head_dim) + " rotating " + std::to_string(o.n_rot) +
+               " dimensions has no OpenCL kernel";
+    };
+    // The per-step facts come from the step-input tensors in the pool (step_inputs.h).
+    auto rows_ok = [&](const TensorRef& r) {
+        return r.where == TensorRef::Where::Pool && r.type == GgmlType::F32 && r.cols >= op.n_rot;
+    };
+    auto slots_ok = [](const TensorRef& r) { return r.where == TensorRef::Where::Pool && r.type == GgmlType::I32; };
+    auto no_input = [](const char* what) { return std::string("the graph gives the kernel no step-input tensor for ") + what; };
+    switch (op.kind) {
+        case OpKind::GetRows: return weight_ok(op.src0) ? "" : weight(op.src0);
+        case OpKind::MatMul:
+            if (!weight_ok(op.src0)) return weight(op.src0);
+            if (op.output_head && !slots_ok(op.logit_row)) return no_input("the logit row");
+            return vector_ok(op.src2) ? "" : vec(op.src2);
+        case OpKind::RmsNorm: return vector_ok(op.src1) && op.src1.valid() ? "" : vec(op.src1);
+        case OpKind::KvStore:
+            if (!slots_ok(op.slots)) return no_input("the KV write slots");
+            return op.dst.type == GgmlType::F16 || op.dst.type == GgmlType::F32 ? "" : cache(op.dst);
+        case OpKind::SegmentAttention:
+        case OpKind::MemoryUpdate: {
+            if (op.src1.type != GgmlType::F16 && op.src1.type != GgmlType::F32) return cache(op.src1);
+            if (!rot(op)) return geometry(op);
+            if (op.kind == OpKind::MemoryUpdate && !slots_ok(op.slots)) return no_input("the folded slots");
+            if (op.kind == OpKind::MemoryUpdate && !op.memory_rope && !rows_ok(op.rope_rows)) {
+                return no_input("the fold's un-RoPE rows");
+            }
+            if (op.kind == OpKind::SegmentAttention &&
+                (!slots_ok(op.slots) || !slots_ok(op.visible) || op.visible.cols < kVisibleInts ||
+                 op.positions.where != TensorRef::Where::Pool || op.positions.type != GgmlType::I64)) {
+                return no_input("the positions, slots and visibility");
+            }
+            if (!vector_ok(op.gate_w)) return vec(op.gate_w);
+            if (!vector_ok(op.gate_b)) return vec(op.gate_b);
+            // The kernels keep 4 head rows and 64 floats of reduction space in local memory.
+            const uint64_t need = 4 * uint64_t(op.head_dim) + 64, have = device.local_mem / 4;
+            if (need > have) {
+                return "head size " + std::to_string(op.head_dim) + " needs " + std::to_string(need * 4) +
+                       " bytes of local memory; " + device.name + " has " + std::to_string(device.local_mem);
+            }
+            return "";
+        }
+        case OpKind::Rope:
+            if (!rot(op)) return geometry(op);
+            return rows_ok(op.rope_rows) ? "" : no_input("the RoPE rows");
+        case OpKind::SwiGlu: return "";
+    }
+    return "unknown op kind";
+}
+
+std::unique_ptr<Backend> make_opencl_backend(int device_index, const std::string* cache_dir) {
+    return std::make_unique<OpenClBackend>(Runtime::get(device_index, cache_dir));
+}
 
 }  // namespace ei::opencl

@@ -2,12 +2,21 @@
 // kernels (kernels.cl), run on the device the process's opencl::Runtime chose.
 #pragma once
 #include <memory>
+#include <string>
 
 #include "backend.h"
 
 namespace ei::opencl {
 
-// Throws ei::Error(EI_ERR_UNSUPPORTED) with the reason when no OpenCL device can be used.
-std::unique_ptr<Backend> make_opencl_backend();
+struct DeviceInfo;
+
+// A backend on device device_index of list_devices() (-1: default_device_index()).
+// cache_dir: the program-binary cache folder when this call first builds the device's
+// program in the process (nullptr: cache_dir(), from the environment). Throws
+// ei::Error(EI_ERR_UNSUPPORTED) with the reason when the device cannot be used.
+std::unique_ptr<Backend> make_opencl_backend(int device_index = -1, const std::string* cache_dir = nullptr);
+
+// "" when the kernels run op as planned on device, else why not (the backend's supports()).
+std::string why_unsupported(const Op& op, const DeviceInfo& device);
 
 }  // namespace ei::opencl

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <map>
 #include <mutex>
 
 #include "error.h"
@@ -158,7 +159,8 @@ std::vector<uint8_t> program_binary(const Api& cl, cl_program p) {
 
 }  // namespace
 
-std::shared_ptr<Runtime> Runtime::create(const DeviceInfo& device, const std::string& extra_options) {
+std::shared_ptr<Runtime> Runtime::create(const DeviceInfo& device, const std::string& extra_options,
+                                         const std::string* chosen_cache_dir) {
     const SignalHandlersGuard keep_handlers;
     auto rt = std::make_shared<Runtime>();
     rt->cl = api();
@@ -177,7 +179,7 @@ std::shared_ptr<Runtime> Runtime::create(const DeviceInfo& device, const std::st
     const std::string& src = kernel_source();
     const std::string key = make_cache_key(device.name, device.vendor, device.driver_version, device.platform_version,
                                            rt->build_options, src);
-    const std::string dir = cache_dir();
+    const std::string dir = cache_dir(chosen_cache_dir);
     const auto t0 = std::chrono::steady_clock::now();
     // A cached binary first; any mismatch, load or build failure falls back to the source.
     if (auto bin = load_cached_binary(dir, key)) {
@@ -213,15 +215,15 @@ std::shared_ptr<Runtime> Runtime::create(const DeviceInfo& device, const std::st
     return rt;
 }
 
-std::shared_ptr<Runtime> Runtime::get() {
-    static std::mutex mu;
-    static std::shared_ptr<Runtime> rt;
-    std::lock_guard<std::mutex> lock(mu);
-    if (rt) return rt;
-    std::string why;
-    const std::vector<DeviceInfo> devices = list_devices(&why);
-    if (devices.empty()) fail(EI_ERR_UNSUPPORTED, "backend 'opencl': " + why);
-    const DeviceInfo* chosen = nullptr;
+const std::vector<DeviceInfo>& present_devices(std::string* why) {
+    static std::string reason;
+    static const std::vector<DeviceInfo> devices = list_devices(&reason);  // thread-safe static init
+    if (why) *why = reason;
+    return devices;
+}
+
+int default_device_index(const std::vector<DeviceInfo>& devices) {
+    if (devices.empty()) fail(EI_ERR_UNSUPPORTED, "no OpenCL device");
     if (const char* e = std::getenv("EI_OPENCL_DEVICE"); e && *e) {
         char* end = nullptr;
         const long i = std::strtol(e, &end, 10);
@@ -229,15 +231,30 @@ std::shared_ptr<Runtime> Runtime::get() {
             fail(EI_ERR_INVALID_ARGUMENT, std::string("EI_OPENCL_DEVICE=") + e + " names no device (there are " +
                                               std::to_string(devices.size()) + ")");
         }
-        chosen = &devices[static_cast<size_t>(i)];
+        return static_cast<int>(i);
     }
     for (const char* type : {"gpu", "accelerator"}) {
         for (const DeviceInfo& d : devices) {
-            if (!chosen && d.type == type) chosen = &d;
+            if (d.type == type) return d.index;
         }
     }
-    if (!chosen) chosen = &devices.front();
-    rt = create(*chosen);
+    return devices.front().index;
+}
+
+std::shared_ptr<Runtime> Runtime::get(int index, const std::string* cache_dir) {
+    static std::mutex mu;
+    static std::map<int, std::shared_ptr<Runtime>> made;  // by device index
+    std::lock_guard<std::mutex> lock(mu);
+    std::string why;
+    const std::vector<DeviceInfo>& devices = present_devices(&why);
+    if (devices.empty()) fail(EI_ERR_UNSUPPORTED, "device 'opencl': " + (why.empty() ? std::string("no OpenCL device") : why));
+    if (index < 0) index = default_device_index(devices);
+    if (index >= static_cast<int>(devices.size())) {
+        fail(EI_ERR_UNSUPPORTED, "device 'opencl:" + std::to_string(index) + "' is not present (there are " +
+                                     std::to_string(devices.size()) + " OpenCL devices)");
+    }
+    std::shared_ptr<Runtime>& rt = made[index];
+    if (!rt) rt = create(devices[static_cast<size_t>(index)], "", cache_dir);
     return rt;
 }
 

@@ -36,8 +36,16 @@ struct DeviceInfo {
 // This is the function a backend registry calls to list what is present; it never throws.
 std::vector<DeviceInfo> list_devices(std::string* why = nullptr);
 
-// The device a backend uses: EI_OPENCL_DEVICE=<index> if set, else the first GPU, else the
-// first accelerator, else the first device.
+// list_devices() of the first call, kept for the process: the indices "opencl:N" and
+// Runtime::get use stay stable.
+const std::vector<DeviceInfo>& present_devices(std::string* why = nullptr);
+
+// The device "opencl" names: EI_OPENCL_DEVICE=<index> if set, else the first GPU, else the
+// first accelerator, else the first device. Throws EI_ERR_INVALID_ARGUMENT for an
+// EI_OPENCL_DEVICE that names no device, EI_ERR_UNSUPPORTED when devices is empty.
+int default_device_index(const std::vector<DeviceInfo>& devices);
+
+// A device's context and compiled program, shared by every backend on that device.
 struct Runtime {
     const Api* cl = nullptr;
     DeviceInfo device;
@@ -49,11 +57,14 @@ struct Runtime {
     std::string cache_path;     // the cache entry used or written ("" when no disk cache)
 
     ~Runtime();
-    // The process's runtime, made on first use; throws ei::Error(EI_ERR_UNSUPPORTED) naming
-    // why there is none (no library, no platform, no device, a build failure).
-    static std::shared_ptr<Runtime> get();
+    // The process's runtime of device index of list_devices() (-1: default_device_index),
+    // made on first use with the program cache in cache_dir (nullptr: from the environment,
+    // see opencl::cache_dir); throws ei::Error(EI_ERR_UNSUPPORTED) naming why there is none
+    // (no library, no platform, no device, a build failure).
+    static std::shared_ptr<Runtime> get(int index = -1, const std::string* cache_dir = nullptr);
     // A fresh runtime for a device (tests: the cache's second load, variant builds).
-    static std::shared_ptr<Runtime> create(const DeviceInfo& device, const std::string& extra_options = "");
+    static std::shared_ptr<Runtime> create(const DeviceInfo& device, const std::string& extra_options = "",
+                                           const std::string* cache_dir = nullptr);
     // Throws ei::Error(EI_ERR_INTERNAL) naming what failed when status is not CL_SUCCESS.
     void check(cl_int status, const char* what) const;
 };

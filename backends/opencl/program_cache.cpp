@@ -63,7 +63,8 @@ std::string make_cache_key(const std::string& device_name, const std::string& de
            "\nsource_bytes=" + std::to_string(source.size());
 }
 
-std::string cache_dir() {
+std::string cache_dir(const std::string* chosen) {
+    if (chosen) return *chosen == "off" ? std::string() : *chosen;
     if (const char* d = std::getenv("EI_OPENCL_CACHE_DIR")) {
         return std::strcmp(d, "off") == 0 ? std::string() : std::string(d);
     }

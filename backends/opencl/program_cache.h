@@ -22,9 +22,10 @@ std::string make_cache_key(const std::string& device_name, const std::string& de
                            const std::string& driver_version, const std::string& platform_version,
                            const std::string& build_options, const std::string& source);
 
-// The cache folder: $EI_OPENCL_CACHE_DIR, else $XDG_CACHE_HOME/edgeinfinite/opencl, else
-// $HOME/.cache/edgeinfinite/opencl; "" (no disk cache) when none is set or the value is "off".
-std::string cache_dir();
+// The cache folder: *chosen when given (the scenario's cache_dir), else $EI_OPENCL_CACHE_DIR,
+// else $XDG_CACHE_HOME/edgeinfinite/opencl, else $HOME/.cache/edgeinfinite/opencl; "" (no
+// disk cache) when none is set or the value is "off".
+std::string cache_dir(const std::string* chosen = nullptr);
 
 // The file's bytes for a payload under key.
 std::vector<uint8_t> encode_cached_binary(const std::string& key, const std::vector<uint8_t>& payload);

@@ -1,7 +1,8 @@
-// The backend interface every compute backend implements (CPU now; OpenCL and Hexagon
-// NPU plug in beside it). Kept smaller than ggml's: our graphs are fixed ahead of time,
-// so a backend answers: can you run this op, what pool alignment do you need, what buffer
-// do you compute on for a host pool, and run this graph over that buffer.
+// The backend interface every compute backend implements (CPU, OpenCL; the Hexagon NPU
+// plugs in beside them through the device registry). Kept smaller than ggml's: our graphs
+// are fixed ahead of time, so a backend answers: can you run this op, what pool alignment
+// do you need, what buffer do you compute on for a host pool, and run this graph over that
+// buffer.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -39,23 +40,15 @@ public:
     // Whether compute reads the step-input tensors (step_inputs.h) the session writes before
     // each step; the CPU lowering derives the same facts from StepParams and skips them.
     virtual bool reads_step_inputs() const { return false; }
-    // Runs every op of graph over the pool for one step; pool is a buffer from this
-    // backend's wrap_host_pool. It may return before the work is done: the session calls
-    // pool.synchronize() before it reads results. Never allocates.
+    // Runs every op of graph over the pool for one step; pool is a buffer from the device
+    // backend's wrap_host_pool (a CPU run of a split graph computes on its host memory).
+    // Returns with every op finished and the pool on the host, so the scheduler can run a
+    // CPU run right after; the session still calls pool.synchronize() before it reads
+    // results. Never allocates.
     virtual void compute(const Graph& graph, const StepParams& step, PoolBuffer& pool) = 0;
 };
 
-// The backends compiled in, for messages: "cpu" or "cpu, opencl".
-#if defined(EI_BACKEND_OPENCL)
-inline constexpr const char* kBuiltBackends = "cpu, opencl";
-#else
-inline constexpr const char* kBuiltBackends = "cpu";
-#endif
-
-// Creates the backend a scenario names; throws EI_ERR_UNSUPPORTED for one not built in.
-std::unique_ptr<Backend> make_backend(const Scenario& scenario);
-
-// Throws EI_ERR_UNSUPPORTED naming the first op of graph the backend cannot run.
-void check_supported(const Backend& backend, const Graph& graph);
+// Devices and the backends they make: device_registry.h. Which backend runs which op:
+// scheduler.h.
 
 }  // namespace ei

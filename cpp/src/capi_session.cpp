@@ -1,5 +1,9 @@
 // C ABI: models, plans, sessions, tokens and generation.
+#include <algorithm>
+#include <cstddef>
 #include <cstring>
+#include <mutex>
+#include <set>
 
 #include "capi_common.h"
 #include "chat_template.h"
@@ -44,6 +48,14 @@ void copy_ids(const std::vector<int32_t>& ids, int32_t* out, int32_t capacity, i
     if (out && capacity > 0) {
         std::memcpy(out, ids.data(), sizeof(int32_t) * std::min<size_t>(ids.size(), static_cast<size_t>(capacity)));
     }
+}
+
+// A device name with the process's lifetime: the resolved scenario outlives its plan.
+const char* interned(const std::string& s) {
+    static std::mutex mu;
+    static std::set<std::string> names;
+    std::lock_guard<std::mutex> lock(mu);
+    return names.insert(s).first->c_str();
 }
 
 const ei::Model& model_of(const ei_model* m) { return *require(m, "model")->model; }
@@ -158,8 +170,12 @@ ei_status ei_session_placement(const ei_session* s, int64_t* sink, int64_t* wind
 
 ei_status ei_plan_scenario(const ei_plan* p, ei_scenario* out) {
     return guard([&] {
-        const ei::Scenario& sc = require(p, "plan")->plan.scenario;
+        const ei::Plan& plan = require(p, "plan")->plan;
+        const ei::Scenario& sc = plan.scenario;
         ei_scenario& o = *require(out, "out");
+        const uint32_t size =
+            ei::checked_struct_size(&o, o.struct_size, EI_SCENARIO_SIZE_V1, sizeof(ei_scenario), "ei_scenario");
+        // Every field up to EI_SCENARIO_SIZE_V1 fits any accepted size; later ones are checked.
         o.n_batch = sc.n_batch;
         o.n_sink = sc.n_sink;
         o.n_window = sc.n_window;
@@ -168,9 +184,10 @@ ei_status ei_plan_scenario(const ei_plan* p, ei_scenario* out) {
         o.memory_rope = sc.memory_rope ? 1 : 0;
         o.n_threads = sc.threads();
         o.kv_type = static_cast<int32_t>(sc.kv_type);
-        o.backend = nullptr;
+        o.device = interned(plan.placement.device);
         o.gates_off = sc.gates_off ? 1 : 0;
         o.sink_positions = sc.sinks_follow ? 1 : 2;
+        if (offsetof(ei_scenario, cache_dir) + sizeof(o.cache_dir) <= size) o.cache_dir = nullptr;
     });
 }
 
@@ -304,6 +321,7 @@ ei_status ei_generate_begin(ei_session* s, const int32_t* prompt, int32_t n, int
     return guard([&] {
         require(s, "session");
         const ei_sampling& c = *require(sampling, "sampling");
+        ei::checked_struct_size(&c, c.struct_size, EI_SAMPLING_SIZE_V1, sizeof(ei_sampling), "ei_sampling");
         ei::Session::GenerateOptions o;
         o.sampling.greedy = c.greedy != 0;
         o.sampling.temperature = c.temperature;
@@ -354,6 +372,40 @@ ei_status ei_fit_gates(const ei_plan* plan, int32_t gate, int32_t steps, double 
             report[4 * k + 2] = h.energy;
             report[4 * k + 3] = h.weight;
         }
+    });
+}
+
+/* ------------------------------------------------------------------ devices: the plan's placement */
+
+const char* ei_plan_device(const ei_plan* p) { return p ? p->plan.placement.device.c_str() : ""; }
+
+int32_t ei_plan_fallback_count(const ei_plan* p) {
+    return p ? static_cast<int32_t>(p->plan.placement.fallbacks.size()) : 0;
+}
+
+ei_status ei_plan_fallback(const ei_plan* p, int32_t index, const char** graph, int32_t* op_index, const char** op,
+                           int32_t* layer, const char** reason) {
+    return guard([&] {
+        const auto& fallbacks = require(p, "plan")->plan.placement.fallbacks;
+        if (index < 0 || index >= static_cast<int32_t>(fallbacks.size())) {
+            ei::fail(EI_ERR_INVALID_ARGUMENT, "fallback index " + std::to_string(index) + " out of range (" +
+                                                  std::to_string(fallbacks.size()) + ")");
+        }
+        const ei::Fallback& f = fallbacks[static_cast<size_t>(index)];
+        if (graph) *graph = f.graph.c_str();
+        if (op_index) *op_index = f.op_index;
+        if (op) *op = ei::op_name(f.kind);
+        if (layer) *layer = f.layer;
+        if (reason) *reason = f.reason.c_str();
+    });
+}
+
+ei_status ei_plan_graph_ops(const ei_plan* p, const char* graph, int32_t* total, int32_t* on_cpu) {
+    return guard([&] {
+        const std::vector<uint8_t>* c = require(p, "plan")->plan.placement.on_cpu(require(graph, "graph"));
+        if (!c) ei::fail(EI_ERR_INVALID_ARGUMENT, std::string("no graph '") + graph + "' (prefill, decode, fold)");
+        if (total) *total = static_cast<int32_t>(c->size());
+        if (on_cpu) *on_cpu = static_cast<int32_t>(std::count(c->begin(), c->end(), 1));
     });
 }
 

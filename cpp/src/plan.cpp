@@ -400,6 +400,7 @@ Plan make_plan(std::shared_ptr<const Model> model, const Scenario& sc) {
     plan.prefill = gb.build("prefill", sc.n_batch);
     plan.decode = gb.build("decode", 1);
     plan.fold = gb.build_fold();
+    plan.placement = place_graphs(plan);
     return plan;
 }
 

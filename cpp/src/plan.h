@@ -10,6 +10,7 @@
 #include "graph.h"
 #include "model.h"
 #include "scenario.h"
+#include "scheduler.h"
 #include "step_inputs.h"
 
 namespace ei {
@@ -37,6 +38,7 @@ struct Plan {
     Graph prefill;  // up to scenario.n_batch tokens
     Graph decode;   // 1 token
     Graph fold;     // folds the oldest L window tokens of every layer into memory
+    Placement placement;  // which device runs each op (scheduler.h)
     StepInputLayout step_inputs;  // where the per-step input tensors live in the pool
 };
 

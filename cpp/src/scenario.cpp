@@ -1,9 +1,10 @@
 #include "scenario.h"
 
+#include <algorithm>
 #include <climits>
+#include <cstddef>
 #include <thread>
 
-#include "backend.h"
 #include "error.h"
 #include "gguf.h"
 
@@ -21,15 +22,6 @@ void Scenario::validate() const {
     if (n_threads < 0 || n_threads > 256) bad("threads must be 0 (auto) to 256, got " + std::to_string(n_threads));
     if (kv_type != KvType::F16 && kv_type != KvType::F32) bad("unknown KV type " + std::to_string(int(kv_type)));
     if (rule != MemoryRule::Linear && rule != MemoryRule::Delta) bad("unknown memory rule " + std::to_string(int(rule)));
-    const bool built = backend == "cpu"
-#if defined(EI_BACKEND_OPENCL)
-                       || backend == "opencl"
-#endif
-        ;
-    if (!built) {
-        fail(EI_ERR_UNSUPPORTED, "scenario: backend '" + backend + "' is not available in this build (available: " +
-                                     std::string(kBuiltBackends) + ")");
-    }
 }
 
 int32_t Scenario::threads() const {
@@ -49,6 +41,27 @@ int32_t model_setting(const GgufFile& f, const char* key, int32_t def) {
 }
 }  // namespace
 
+uint32_t checked_struct_size(const void* s, uint32_t struct_size, size_t first, size_t known, const char* what) {
+    // 4 KiB: far beyond any struct this ABI will grow to, short of a pointer or garbage.
+    constexpr uint32_t kMaxStructSize = 4096;
+    if (struct_size < first || struct_size > kMaxStructSize) {
+        fail(EI_ERR_INVALID_ARGUMENT, std::string(what) + ".struct_size = " + std::to_string(struct_size) +
+                                          " is not a size of that struct (at least " + std::to_string(first) +
+                                          " bytes, its first version; at most " + std::to_string(kMaxStructSize) +
+                                          "): set it to sizeof(" + what + ")");
+    }
+    // A newer header's struct: fields this library does not know must be left zero.
+    const auto* bytes = static_cast<const unsigned char*>(s);
+    for (size_t i = known; i < struct_size; ++i) {
+        if (bytes[i] != 0) {
+            fail(EI_ERR_INVALID_ARGUMENT, std::string(what) + " of " + std::to_string(struct_size) +
+                                              " bytes sets fields this library (" + std::to_string(known) +
+                                              " bytes) does not know (byte " + std::to_string(i) + " is not zero)");
+        }
+    }
+    return std::min<uint32_t>(struct_size, static_cast<uint32_t>(known));
+}
+
 Scenario resolve_scenario(const ei_scenario* s, const GgufFile& f) {
     Scenario sc;
     // The model's own settings first (written by `ei gate-init`), then the caller's.
@@ -60,6 +73,8 @@ Scenario resolve_scenario(const ei_scenario* s, const GgufFile& f) {
     else if (rule != "linear") fail(EI_ERR_FORMAT, f.path() + ": edgeinfinite.memory.rule '" + rule + "' is not linear or delta");
     sc.memory_rope = f.get_bool("edgeinfinite.memory.rope", false);
     if (!s) return sc;
+    const uint32_t size = checked_struct_size(s, s->struct_size, EI_SCENARIO_SIZE_V1, sizeof(ei_scenario), "ei_scenario");
+    auto has = [&](size_t offset, size_t bytes) { return offset + bytes <= size; };
     if (s->n_batch >= 0) sc.n_batch = s->n_batch;
     if (s->n_sink >= 0) sc.n_sink = s->n_sink;
     if (s->n_window >= 0) sc.n_window = s->n_window;
@@ -68,7 +83,7 @@ Scenario resolve_scenario(const ei_scenario* s, const GgufFile& f) {
     if (s->memory_rope >= 0) sc.memory_rope = s->memory_rope != 0;
     sc.n_threads = s->n_threads;
     sc.kv_type = static_cast<KvType>(s->kv_type);
-    if (s->backend && *s->backend) sc.backend = s->backend;
+    if (s->device && *s->device) sc.device = s->device;
     if (s->gates_off != 0 && s->gates_off != 1) {
         fail(EI_ERR_INVALID_ARGUMENT, "scenario: gates_off must be 0 or 1, got " + std::to_string(s->gates_off));
     }
@@ -78,6 +93,8 @@ Scenario resolve_scenario(const ei_scenario* s, const GgufFile& f) {
                                       "(absolute), got " + std::to_string(s->sink_positions));
     }
     if (s->sink_positions != 0) sc.sinks_follow = s->sink_positions == 1;
+    // Appended after the first version: read only when the caller's struct has them.
+    if (has(offsetof(ei_scenario, cache_dir), sizeof(s->cache_dir)) && s->cache_dir) sc.cache_dir = s->cache_dir;
     return sc;
 }
 

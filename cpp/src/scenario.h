@@ -34,7 +34,8 @@ struct Scenario {
     static constexpr bool kSinksFollowByDefault = true;
     int32_t n_threads = 0;   // 0: one per available core
     KvType kv_type = KvType::F16;
-    std::string backend = "cpu";
+    std::string device = "cpu";  // a registry name or alias (device_registry.h), checked at planning
+    std::string cache_dir;       // OpenCL program-binary cache folder ("": the environment's)
 
     int32_t kv_slots() const { return n_sink + n_window + n_batch; }
     // Tokens that fit without folding anything: the full-attention route's limit.
@@ -49,5 +50,11 @@ struct Scenario {
 // The scenario a C caller asked for: negative fields take the model's edgeinfinite.* keys,
 // else the built-in defaults above. NULL means all defaults.
 Scenario resolve_scenario(const ei_scenario* s, const GgufFile& model);
+
+// The bytes of a caller's extensible struct the library may read (edgeinfinite.h,
+// "Extensible structs"): struct_size clamped to known, the size this library was built
+// with. Throws EI_ERR_INVALID_ARGUMENT for a size below first (the struct's first version)
+// or above 4 KiB, or a larger struct whose bytes past known are not all zero.
+uint32_t checked_struct_size(const void* s, uint32_t struct_size, size_t first, size_t known, const char* what);
 
 }  // namespace ei

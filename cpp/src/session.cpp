@@ -11,29 +11,28 @@
 
 namespace ei {
 
-Session::Session(const Plan& plan, uint8_t* pool, uint64_t pool_size)
-    : Session(plan, pool, pool_size, make_backend(plan.scenario)) {}
+Session::Session(const Plan& plan, uint8_t* pool, uint64_t pool_size) : Session(plan, pool, pool_size, nullptr) {}
 
-Session::Session(const Plan& plan, uint8_t* pool, uint64_t pool_size, std::unique_ptr<Backend> backend)
-    : plan_(plan), backend_(std::move(backend)) {
-    if (!backend_) fail(EI_ERR_INVALID_ARGUMENT, "the backend is null");
+Session::Session(const Plan& plan, uint8_t* pool, uint64_t pool_size, std::unique_ptr<Backend> device)
+    : plan_(plan) {
     if (!plan_.model) fail(EI_ERR_INVALID_ARGUMENT, "the plan has no model");
     if (!pool) fail(EI_ERR_POOL, "pool is null");
     if (pool_size < plan_.pool.size) {
         fail(EI_ERR_POOL, "pool of " + std::to_string(pool_size) + " bytes is too small: the plan needs " +
                               std::to_string(plan_.pool.size));
     }
-    const uint64_t align = std::max(plan_.pool.alignment, backend_->pool_alignment());
+    // The plan placed every op (the device's, or the CPU's by fallback); the scheduler makes
+    // those backends (or takes the caller's device backend), which prepare their weights once
+    // per (model, device).
+    scheduler_ = device ? std::make_unique<Scheduler>(plan_, std::move(device)) : std::make_unique<Scheduler>(plan_);
+    const uint64_t align = std::max(plan_.pool.alignment, scheduler_->pool_alignment());
     if (reinterpret_cast<uintptr_t>(pool) % align != 0) {
         fail(EI_ERR_POOL, "pool address is not aligned to " + std::to_string(align) + " bytes");
     }
-    check_supported(*backend_, plan_.prefill);
-    check_supported(*backend_, plan_.decode);
-    check_supported(*backend_, plan_.fold);
-    for (const Graph* g : {&plan_.prefill, &plan_.decode, &plan_.fold}) backend_->prepare(*g, model().weight_cache());
-    pool_ = backend_->wrap_host_pool(pool, plan_.pool.size);
+    scheduler_->prepare(model().weight_cache());
+    pool_ = scheduler_->wrap_host_pool(pool, plan_.pool.size);
     if (!pool_->host()) logits_.resize(static_cast<size_t>(n_vocab()));
-    step_inputs_on_ = backend_->reads_step_inputs();
+    step_inputs_on_ = scheduler_->reads_step_inputs();
     if (step_inputs_on_) step_inputs_ = StepInputWriter(plan_.step_inputs);
     reset();
 }
@@ -99,7 +98,7 @@ void Session::fold_if_needed(int32_t incoming) {
         pool_->synchronize();
         step_inputs_.write(s, true, *pool_);
     }
-    backend_->compute(plan_.fold, s, *pool_);
+    scheduler_->compute(plan_.fold, s, *pool_);
     ring_start_ += sc.n_batch;
     folded_ += sc.n_batch;
     route_ = Route::Memory;
@@ -135,7 +134,7 @@ const float* Session::eval(const int32_t* tokens, int32_t n, float* all_logits, 
         step.all_logits = all_logits != nullptr;
         step.logits_out = all_logits ? all_logits + int64_t{done} * n_vocab : nullptr;
         if (step_inputs_on_) step_inputs_.write(step, false, *pool_);
-        backend_->compute(chunk == 1 ? plan_.decode : plan_.prefill, step, *pool_);
+        scheduler_->compute(chunk == 1 ? plan_.decode : plan_.prefill, step, *pool_);
         n_past_ += chunk;
         done += chunk;
         if (progress) progress(user, done, n);

@@ -52,6 +52,7 @@ int run(int argc, char** argv) {
     const int32_t n_predict = static_cast<int32_t>(a.integer("-n", 128, 0, 1 << 24));
 
     ei_sampling sp{};
+    sp.struct_size = sizeof sp;
     sp.greedy = a.flag("--greedy") ? 1 : 0;
     sp.temperature = static_cast<float>(a.real("--temp", 0.8, 0.0, 1e6));
     sp.top_k = static_cast<int32_t>(a.integer("--top-k", 40, 0, 1 << 30));

@@ -157,6 +157,7 @@ inline int32_t choice(const Args& a, const std::string& name, const std::vector<
 // A negative field leaves the choice to the model's metadata, else the runtime default.
 inline ei_scenario scenario_from(const Args& a) {
     ei_scenario sc{};
+    sc.struct_size = sizeof sc;
     // The presets of Java's Scenario; explicit -L, --sink, --window override them.
     int32_t preset[3] = {-1, -1, -1};
     if (a.flag("--scenario")) {
@@ -177,7 +178,7 @@ inline ei_scenario scenario_from(const Args& a) {
     }
     sc.n_threads = static_cast<int32_t>(a.integer("-t", 0, 0, 256));
     sc.kv_type = std::max(choice(a, "--kv", {"f16", "f32"}), 0);
-    sc.backend = "cpu";
+    sc.device = "cpu";
     return sc;
 }
 
@@ -224,6 +225,7 @@ public:
         // Zeroed, as the Java binding's pool is, so runs are reproducible.
         std::memset(pool_, 0, rounded);
         pool_size_ = rounded;
+        resolved_.struct_size = sizeof resolved_;
         ei_status st = ei_plan_scenario(plan, &resolved_);
         if (st == EI_OK) st = ei_session_create(model_, plan, pool_, rounded, &session_);
         ei_plan_free(plan);  // the session keeps its own copy

@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
         sc.n_sink = 4;
         sc.n_window = 64;
         sc.n_batch = 16;
-        sc.backend = "opencl";
+        sc.device = "opencl";
         check::Harness h(argv[1], sc);
         std::vector<int32_t> toks(40);
         for (int i = 0; i < 40; ++i) toks[i] = 3 + i * 17 % 900;

@@ -22,7 +22,7 @@ struct Run {
 
     Run(const std::string& path, int32_t L) {
         CHECK(ei_model_load(path.c_str(), &model) == EI_OK);
-        const ei_scenario sc{L, 0, 4 * L, 0, 0, 0, 2, 1, nullptr, 0, 0};  // full attention, f32 KV
+        const ei_scenario sc{sizeof(ei_scenario), L, 0, 4 * L, 0, 0, 0, 2, 1, nullptr, 0, 0, nullptr};  // full attention, f32 KV
         CHECK(ei_plan_create(model, &sc, &plan) == EI_OK);
         const uint64_t align = ei_plan_pool_alignment(plan), size = ei_plan_pool_size(plan);
         pool = std::aligned_alloc(align, (size + align - 1) / align * align);

@@ -47,7 +47,7 @@ Run run(const std::string& model, const std::string& backend, const std::vector<
     sc.n_batch = 8;
     sc.n_threads = 2;
     sc.rule = memory_rule_delta ? MemoryRule::Delta : MemoryRule::Linear;
-    sc.backend = backend;
+    sc.device = backend;
     check::Harness h(model, sc);
     Run r;
     const int32_t V = h.session->n_vocab();
@@ -137,7 +137,7 @@ TEST(observer_sees_every_op_and_changes_nothing) {
     sc.n_sink = 4;
     sc.n_window = 16;
     sc.n_batch = 8;
-    sc.backend = "opencl";
+    sc.device = "opencl";
     const std::string path = check::testdata("models/tiny-llama-q8_0.gguf");
     std::vector<int32_t> prompt(40);
     for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t(3 + (i * 31) % 1000);

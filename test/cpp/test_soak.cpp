@@ -209,6 +209,7 @@ struct Shadow {
     int64_t folds = 0;
 
     Shadow(const ei::HParams& h, const ei_plan* plan) : hp(h) {
+        sc.struct_size = sizeof sc;
         ok(ei_plan_scenario(plan, &sc), "ei_plan_scenario");
         if (sc.kv_type != 0 || sc.memory_rope != 0 || sc.memory_rule != 0) {
             throw std::runtime_error("the shadow follows f16 keys, NoPE memory and the linear rule only");
@@ -311,7 +312,7 @@ TEST(memory_route_soak_keeps_rss_flat_and_values_finite) {
     const bool loaded = ok(ei_model_load(gated.c_str(), &model), "ei_model_load (gated copy)");
     std::remove(gated.c_str());  // mapped now; nothing is left behind
     if (!loaded) return;
-    const ei_scenario sc{128, 64, 512, 1, 0, 0, 2, 0, nullptr, 0, 0};  // L, S, W, memory on, linear, NoPE, 2 threads, f16
+    const ei_scenario sc{sizeof(ei_scenario), 128, 64, 512, 1, 0, 0, 2, 0, nullptr, 0, 0, nullptr};  // L, S, W, memory on, linear, NoPE, 2 threads, f16
     if (!ok(ei_plan_create(model, &sc, &plan), "ei_plan_create")) return;
     {
         Pool pool(plan);
@@ -405,7 +406,7 @@ TEST(sessions_open_and_close_without_rss_growth) {
     ei_model* model = nullptr;
     if (!ok(ei_model_load(tiny().c_str(), &model), "ei_model_load")) return;
     const int32_t threads = int32_t(env_count("EI_SOAK_SESSION_THREADS", 2));
-    const ei_scenario sc{32, 16, 64, 1, 0, 0, threads, 0, nullptr, 0, 0};
+    const ei_scenario sc{sizeof(ei_scenario), 32, 16, 64, 1, 0, 0, threads, 0, nullptr, 0, 0, nullptr};
     int64_t n_vocab = 0;
     ok(ei_model_param(model, "n_vocab", &n_vocab), "n_vocab");
     std::vector<float> logits(static_cast<size_t>(n_vocab));

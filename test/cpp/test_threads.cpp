@@ -23,6 +23,7 @@ std::string tiny() { return check::testdata("models/tiny-llama-q8_0.gguf"); }
 
 ei_scenario small_scenario() {
     ei_scenario sc{};
+    sc.struct_size = sizeof sc;
     sc.n_batch = 16;
     sc.n_sink = 4;
     sc.n_window = 64;
@@ -31,7 +32,7 @@ ei_scenario small_scenario() {
     sc.memory_rope = -1;
     sc.n_threads = 1;
     sc.kv_type = 0;
-    sc.backend = nullptr;
+    sc.device = nullptr;
     return sc;
 }
 

@@ -39,8 +39,21 @@ extern "C" {
 #define EI_API __attribute__((visibility("default")))
 #endif
 
-/* 2: ei_scenario grew (gates_off, sink_positions): callers built against 1 pass a smaller struct. */
-#define EI_ABI_VERSION 2
+/* 2: ei_scenario grew (gates_off, sink_positions): callers built against 1 pass a smaller struct.
+ * 3: structs callers fill carry their size (see "Extensible structs"); ei_scenario's backend
+ *    became device (a registry name) and gained cache_dir; the device registry and the
+ *    planner's CPU fallback report. */
+#define EI_ABI_VERSION 3
+
+/* Extensible structs: every struct a caller fills (ei_scenario, ei_sampling) starts with
+ * uint32_t struct_size, which the caller sets to sizeof the struct of the header it was
+ * built with. Fields are only ever appended: the library reads the fields that lie within
+ * struct_size and gives the ones past it their default, so a caller built against an older
+ * header keeps working. A size below the struct's first version (EI_*_SIZE_V1), or above
+ * 4096 bytes, is refused with EI_ERR_INVALID_ARGUMENT; a size above what this library knows
+ * (a newer header) is accepted when every byte it does not know is zero. A struct the
+ * library fills for the caller (ei_plan_scenario) follows the same rule: it writes only the
+ * fields within struct_size. */
 
 typedef enum ei_status {
     EI_OK = 0,
@@ -117,9 +130,10 @@ typedef struct ei_session ei_session;
 
 /* A scenario: every shape fixed before the first token. A negative field takes the
  * model's edgeinfinite.* metadata, else the built-in default; a NULL scenario means all
- * defaults. Every field is validated when a plan is made. Fields after `backend` mean
- * their default at zero, so a zero-initialised scenario is the default one. */
+ * defaults. Every field is validated when a plan is made. Fields after `device` mean
+ * their default at zero (NULL), so a zero-initialised scenario is the default one. */
 typedef struct ei_scenario {
+    uint32_t struct_size; /* sizeof(ei_scenario) of the caller's header (see "Extensible structs") */
     int32_t n_batch;     /* L: tokens per prefill graph run (default 128) */
     int32_t n_sink;      /* S: first tokens kept raw (default 64) */
     int32_t n_window;    /* W: recent tokens kept raw, >= L (default 2048) */
@@ -128,14 +142,24 @@ typedef struct ei_scenario {
     int32_t memory_rope; /* 0: memory keys before RoPE (default), 1: after */
     int32_t n_threads;   /* 0: one per core */
     int32_t kv_type;     /* 0: f16, 1: f32 */
-    const char* backend; /* NULL or "cpu"; "opencl" where built (EI_ERR_UNSUPPORTED with the reason when no OpenCL device loads) */
+    /* A device of the registry (ei_device_count): NULL or "cpu" (default); "opencl:N", or
+     * "opencl" for the default OpenCL device, where built (EI_ERR_UNSUPPORTED naming the
+     * present devices for a name that is not there). Ops the device cannot run are placed
+     * on the CPU when the plan is made: ei_plan_fallback_count. */
+    const char* device;
     /* Added for evaluation (zero, the default, keeps the behaviour callers had before). */
     int32_t gates_off;   /* 0: the model's memory gates (default); 1: ignore them, g = 0 (sinks + window only) */
     /* Where attention sees the sink keys once tokens have folded: 0 default (1); 1 right
      * behind the window (their RoPE positions move up with each fold, so no query is ever
      * farther from a sink than S + W + L); 2 at their absolute positions. */
     int32_t sink_positions;
+    /* ---- the first version ends here (EI_SCENARIO_SIZE_V1); appended since: */
+    /* The OpenCL program-binary cache folder, used when the device's program is first built
+     * in the process: NULL takes $EI_OPENCL_CACHE_DIR, else the user cache folder; "off":
+     * no disk cache. */
+    const char* cache_dir;
 } ei_scenario;
+#define EI_SCENARIO_SIZE_V1 (offsetof(ei_scenario, sink_positions) + sizeof(int32_t))
 
 EI_API ei_status ei_model_load(const char* path, ei_model** out);
 /* Loads only the tokenizer (and chat template) of a GGUF, e.g. a vocabulary-only file;
@@ -161,7 +185,9 @@ EI_API ei_status ei_plan_region(const ei_plan* plan, int32_t index, const char**
 EI_API ei_status ei_session_create(const ei_model* model, const ei_plan* plan, void* pool, uint64_t pool_size,
                                    ei_session** out);
 EI_API void ei_session_free(ei_session* session);
-/* The scenario a plan resolved (model defaults applied); backend is set to NULL. */
+/* The scenario a plan resolved (model defaults applied), within out->struct_size, which the
+ * caller sets; device is the resolved device's name (e.g. "opencl:0" for "opencl"; owned by
+ * the library, valid for the process), cache_dir is set to NULL. */
 EI_API ei_status ei_plan_scenario(const ei_plan* plan, ei_scenario* out);
 
 /* Tokens held so far (the next token's position). */
@@ -231,6 +257,7 @@ EI_API const char* ei_chat_stop_string(const char* format_name, int32_t index);
 /* ------------------------------------------------------------------ generation */
 
 typedef struct ei_sampling {
+    uint32_t struct_size;   /* sizeof(ei_sampling) of the caller's header (see "Extensible structs") */
     int32_t greedy;         /* non-zero: argmax */
     float temperature;      /* 0: argmax */
     int32_t top_k;          /* <= 0: off */
@@ -241,6 +268,7 @@ typedef struct ei_sampling {
     uint64_t seed;
     int32_t max_tokens;
 } ei_sampling;
+#define EI_SAMPLING_SIZE_V1 (offsetof(ei_sampling, max_tokens) + sizeof(int32_t))
 
 typedef enum ei_stop_reason {
     EI_STOP_NONE = 0, EI_STOP_EOS = 1, EI_STOP_STRING = 2, EI_STOP_MAX_TOKENS = 3, EI_STOP_CONTEXT_FULL = 4
@@ -327,6 +355,32 @@ EI_API ei_status ei_session_ranges_stop(ei_session* session);
 EI_API ei_status ei_fit_gates(const ei_plan* plan, int32_t gate, int32_t steps, double ridge, const int32_t* tokens,
                               const float* weights, const int64_t* lengths, int32_t n_seqs, float* gate_w,
                               float* gate_b, double* report);
+
+/* ------------------------------------------------------------------ devices (ei devices) */
+
+/* The device registry: "cpu" always (index 0), then one "opencl:N" per OpenCL device when an
+ * OpenCL platform loads (listed once per process, on first use). */
+EI_API int32_t ei_device_count(void);
+/* Device index: strings are owned by the library and live as long as the process. *kind:
+ * "cpu", "gpu", "accelerator" or "other"; *description: the device's own name; *features:
+ * space-separated capabilities ("avx2 fma ..." for the CPU; "fp16 subgroups unified_memory
+ * qcom opencl_c=1.2" as present for OpenCL); *memory and *max_alloc in bytes (0: unknown);
+ * *compute_units: cores or compute units. Any output may be NULL. */
+EI_API ei_status ei_device_get(int32_t index, const char** name, const char** kind, const char** description,
+                               const char** vendor, const char** driver, const char** features, uint64_t* memory,
+                               uint64_t* max_alloc, int32_t* compute_units);
+
+/* The device a plan runs on ("cpu", "opencl:0"...), owned by the plan. */
+EI_API const char* ei_plan_device(const ei_plan* plan);
+/* Ops of the plan's graphs that its device cannot run, placed on the CPU at planning. */
+EI_API int32_t ei_plan_fallback_count(const ei_plan* plan);
+/* Fallback index: *graph "prefill", "decode" or "fold"; *op_index the op's position in its
+ * graph; *op its kind ("mat_mul"...); *layer its layer (-1: none); *reason why the device
+ * cannot run it. Strings are owned by the plan. Any output may be NULL. */
+EI_API ei_status ei_plan_fallback(const ei_plan* plan, int32_t index, const char** graph, int32_t* op_index,
+                                  const char** op, int32_t* layer, const char** reason);
+/* Ops per graph: *total of the graph, *on_cpu placed on the CPU by fallback. */
+EI_API ei_status ei_plan_graph_ops(const ei_plan* plan, const char* graph, int32_t* total, int32_t* on_cpu);
 
 /* ------------------------------------------------------------------ graph tables (issue 14) */
 

@@ -481,7 +481,7 @@ public final class Conversation implements AutoCloseable {
         out.writeInt(r.memoryRule().ordinal());
         out.writeInt(r.memoryKeys().ordinal());
         out.writeInt(r.kvType().ordinal());
-        writeString(out, session.requestedScenario().backend());
+        writeString(out, session.requestedScenario().device());
     }
 
     /** Called by {@link Model#restoreConversation}; scenario null: the saved one (threads: one per core). */
@@ -517,7 +517,7 @@ public final class Conversation implements AutoCloseable {
             Scenario saved = Scenario.builder().segmentLength(in.readInt()).sink(in.readInt()).window(in.readInt())
                     .memory(in.readBoolean()).memoryRule(Scenario.MemoryRule.values()[in.readInt()])
                     .memoryKeys(Scenario.MemoryKeys.values()[in.readInt()])
-                    .kvType(Scenario.KvType.values()[in.readInt()]).backend(readString(in)).build();
+                    .kvType(Scenario.KvType.values()[in.readInt()]).device(readString(in)).build();
             long size = in.readLong();
             state = Files.createTempFile("edgeinfinite-conversation-", ".state");
             try (OutputStream out = Files.newOutputStream(state)) {

@@ -40,7 +40,8 @@ public final class Scenario {
     private final MemoryKeys keys;
     private final int threads;
     private final KvType kvType;
-    private final String backend;
+    private final String device;
+    private final String cacheDir;
 
     private Scenario(Builder b) {
         segmentLength = b.segmentLength;
@@ -53,7 +54,8 @@ public final class Scenario {
         keys = b.keys;
         threads = b.threads;
         kvType = b.kvType;
-        backend = b.backend;
+        device = b.device;
+        cacheDir = b.cacheDir;
     }
 
     public static Builder builder() {
@@ -61,13 +63,22 @@ public final class Scenario {
     }
 
     /**
-     * The backend of a scenario that names none: the system property {@code edgeinfinite.backend}
-     * ({@code cpu} or {@code opencl}), else {@code cpu}. A deployment, or a test run, moves every
-     * such scenario onto a device with one setting.
+     * The device of a scenario that names none: the system property {@code edgeinfinite.device}
+     * (or its older name {@code edgeinfinite.backend}): a name of {@link EdgeInfinite#devices()}
+     * ({@code cpu}, {@code opencl:0}) or {@code opencl} for the default OpenCL device; else
+     * {@code cpu}. A deployment, or a test run, moves every such scenario onto a device with one
+     * setting.
      */
+    public static String defaultDevice() {
+        String d = System.getProperty("edgeinfinite.device", "");
+        if (d.isBlank()) d = System.getProperty("edgeinfinite.backend", "");
+        return d.isBlank() ? "cpu" : d;
+    }
+
+    /** @deprecated the older name of {@link #defaultDevice()}. */
+    @Deprecated
     public static String defaultBackend() {
-        String b = System.getProperty("edgeinfinite.backend", "");
-        return b.isBlank() ? "cpu" : b;
+        return defaultDevice();
     }
 
     /** The model's settings, else the built-in defaults. */
@@ -163,8 +174,20 @@ public final class Scenario {
         return kvType;
     }
 
+    /** The device that runs the graphs (ops it cannot run are placed on the CPU, see {@link Session#opPlacement()}). */
+    public String device() {
+        return device;
+    }
+
+    /** @deprecated the older name of {@link #device()}. */
+    @Deprecated
     public String backend() {
-        return backend;
+        return device;
+    }
+
+    /** The OpenCL program-binary cache folder, or null: {@code EI_OPENCL_CACHE_DIR}, else the user cache folder. */
+    public String cacheDir() {
+        return cacheDir;
     }
 
     public Builder toBuilder() {
@@ -179,7 +202,8 @@ public final class Scenario {
         b.keys = keys;
         b.threads = threads;
         b.kvType = kvType;
-        b.backend = backend;
+        b.device = device;
+        b.cacheDir = cacheDir;
         return b;
     }
 
@@ -188,7 +212,7 @@ public final class Scenario {
         return "Scenario[L=" + str(segmentLength) + ", S=" + str(sink) + ", W=" + str(window) + ", memory="
                 + (memory == null ? "default" : memory ? (rule == null ? "on" : rule.name().toLowerCase()) : "off")
                 + (gates ? "" : ", gates=off") + (sinkPositions == null ? "" : ", sinks=" + sinkPositions.name().toLowerCase())
-                + ", threads=" + threads + ", kv=" + kvType + ", backend=" + backend + "]";
+                + ", threads=" + threads + ", kv=" + kvType + ", device=" + device + (cacheDir == null ? "" : ", cacheDir=" + cacheDir) + "]";
     }
 
     private static String str(Integer v) {
@@ -204,7 +228,8 @@ public final class Scenario {
         private MemoryKeys keys;
         private int threads = 0;
         private KvType kvType = KvType.F16;
-        private String backend = defaultBackend();
+        private String device = defaultDevice();
+        private String cacheDir;
 
         /** L: tokens per prefill graph run. */
         public Builder segmentLength(int n) {
@@ -266,9 +291,29 @@ public final class Scenario {
             return this;
         }
 
-        /** {@code cpu} (always) or {@code opencl} (where an OpenCL device loads). */
+        /**
+         * The device that runs the graphs: a name of {@link EdgeInfinite#devices()} ({@code cpu},
+         * always; {@code opencl:N} where OpenCL devices load) or {@code opencl}, the default
+         * OpenCL device. An unknown name fails when the session is made, listing those present.
+         */
+        public Builder device(String name) {
+            device = name;
+            return this;
+        }
+
+        /** @deprecated the older name of {@link #device(String)}. */
+        @Deprecated
         public Builder backend(String name) {
-            backend = name;
+            return device(name);
+        }
+
+        /**
+         * Where the OpenCL program binaries are cached (used when a device's program is first
+         * built in the process); {@code "off"}: no disk cache; null: {@code EI_OPENCL_CACHE_DIR},
+         * else the user cache folder.
+         */
+        public Builder cacheDir(String dir) {
+            cacheDir = dir;
             return this;
         }
 

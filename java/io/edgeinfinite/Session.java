@@ -25,6 +25,7 @@ public final class Session implements AutoCloseable {
     private final Resolved scenario;
     private final NativeMemory pool;
     private final List<PoolRegion> regions;
+    private final OpPlacement opPlacement;
     private final int vocab;
     // Guards handle against cancel() racing close(): cancel is the one call that does not
     // wait for the session's monitor, so it must not see a handle being freed.
@@ -37,8 +38,8 @@ public final class Session implements AutoCloseable {
                 scenario.memory() == null ? -1 : scenario.memory() ? 1 : 0,
                 scenario.memoryRule() == null ? -1 : scenario.memoryRule().ordinal(),
                 scenario.memoryKeys() == null ? -1 : scenario.memoryKeys().ordinal(), scenario.threads(),
-                scenario.kvType().ordinal(), scenario.backend(), scenario.gates() ? 0 : 1,
-                scenario.sinkPositions() == null ? 0 : scenario.sinkPositions().ordinal() + 1);
+                scenario.kvType().ordinal(), scenario.device(), scenario.gates() ? 0 : 1,
+                scenario.sinkPositions() == null ? 0 : scenario.sinkPositions().ordinal() + 1, scenario.cacheDir());
     }
 
     /** Called by {@link Model#newSession} under the model's read lock, with its live handle. */
@@ -53,6 +54,7 @@ public final class Session implements AutoCloseable {
             int[] r = nb.planScenario(plan);
             this.scenario = Resolved.of(r);
             regions = List.of(nb.planRegions(plan));
+            opPlacement = opPlacementOf(nb, plan);
             mem = nb.allocate(nb.planPoolSize(plan), nb.planPoolAlignment(plan));
             handle = nb.sessionCreate(modelHandle, plan, mem.address(), mem.size());
             pool = mem;
@@ -62,6 +64,22 @@ public final class Session implements AutoCloseable {
         } finally {
             nb.planFree(plan);
         }
+    }
+
+    /** Where a plan's ops run: its device, and the ops placed on the CPU with the reason. */
+    static OpPlacement opPlacementOf(NativeBinding nb, long plan) {
+        int total = 0;
+        for (String g : new String[] {"prefill", "decode", "fold"}) total += nb.planGraphOps(plan, g)[0];
+        return new OpPlacement(nb.planDevice(plan), total, List.of(nb.planFallbacks(plan)));
+    }
+
+    /**
+     * Where this session's graph ops run: on its scenario's device, except those the planner
+     * placed on the CPU because the device cannot run them (each with the reason). Fixed when
+     * the session is made; readable after close.
+     */
+    public OpPlacement opPlacement() {
+        return opPlacement;
     }
 
     private long handle() {

@@ -24,9 +24,10 @@ final class Bench {
             int vocab = m.vocabSize();
             int[] prompt = rnd.ints(pp, 0, vocab).toArray();
             Session.Resolved sr = s.scenario();
-            out.printf("model: %s | %s | backend %s | threads %d | L %d, S %d, W %d, memory %s%n", path.getFileName(),
-                    m.info().architecture(), sc.backend(), sr.threads(), sr.segmentLength(), sr.sink(), sr.window(),
+            out.printf("model: %s | %s | device %s | threads %d | L %d, S %d, W %d, memory %s%n", path.getFileName(),
+                    m.info().architecture(), s.opPlacement().device(), sr.threads(), sr.segmentLength(), sr.sink(), sr.window(),
                     sr.memory() ? "on" : "off");
+            if (!s.opPlacement().allOnDevice()) out.println(s.opPlacement().summary());
             out.printf("%-8s %8s %18s%n", "test", "tokens", "t/s");
             if (pp > 0) {
                 double[] r = repeat(reps, () -> {

@@ -44,6 +44,7 @@ public final class Main {
                                                       the planned graphs (default all three): tensor table (id, name,
                                                       role, type, shape, pool offset, quantization), ops with the
                                                       tensors each reads, writes and updates in place
+              devices [--json]                        the devices a scenario can name (--device), with memory and capabilities
               bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS]
               bench --sweep [-m MODEL] [--lengths 1024,4096,16384,65536,131072] [--budget-s 900] [--svg FILE]
                                                       TTFT, prefill t/s, peak RSS: full attention vs EdgeInfinite
@@ -74,8 +75,10 @@ public final class Main {
               --gates on|off   off: ignore the model's memory gates (g = 0, sinks + window only)
               --sinks window|absolute   RoPE positions of the sink keys once tokens fold (default window:
                                kept right behind the window; absolute: ever farther from the queries)
-              --backend cpu|opencl   the device that runs the graphs (opencl: the first GPU, else the first
-                                     OpenCL device; EI_OPENCL_DEVICE=N picks another)
+              --device NAME   the device that runs the graphs: cpu, opencl:N (see ei devices), or opencl (the
+                              first GPU, else the first OpenCL device; EI_OPENCL_DEVICE=N picks another); ops
+                              it cannot run are placed on the CPU and listed. --backend NAME: the same (older name)
+              --cache-dir DIR  OpenCL program-binary cache (default $EI_OPENCL_CACHE_DIR, else ~/.cache; off: none)
               --ctx N   plain full attention over at most N tokens (memory off)
             """;
 
@@ -92,6 +95,10 @@ public final class Main {
             return args.length == 0 ? 2 : 0;
         }
         try {
+            if (args[0].equals("devices")) {  // its --json is a switch, elsewhere an option with a file
+                Devices.run(Arrays.copyOfRange(args, 1, args.length), out);
+                return 0;
+            }
             Args a = new Args(Arrays.copyOfRange(args, 1, args.length));
             switch (args[0]) {
                 case "info" -> info(a, out);
@@ -159,7 +166,12 @@ public final class Main {
         if (a.flag("--memory-keys")) {
             b.memoryKeys(choice(Scenario.MemoryKeys.class, a.opt("--memory-keys", ""), "--memory-keys"));
         }
-        if (a.flag("--backend")) b.backend(a.opt("--backend", "cpu"));
+        if (a.flag("--device") && a.flag("--backend") && !a.opt("--device", "").equals(a.opt("--backend", ""))) {
+            throw new UsageException("--device and --backend (its older name) name different devices");
+        }
+        if (a.flag("--backend")) b.device(a.opt("--backend", "cpu"));
+        if (a.flag("--device")) b.device(a.opt("--device", "cpu"));
+        if (a.flag("--cache-dir")) b.cacheDir(a.opt("--cache-dir", null));
         return b.threads(a.intOpt("-t", 0)).kvType(choice(Scenario.KvType.class, a.opt("--kv", "f16"), "--kv")).build();
     }
 
@@ -212,6 +224,7 @@ public final class Main {
         GenerateOptions o = options(a);
         Scenario sc = scenario(a);
         try (Model m = Model.load(Path.of(a.required("-m"))); Session s = m.newSession(sc)) {
+            Devices.reportFallback(s, err);
             if (!a.flag("--no-echo") && !o.chat()) out.print(prompt);
             GenerationResult r = s.generate(prompt, o, piece -> {
                 out.print(piece);

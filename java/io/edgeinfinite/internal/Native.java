@@ -52,7 +52,7 @@ public final class Native {
             synchronized (Native.class) {
                 b = binding;
                 if (b == null) {
-                    b = open(chooseBinding());
+                    b = checkAbi(open(chooseBinding()));
                     binding = b;
                 }
             }
@@ -102,6 +102,19 @@ public final class Native {
         } catch (NumberFormatException e) {
             return 0;
         }
+    }
+
+    /**
+     * Refuses a runtime library of another ABI version (its structs' layouts differ): possible
+     * only when a library is given from outside the jar.
+     */
+    private static NativeBinding checkAbi(NativeBinding b) {
+        int abi = b.abiVersion();
+        if (abi != NativeBinding.ABI_VERSION) {
+            throw new UnsatisfiedLinkError("the native runtime has ABI version " + abi + ", this library needs "
+                    + NativeBinding.ABI_VERSION + " (a libedgeinfinite.so from another build?)");
+        }
+        return b;
     }
 
     private static NativeBinding open(String which) {

@@ -1,5 +1,7 @@
 package io.edgeinfinite.internal;
 
+import io.edgeinfinite.Device;
+import io.edgeinfinite.OpPlacement;
 import io.edgeinfinite.PoolRegion;
 import io.edgeinfinite.TensorInfo;
 
@@ -15,6 +17,9 @@ public interface NativeBinding {
     String name();
 
     String version();
+
+    /** The EI_ABI_VERSION the bindings are written for (edgeinfinite.h); the runtime must report it. */
+    int ABI_VERSION = 3;
 
     int abiVersion();
 
@@ -84,7 +89,7 @@ public interface NativeBinding {
 
     /** Negative settings take the model's edgeinfinite.* defaults (see ei_scenario). */
     long planCreate(long model, int nBatch, int nSink, int nWindow, int memory, int memoryRule, int memoryRope,
-            int nThreads, int kvType, String backend, int gatesOff, int sinkPositions);
+            int nThreads, int kvType, String device, int gatesOff, int sinkPositions, String cacheDir);
 
     /** The plan's resolved scenario: {L, S, W, memory, rule, rope, threads, kvType, gatesOff, sinkPositions}. */
     int[] planScenario(long plan);
@@ -207,6 +212,19 @@ public interface NativeBinding {
      */
     void fitGates(long plan, int gate, int steps, double ridge, int[] tokens, float[] weights, long[] lengths, float[] gateW,
             float[] gateB, double[] report);
+
+    // ---- devices: the registry and the plan's placement (ei devices)
+    /** Every device present, "cpu" first (ei_device_count / ei_device_get). */
+    Device[] devices();
+
+    /** The device a plan runs on ("cpu", "opencl:0"). */
+    String planDevice(long plan);
+
+    /** The plan's ops that its device cannot run, placed on the CPU. */
+    OpPlacement.Fallback[] planFallbacks(long plan);
+
+    /** A graph's ("prefill", "decode", "fold") {ops, ops on the CPU by fallback}. */
+    int[] planGraphOps(long plan, String graph);
 
     // ---------------------------------------------------------------- graph tables (issue 14)
 

@@ -27,7 +27,7 @@ public final class BackendCondition implements ExecutionCondition {
 
     /** Whether a session on the tiny model starts on the backend. */
     static ConditionEvaluationResult probe() {
-        String backend = Scenario.defaultBackend();
+        String backend = Scenario.defaultDevice();
         if (backend.equals("cpu")) return ConditionEvaluationResult.enabled("cpu backend");
         try (Model m = Model.load(TestData.model("tiny-llama-q8_0.gguf"));
                 Session s = m.newSession(Scenario.fullAttention(32).toBuilder().segmentLength(16).build())) {

@@ -107,7 +107,7 @@ class ModelAndPoolTest {
             assertThrows(InvalidArgumentException.class,
                     () -> m.newSession(Scenario.builder().segmentLength(0).build()));
             assertThrows(UnsupportedModelException.class,
-                    () -> m.newSession(Scenario.builder().backend("vulkan").build()));
+                    () -> m.newSession(Scenario.builder().device("vulkan").build()));
             assertThrows(InvalidArgumentException.class,
                     () -> s.stream("hi", GenerateOptions.builder().topP(1.5f).build()));
         }

@@ -89,8 +89,8 @@ class ReferenceLogitsTest {
             }
             double rmse = Math.sqrt(sq / ours.length);
             // Bit identity is the CPU backend's claim; a device backend meets the tolerances.
-            boolean exact = floatWeights(model) && bitIdenticalPlatform() && sc.backend().equals("cpu");
-            System.out.printf("fidelity %-8s %-22s max_abs %.5f rmse %.5f bit-identical %.1f%% (tolerance %s%s)%n", sc.backend(), id, maxAbs,
+            boolean exact = floatWeights(model) && bitIdenticalPlatform() && sc.device().equals("cpu");
+            System.out.printf("fidelity %-8s %-22s max_abs %.5f rmse %.5f bit-identical %.1f%% (tolerance %s%s)%n", sc.device(), id, maxAbs,
                     rmse, 100.0 * same / ours.length, tol, exact ? ", and bit for bit" : "");
             if (exact) {
                 // The bits also depend on the C library's cosf/sinf (RoPE): llama.cpp's are

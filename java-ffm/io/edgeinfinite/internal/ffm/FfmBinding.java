@@ -8,6 +8,8 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 import io.edgeinfinite.EdgeInfiniteException;
+import io.edgeinfinite.Device;
+import io.edgeinfinite.OpPlacement;
 import io.edgeinfinite.PoolRegion;
 import io.edgeinfinite.TensorInfo;
 import io.edgeinfinite.internal.NativeBinding;
@@ -53,18 +55,24 @@ public final class FfmBinding implements NativeBinding {
     private final MethodHandle rangesStart, rangesCount, rangesEntry, rangesStop;      // activation ranges
     // gate fitting (ei fit-gates)
     private final MethodHandle fitGates;
+    // devices: the registry and the plan's placement (ei devices)
+    private final MethodHandle deviceCount, deviceGet, planDevice, planFallbackCount, planFallback, planGraphOps;
     // graph tables (issue 14)
     private final MethodHandle planDescribeGraph;
 
+    // Extensible structs (ABI 3): struct_size first, set to the layout's size.
     private static final MemoryLayout SCENARIO = MemoryLayout.structLayout(
+            JAVA_INT.withName("struct_size"),
             JAVA_INT.withName("n_batch"), JAVA_INT.withName("n_sink"), JAVA_INT.withName("n_window"),
             JAVA_INT.withName("memory"), JAVA_INT.withName("memory_rule"), JAVA_INT.withName("memory_rope"),
-            JAVA_INT.withName("n_threads"), JAVA_INT.withName("kv_type"), ADDRESS.withName("backend"),
-            JAVA_INT.withName("gates_off"), JAVA_INT.withName("sink_positions"));
+            JAVA_INT.withName("n_threads"), JAVA_INT.withName("kv_type"), MemoryLayout.paddingLayout(4),
+            ADDRESS.withName("device"), JAVA_INT.withName("gates_off"), JAVA_INT.withName("sink_positions"),
+            ADDRESS.withName("cache_dir"));
     private static final MemoryLayout SAMPLING = MemoryLayout.structLayout(
+            JAVA_INT.withName("struct_size"),
             JAVA_INT.withName("greedy"), JAVA_FLOAT.withName("temperature"), JAVA_INT.withName("top_k"),
             JAVA_FLOAT.withName("top_p"), JAVA_FLOAT.withName("min_p"), JAVA_FLOAT.withName("repeat_penalty"),
-            JAVA_INT.withName("repeat_last_n"), MemoryLayout.paddingLayout(4), JAVA_LONG.withName("seed"),
+            JAVA_INT.withName("repeat_last_n"), JAVA_LONG.withName("seed"),
             JAVA_INT.withName("max_tokens"), MemoryLayout.paddingLayout(4));
 
     public FfmBinding(Path library) {
@@ -152,6 +160,14 @@ public final class FfmBinding implements NativeBinding {
         // gate fitting (ei fit-gates)
         fitGates = fn("ei_fit_gates", JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, JAVA_DOUBLE, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS,
                 ADDRESS, ADDRESS);
+        // devices: the registry and the plan's placement (ei devices)
+        deviceCount = fn("ei_device_count", JAVA_INT);
+        deviceGet = fn("ei_device_get", JAVA_INT, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+                ADDRESS, ADDRESS);
+        planDevice = fn("ei_plan_device", ADDRESS, ADDRESS);
+        planFallbackCount = fn("ei_plan_fallback_count", JAVA_INT, ADDRESS);
+        planFallback = fn("ei_plan_fallback", JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS);
+        planGraphOps = fn("ei_plan_graph_ops", JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS);
         // graph tables (issue 14)
         planDescribeGraph = fn("ei_plan_describe_graph", JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS);
     }
@@ -440,14 +456,16 @@ public final class FfmBinding implements NativeBinding {
 
     @Override
     public long planCreate(long m, int nBatch, int nSink, int nWindow, int memory, int memoryRule, int memoryRope,
-            int nThreads, int kvType, String backend, int gatesOff, int sinkPositions) {
+            int nThreads, int kvType, String device, int gatesOff, int sinkPositions, String cacheDir) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment sc = a.allocate(SCENARIO);
+            sc.set(JAVA_INT, 0, (int) SCENARIO.byteSize());
             int[] fields = {nBatch, nSink, nWindow, memory, memoryRule, memoryRope, nThreads, kvType};
-            for (int i = 0; i < fields.length; i++) sc.setAtIndex(JAVA_INT, i, fields[i]);
-            sc.set(ADDRESS, 32, backend == null ? MemorySegment.NULL : a.allocateFrom(backend));
-            sc.set(JAVA_INT, 40, gatesOff);
-            sc.set(JAVA_INT, 44, sinkPositions);
+            for (int i = 0; i < fields.length; i++) sc.setAtIndex(JAVA_INT, i + 1, fields[i]);
+            sc.set(ADDRESS, 40, device == null ? MemorySegment.NULL : a.allocateFrom(device));
+            sc.set(JAVA_INT, 48, gatesOff);
+            sc.set(JAVA_INT, 52, sinkPositions);
+            sc.set(ADDRESS, 56, cacheDir == null ? MemorySegment.NULL : a.allocateFrom(cacheDir));
             MemorySegment out = a.allocate(ADDRESS);
             check(call(() -> (int) planCreate.invokeExact(ptr(m), sc, out)));
             return out.get(ADDRESS, 0).address();
@@ -458,10 +476,11 @@ public final class FfmBinding implements NativeBinding {
     public int[] planScenario(long p) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment sc = a.allocate(SCENARIO);
+            sc.set(JAVA_INT, 0, (int) SCENARIO.byteSize());
             check(call(() -> (int) planScenario.invokeExact(ptr(p), sc)));
-            int[] r = java.util.Arrays.copyOf(sc.asSlice(0, 32).toArray(JAVA_INT), 10);
-            r[8] = sc.get(JAVA_INT, 40);
-            r[9] = sc.get(JAVA_INT, 44);
+            int[] r = java.util.Arrays.copyOf(sc.asSlice(4, 32).toArray(JAVA_INT), 10);
+            r[8] = sc.get(JAVA_INT, 48);
+            r[9] = sc.get(JAVA_INT, 52);
             return r;
         }
     }
@@ -683,13 +702,14 @@ public final class FfmBinding implements NativeBinding {
             float repeatPenalty, int repeatLastN, long seed, int maxTokens, String[] stops) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment sp = a.allocate(SAMPLING);
-            sp.set(JAVA_INT, 0, greedy);
-            sp.set(JAVA_FLOAT, 4, temperature);
-            sp.set(JAVA_INT, 8, topK);
-            sp.set(JAVA_FLOAT, 12, topP);
-            sp.set(JAVA_FLOAT, 16, minP);
-            sp.set(JAVA_FLOAT, 20, repeatPenalty);
-            sp.set(JAVA_INT, 24, repeatLastN);
+            sp.set(JAVA_INT, 0, (int) SAMPLING.byteSize());
+            sp.set(JAVA_INT, 4, greedy);
+            sp.set(JAVA_FLOAT, 8, temperature);
+            sp.set(JAVA_INT, 12, topK);
+            sp.set(JAVA_FLOAT, 16, topP);
+            sp.set(JAVA_FLOAT, 20, minP);
+            sp.set(JAVA_FLOAT, 24, repeatPenalty);
+            sp.set(JAVA_INT, 28, repeatLastN);
             sp.set(JAVA_LONG, 32, seed);
             sp.set(JAVA_INT, 40, maxTokens);
             MemorySegment st = a.allocate(ADDRESS, Math.max(1, stops.length));
@@ -834,6 +854,58 @@ public final class FfmBinding implements NativeBinding {
             MemorySegment.copy(gw, JAVA_FLOAT, 0, gateW, 0, gateW.length);
             MemorySegment.copy(gb, JAVA_FLOAT, 0, gateB, 0, gateB.length);
             MemorySegment.copy(r, JAVA_DOUBLE, 0, report, 0, report.length);
+        }
+    }
+
+    // ---------------------------------------------------------------- devices (ei devices)
+
+    @Override
+    public Device[] devices() {
+        int n = call(() -> (int) deviceCount.invokeExact());
+        Device[] out = new Device[n];
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment s = a.allocate(8 * 9, 8);  // six strings, two u64, one i32
+            for (int i = 0; i < n; i++) {
+                int idx = i;
+                check(call(() -> (int) deviceGet.invokeExact(idx, s, s.asSlice(8), s.asSlice(16), s.asSlice(24),
+                        s.asSlice(32), s.asSlice(40), s.asSlice(48), s.asSlice(56), s.asSlice(64))));
+                out[i] = new Device(cString(s.get(ADDRESS, 0)), cString(s.get(ADDRESS, 8)), cString(s.get(ADDRESS, 16)),
+                        cString(s.get(ADDRESS, 24)), cString(s.get(ADDRESS, 32)), cString(s.get(ADDRESS, 40)),
+                        s.get(JAVA_LONG, 48), s.get(JAVA_LONG, 56), s.get(JAVA_INT, 64));
+            }
+        }
+        return out;
+    }
+
+    @Override
+    public String planDevice(long plan) {
+        return cString(call(() -> (MemorySegment) planDevice.invokeExact(ptr(plan))));
+    }
+
+    @Override
+    public OpPlacement.Fallback[] planFallbacks(long plan) {
+        int n = call(() -> (int) planFallbackCount.invokeExact(ptr(plan)));
+        OpPlacement.Fallback[] out = new OpPlacement.Fallback[n];
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment s = a.allocate(8 * 5, 8);
+            for (int i = 0; i < n; i++) {
+                int idx = i;
+                check(call(() -> (int) planFallback.invokeExact(ptr(plan), idx, s, s.asSlice(8), s.asSlice(16),
+                        s.asSlice(24), s.asSlice(32))));
+                out[i] = new OpPlacement.Fallback(cString(s.get(ADDRESS, 0)), s.get(JAVA_INT, 8), cString(s.get(ADDRESS, 16)),
+                        s.get(JAVA_INT, 24), cString(s.get(ADDRESS, 32)));
+            }
+        }
+        return out;
+    }
+
+    @Override
+    public int[] planGraphOps(long plan, String graph) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment g = a.allocateFrom(graph);
+            MemorySegment s = a.allocate(JAVA_INT, 2);
+            check(call(() -> (int) planGraphOps.invokeExact(ptr(plan), g, s, s.asSlice(4))));
+            return new int[] {s.get(JAVA_INT, 0), s.get(JAVA_INT, 4)};
         }
     }
 

@@ -1,6 +1,8 @@
 package io.edgeinfinite.internal.jni;
 
 import io.edgeinfinite.EdgeInfiniteException;
+import io.edgeinfinite.Device;
+import io.edgeinfinite.OpPlacement;
 import io.edgeinfinite.PoolRegion;
 import io.edgeinfinite.TensorInfo;
 import io.edgeinfinite.internal.NativeBinding;
@@ -291,12 +293,13 @@ public final class JniBinding implements NativeBinding {
 
     @Override
     public long planCreate(long m, int nBatch, int nSink, int nWindow, int memory, int memoryRule, int memoryRope,
-            int nThreads, int kvType, String backend, int gatesOff, int sinkPositions) {
+            int nThreads, int kvType, String device, int gatesOff, int sinkPositions, String cacheDir) {
         try (CApi.ei_scenario sc = new CApi.ei_scenario();
-                BytePointer be = backend == null ? null : new BytePointer(backend, StandardCharsets.UTF_8)) {
-            sc.n_batch(nBatch).n_sink(nSink).n_window(nWindow).memory(memory).memory_rule(memoryRule)
-                    .memory_rope(memoryRope).n_threads(nThreads).kv_type(kvType).backend(be).gates_off(gatesOff)
-                    .sink_positions(sinkPositions);
+                BytePointer dev = device == null ? null : new BytePointer(device, StandardCharsets.UTF_8);
+                BytePointer cache = cacheDir == null ? null : new BytePointer(cacheDir, StandardCharsets.UTF_8)) {
+            sc.struct_size(CApi.sizeof_ei_scenario()).n_batch(nBatch).n_sink(nSink).n_window(nWindow).memory(memory)
+                    .memory_rule(memoryRule).memory_rope(memoryRope).n_threads(nThreads).kv_type(kvType).device(dev)
+                    .gates_off(gatesOff).sink_positions(sinkPositions).cache_dir(cache);
             Pointer out = new Pointer();
             check(CApi.ei_plan_create(m, sc, out));
             return out.address();
@@ -306,6 +309,7 @@ public final class JniBinding implements NativeBinding {
     @Override
     public int[] planScenario(long p) {
         try (CApi.ei_scenario sc = new CApi.ei_scenario()) {
+            sc.struct_size(CApi.sizeof_ei_scenario());
             check(CApi.ei_plan_scenario(p, sc));
             return new int[] {sc.n_batch(), sc.n_sink(), sc.n_window(), sc.memory(), sc.memory_rule(),
                 sc.memory_rope(), sc.n_threads(), sc.kv_type(), sc.gates_off(),
@@ -487,7 +491,7 @@ public final class JniBinding implements NativeBinding {
     public void generateBegin(long s, int[] prompt, int nEvaluated, int greedy, float temperature, int topK,
             float topP, float minP, float repeatPenalty, int repeatLastN, long seed, int maxTokens, String[] stops) {
         try (CApi.ei_sampling sp = new CApi.ei_sampling(); CStrings st = new CStrings(stops)) {
-            sp.greedy(greedy).temperature(temperature).top_k(topK).top_p(topP).min_p(minP)
+            sp.struct_size(CApi.sizeof_ei_sampling()).greedy(greedy).temperature(temperature).top_k(topK).top_p(topP).min_p(minP)
                     .repeat_penalty(repeatPenalty).repeat_last_n(repeatLastN).seed(seed).max_tokens(maxTokens);
             int[] p = prompt.length == 0 ? NO_INTS : prompt;
             check(CApi.ei_generate_begin(s, p, prompt.length, nEvaluated, sp, st.array, stops.length));
@@ -599,6 +603,49 @@ public final class JniBinding implements NativeBinding {
     public void fitGates(long plan, int gate, int steps, double ridge, int[] tokens, float[] weights, long[] lengths, float[] gateW,
             float[] gateB, double[] report) {
         check(CApi.ei_fit_gates(plan, gate, steps, ridge, tokens, weights, lengths, lengths.length, gateW, gateB, report));
+    }
+
+    // ---------------------------------------------------------------- devices (ei devices)
+
+    @Override
+    public Device[] devices() {
+        int n = CApi.ei_device_count();
+        Device[] out = new Device[n];
+        long[] memory = new long[1], maxAlloc = new long[1];
+        int[] units = new int[1];
+        for (int i = 0; i < n; i++) {
+            BytePointer name = new BytePointer(), kind = new BytePointer(), description = new BytePointer(),
+                    vendor = new BytePointer(), driver = new BytePointer(), features = new BytePointer();
+            check(CApi.ei_device_get(i, name, kind, description, vendor, driver, features, memory, maxAlloc, units));
+            out[i] = new Device(cString(name), cString(kind), cString(description), cString(vendor), cString(driver),
+                    cString(features), memory[0], maxAlloc[0], units[0]);
+        }
+        return out;
+    }
+
+    @Override
+    public String planDevice(long plan) {
+        return CApi.ei_plan_device(plan);
+    }
+
+    @Override
+    public OpPlacement.Fallback[] planFallbacks(long plan) {
+        int n = CApi.ei_plan_fallback_count(plan);
+        OpPlacement.Fallback[] out = new OpPlacement.Fallback[n];
+        int[] opIndex = new int[1], layer = new int[1];
+        for (int i = 0; i < n; i++) {
+            BytePointer graph = new BytePointer(), op = new BytePointer(), reason = new BytePointer();
+            check(CApi.ei_plan_fallback(plan, i, graph, opIndex, op, layer, reason));
+            out[i] = new OpPlacement.Fallback(cString(graph), opIndex[0], cString(op), layer[0], cString(reason));
+        }
+        return out;
+    }
+
+    @Override
+    public int[] planGraphOps(long plan, String graph) {
+        int[] total = new int[1], onCpu = new int[1];
+        check(CApi.ei_plan_graph_ops(plan, graph, total, onCpu));
+        return new int[] {total[0], onCpu[0]};
     }
 
     // ---------------------------------------------------------------- graph tables (issue 14)

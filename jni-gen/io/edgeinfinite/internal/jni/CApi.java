@@ -6,6 +6,8 @@ import org.bytedeco.javacpp.PointerPointer;
 import org.bytedeco.javacpp.annotation.ByPtrPtr;
 import org.bytedeco.javacpp.annotation.Cast;
 import org.bytedeco.javacpp.annotation.Const;
+import org.bytedeco.javacpp.annotation.MemberGetter;
+import org.bytedeco.javacpp.annotation.Name;
 import org.bytedeco.javacpp.annotation.CriticalRegion;
 import org.bytedeco.javacpp.annotation.Namespace;
 import org.bytedeco.javacpp.annotation.NoException;
@@ -232,12 +234,43 @@ public final class CApi {
             @Cast("const int32_t*") int[] tokens, @Cast("const float*") float[] weights,
             @Cast("const int64_t*") long[] lengths, int nSeqs, float[] gateW, float[] gateB, double[] report);
 
+    // ---------------------------------------------------------------- devices (ei devices)
+
+    public static native int ei_device_count();
+
+    public static native int ei_device_get(int index, @Cast("const char**") @ByPtrPtr BytePointer name,
+            @Cast("const char**") @ByPtrPtr BytePointer kind, @Cast("const char**") @ByPtrPtr BytePointer description,
+            @Cast("const char**") @ByPtrPtr BytePointer vendor, @Cast("const char**") @ByPtrPtr BytePointer driver,
+            @Cast("const char**") @ByPtrPtr BytePointer features, @Cast("uint64_t*") long[] memory,
+            @Cast("uint64_t*") long[] maxAlloc, @Cast("int32_t*") int[] computeUnits);
+
+    public static native @Cast("const char*") String ei_plan_device(@Cast("const ei_plan*") long plan);
+
+    public static native int ei_plan_fallback_count(@Cast("const ei_plan*") long plan);
+
+    public static native int ei_plan_fallback(@Cast("const ei_plan*") long plan, int index,
+            @Cast("const char**") @ByPtrPtr BytePointer graph, @Cast("int32_t*") int[] opIndex,
+            @Cast("const char**") @ByPtrPtr BytePointer op, @Cast("int32_t*") int[] layer,
+            @Cast("const char**") @ByPtrPtr BytePointer reason);
+
+    public static native int ei_plan_graph_ops(@Cast("const ei_plan*") long plan, String graph,
+            @Cast("int32_t*") int[] total, @Cast("int32_t*") int[] onCpu);
+
     // ---------------------------------------------------------------- graph tables (issue 14)
 
     public static native int ei_plan_describe_graph(@Cast("const ei_plan*") long plan, String graph,
             @Cast("char*") byte[] out, @Cast("uint64_t") long capacity, @Cast("uint64_t*") long[] lenOut);
 
     // ---------------------------------------------------------------- structs
+
+    /** sizeof of the extensible structs, for their struct_size (edgeinfinite.h, "Extensible structs"). */
+    @MemberGetter
+    @Name("sizeof(ei_scenario)")
+    public static native int sizeof_ei_scenario();
+
+    @MemberGetter
+    @Name("sizeof(ei_sampling)")
+    public static native int sizeof_ei_sampling();
 
     /** struct ei_scenario, allocated natively by JavaCPP; freed by close(). */
     public static final class ei_scenario extends Pointer {
@@ -248,6 +281,8 @@ public final class CApi {
 
         private native void allocate();
 
+        public native @Cast("uint32_t") int struct_size();
+        public native ei_scenario struct_size(@Cast("uint32_t") int v);
         public native int n_batch();
         public native ei_scenario n_batch(int v);
         public native int n_sink();
@@ -264,13 +299,16 @@ public final class CApi {
         public native ei_scenario n_threads(int v);
         public native int kv_type();
         public native ei_scenario kv_type(int v);
-        public native @Cast("const char*") BytePointer backend();
-        public native ei_scenario backend(@Cast("const char*") BytePointer v);
-        // Evaluation settings (after backend in the C struct).
+        public native @Cast("const char*") BytePointer device();
+        public native ei_scenario device(@Cast("const char*") BytePointer v);
+        // Evaluation settings (after device in the C struct).
         public native int gates_off();
         public native ei_scenario gates_off(int v);
         public native int sink_positions();
         public native ei_scenario sink_positions(int v);
+        // Appended in ABI 3 after the first version.
+        public native @Cast("const char*") BytePointer cache_dir();
+        public native ei_scenario cache_dir(@Cast("const char*") BytePointer v);
     }
 
     /** struct ei_sampling, allocated natively by JavaCPP; freed by close(). */
@@ -282,6 +320,8 @@ public final class CApi {
 
         private native void allocate();
 
+        public native @Cast("uint32_t") int struct_size();
+        public native ei_sampling struct_size(@Cast("uint32_t") int v);
         public native int greedy();
         public native ei_sampling greedy(int v);
         public native float temperature();

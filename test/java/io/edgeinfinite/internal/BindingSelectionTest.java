@@ -17,7 +17,7 @@ class BindingSelectionTest {
         assertEquals(expected, EdgeInfinite.binding());
         assertEquals(expected.equals("ffm") ? "io.edgeinfinite.internal.ffm.FfmBinding"
                 : "io.edgeinfinite.internal.jni.JniBinding", Native.binding().getClass().getName());
-        assertEquals(2, Native.binding().abiVersion());
+        assertEquals(3, Native.binding().abiVersion());
     }
 
     @Test

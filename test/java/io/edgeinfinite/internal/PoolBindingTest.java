@@ -13,7 +13,7 @@ class PoolBindingTest {
     void nativeRefusesSmallOrMisalignedPools() {
         NativeBinding b = Native.binding();
         long model = b.modelLoad(TestData.model("tiny-llama-q8_0.gguf").toString());
-        long plan = b.planCreate(model, 32, 0, 256, 0, -1, -1, 1, 0, "cpu", 0, 0);
+        long plan = b.planCreate(model, 32, 0, 256, 0, -1, -1, 1, 0, "cpu", 0, 0, null);
         long size = b.planPoolSize(plan);
         try (NativeMemory mem = b.allocate(size + 64, 64)) {
             PoolException small = assertThrows(PoolException.class,
