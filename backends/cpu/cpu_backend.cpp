@@ -74,7 +74,10 @@ public:
         }
     }
 
-    void compute(const Graph& g, const StepParams& step, uint8_t* pool) override {
+    // The CPU lowering computes on the pool's host memory in place.
+    void compute(const Graph& g, const StepParams& step, PoolBuffer& buffer) override {
+        uint8_t* pool = buffer.host();
+        if (!pool) fail(EI_ERR_INVALID_ARGUMENT, "the CPU backend needs a host-visible pool buffer");
         if (step.n_tokens < 1 || step.n_tokens > g.max_tokens) {
             fail(EI_ERR_INVALID_ARGUMENT, "step of " + std::to_string(step.n_tokens) + " tokens for graph '" + g.name +
                                               "' of at most " + std::to_string(g.max_tokens));

@@ -191,17 +191,24 @@ inline void chunk_q6_k(global const uchar* row, int c, int K, float* w) {
         for (int j = 0; j < 32 && 32 * c + j < K; ++j) y[j] = w[j];                                      \
     }
 
+// Where a matmul's activation rows start: x_off, or for the output head (sel_off >= 0) the
+// row the step's step.logit_row input names.
+inline ulong first_row(global const uchar* xbuf, ulong x_off, ulong x_stride, long sel_off) {
+    return sel_off < 0 ? x_off : x_off + (ulong)((global const int*)(xbuf + sel_off))[0] * x_stride;
+}
+
 // F32 and F16 weights in the CPU's 16-lane order, so f32 and f16 models reproduce its bits:
 // 16 items per work-group, item l accumulates lane l (elements l, l + 16, ...) with fmas in
 // index order, then the lanes are summed as lane16_reduce does. F16 rounds the activations
 // to half first, as the CPU converts them for its f16 dot. Launched with a local size of 16.
 #define MAT_MUL_LANE16(T, LOAD_W, LOAD_X)                                                                \
     kernel void mat_mul_##T##_lane16(global const uchar* W, ulong w_row_bytes, int K, int N, int rows_per_group, \
-                                     global const uchar* xbuf, ulong x_off, ulong x_stride, int n_tok,  \
-                                     global uchar* ybuf, ulong y_off, ulong y_stride,                   \
+                                     global const uchar* xbuf, ulong x_off, ulong x_stride, long sel_off, \
+                                     int n_tok, global uchar* ybuf, ulong y_off, ulong y_stride,        \
                                      global const float* bias, int has_bias, int accumulate,             \
                                      local float* red) {                                                 \
         const int lid = get_local_id(0);                                                                 \
+        x_off = first_row(xbuf, x_off, x_stride, sel_off);                                               \
         const int t0 = get_group_id(1) * TOKEN_TILE, nt = min(TOKEN_TILE, n_tok - t0);                  \
         const int r_end = min(N, (int)(get_group_id(0) + 1) * rows_per_group);                          \
         for (int r = get_group_id(0) * rows_per_group; r < r_end; ++r) {                                 \
@@ -243,9 +250,10 @@ GET_ROWS(q6_k)
 // scale already rounded through half, as the CPU stores it); bs: Q8_K's sums of 16.
 
 // One item per (32-element block, token): ggml's quantize_row_q8_0_ref.
-kernel void quantize_q8_0(global const uchar* xbuf, ulong x_off, ulong x_stride, int K, global char* aq,
+kernel void quantize_q8_0(global const uchar* xbuf, ulong x_off, ulong x_stride, long sel_off, int K, global char* aq,
                           global float* ad) {
     const int b = get_global_id(0), t = get_global_id(1);
+    x_off = first_row(xbuf, x_off, x_stride, sel_off);
     global const float* x = (global const float*)(xbuf + x_off + (ulong)t * x_stride) + 32 * b;
     float amax = 0.0f;
     for (int j = 0; j < 32; ++j) amax = fmax(amax, fabs(x[j]));
@@ -259,9 +267,10 @@ kernel void quantize_q8_0(global const uchar* xbuf, ulong x_off, ulong x_stride,
 }
 
 // One item per (256-element block, token): ggml's quantize_row_q8_K_ref.
-kernel void quantize_q8_k(global const uchar* xbuf, ulong x_off, ulong x_stride, int K, global char* aq,
+kernel void quantize_q8_k(global const uchar* xbuf, ulong x_off, ulong x_stride, long sel_off, int K, global char* aq,
                           global float* ad, global short* bs) {
     const int b = get_global_id(0), t = get_global_id(1);
+    x_off = first_row(xbuf, x_off, x_stride, sel_off);
     global const float* x = (global const float*)(xbuf + x_off + (ulong)t * x_stride) + 256 * b;
     global char* q = aq + (ulong)t * K + 256 * b;
     global short* sums = bs + (ulong)t * (K / 16) + 16 * b;
@@ -418,9 +427,10 @@ inline float dot_bf16(global const uchar* w, int K, global const float* x) {
 #define MAT_MUL_Q(T, DOT)                                                                                \
     kernel void mat_mul_##T(global const uchar* W, ulong w_row_bytes, int K, int N, global const char* aq, \
                             global const float* ad, global const short* bs, global const uchar* xbuf,   \
-                            ulong x_off, ulong x_stride, global uchar* ybuf, ulong y_off, ulong y_stride, \
-                            global const float* bias, int has_bias, int accumulate) {                     \
+                            ulong x_off, ulong x_stride, long sel_off, global uchar* ybuf, ulong y_off,  \
+                            ulong y_stride, global const float* bias, int has_bias, int accumulate) {     \
         const int r = get_global_id(0), t = get_global_id(1);                                            \
+        x_off = first_row(xbuf, x_off, x_stride, sel_off);                                               \
         if (r >= N) return;                                                                              \
         global const uchar* w = W + (ulong)r * w_row_bytes;                                              \
         float v = DOT;                                                                                   \
@@ -472,23 +482,23 @@ inline void rope_head(global const float* x, global float* y, int head_dim, int 
     }
 }
 
-// One item per (head, token); angles: row t of the step's table (cos then sin, half_rot each).
+// One item per (head, token); angles: row t of the step's step.rope input in the pool (cos
+// then sin, half_rot each).
 kernel void rope(global uchar* pool, ulong x_off, ulong x_stride, ulong y_off, ulong y_stride, int head_dim,
-                 int n_rot, global const float* angles, int halves) {
+                 int n_rot, ulong angles_off, int halves) {
     const int h = get_global_id(0), t = get_global_id(1);
     global const float* x = (global const float*)(pool + x_off + (ulong)t * x_stride) + h * head_dim;
     global float* y = (global float*)(pool + y_off + (ulong)t * y_stride) + h * head_dim;
-    global const float* cs = angles + (ulong)t * n_rot;
+    global const float* cs = (global const float*)(pool + angles_off) + (ulong)t * n_rot;
     rope_head(x, y, head_dim, n_rot, cs, cs + n_rot / 2, halves);
 }
 
-inline long kv_slot(long pos, long n_sink, long ring) { return pos < n_sink ? pos : n_sink + (pos - n_sink) % ring; }
-
-// Writes the new K and V rows into their cache slots: one item per (element, token).
+// Writes the new K and V rows into their cache slots (the step's step.kv_slot input): one
+// item per (element, token).
 kernel void kv_store(global uchar* pool, ulong k_off, ulong v_off, ulong src_stride, ulong kc_off, ulong vc_off,
-                     ulong cache_stride, int f16, long pos0, int n_sink, int ring) {
+                     ulong cache_stride, int f16, ulong slots_off) {
     const int i = get_global_id(0), t = get_global_id(1);
-    const long slot = kv_slot(pos0 + t, n_sink, ring);
+    const long slot = ((global const int*)(pool + slots_off))[t];
     const float k = ((global const float*)(pool + k_off + (ulong)t * src_stride))[i];
     const float v = ((global const float*)(pool + v_off + (ulong)t * src_stride))[i];
     global uchar* kr = pool + kc_off + (ulong)slot * cache_stride;
@@ -517,10 +527,17 @@ inline float cache_at(global const uchar* row, int f16, int c) {
     return f16 ? vload_half(c, (global const half*)row) : ((global const float*)row)[c];
 }
 
-// The cached rows query position qp sees, in position order: the sink rows up to qp, then
-// the ring from ring_start (its oldest position) up to qp. List index j -> cache slot.
-inline long list_slot(long j, long sink_rows, long first, int n_sink, int ring) {
-    return j < sink_rows ? j : n_sink + (first - n_sink + (j - sink_rows)) % ring;
+// The cached rows a query sees, in position order, from the step's inputs (step_inputs.h):
+// the older sink rows [0, vis[1]), the older ring rows in two spans of slots (vis[2] + i,
+// i < vis[3]; vis[4] + i, i < vis[5]), then the step's own rows 0..t through their slots.
+// List index j -> cache slot.
+inline long list_slot(long j, global const int* vis, global const int* slots) {
+    if (j < vis[1]) return j;
+    j -= vis[1];
+    if (j < vis[3]) return vis[2] + j;
+    j -= vis[3];
+    if (j < vis[5]) return vis[4] + j;
+    return slots[j - vis[5]];
 }
 
 // out[t][h] = segment attention of query (t, h) (graph.h), in the CPU backend's order: a
@@ -529,27 +546,29 @@ inline long list_slot(long j, long sink_rows, long first, int n_sink, int ring) 
 // that rotate the pre-RoPE query for its position minus the folded tokens, for the sink keys.
 kernel void segment_attention(global uchar* pool, ulong o_off, ulong o_stride, ulong q_off, ulong q_stride,
                               ulong qn_off, ulong qn_stride, ulong kc_off, ulong vc_off, ulong cache_stride, int f16,
-                              int D, int H, int group, int n_sink, int ring, long ring_start, long pos0, float scale,
-                              global float* scores, int list_max, int use_memory, ulong m_off, ulong z_off, int gate,
+                              int D, int H, int group, int n_sink, ulong pos_off, ulong vis_off, ulong slots_off, float scale,
+                              global float* scores, int list_max, ulong m_off, ulong z_off, int gate,
                               global const float* gate_w, global const float* gate_b, int has_gate_b,
-                              int memory_rope, int sink_query_on, global const float* sink_angles, int n_rot,
+                              int memory_rope, ulong sink_angles_off, int n_rot,
                               int halves, local float* red, local float* lq, local float* lqs, local float* lo,
                               local float* lm) {
     const int h = get_group_id(0), t = get_group_id(1), lid = get_local_id(0), ls = get_local_size(0);
     const int hk = h / group;
-    const long qp = pos0 + t;
+    const long qp = ((global const long*)(pool + pos_off))[t];
+    global const int* vis = (global const int*)(pool + vis_off);
+    global const int* slots = (global const int*)(pool + slots_off);
     global const float* q = (global const float*)(pool + q_off + (ulong)t * q_stride) + h * D;
     global const float* qn = (global const float*)(pool + qn_off + (ulong)t * qn_stride) + h * D;
     global const uchar* kc = pool + kc_off + (ulong)hk * D * (f16 ? 2 : 4);
     global const uchar* vc = pool + vc_off + (ulong)hk * D * (f16 ? 2 : 4);
     const long sink_rows = min((long)n_sink, qp + 1);
-    const long visible = qp < n_sink ? qp + 1 : n_sink + max(0L, qp - ring_start + 1);
-    const long first = kv_slot(ring_start, n_sink, ring);
-    const int sink_query = sink_query_on && sink_rows > 0;
+    const long visible = (long)vis[1] + vis[3] + vis[5] + t + 1;
+    const int sink_query = vis[7] && sink_rows > 0;  // step.visible: memory used, sink queries rotated
+    const int use_memory = vis[6] && gate != 0;
     // With an f16 cache the CPU rounds q and the attention weights to f16 before their dots.
     for (int c = lid; c < D; c += ls) lq[c] = f16 ? round_h(q[c]) : q[c];
     if (sink_query && lid == 0) {
-        global const float* cs = sink_angles + (ulong)t * n_rot;
+        global const float* cs = (global const float*)(pool + sink_angles_off) + (ulong)t * n_rot;
         for (int c = n_rot; c < D; ++c) lqs[c] = qn[c];
         for (int i = 0; i < n_rot / 2; ++i) {
             const int a = halves ? i : 2 * i, b = halves ? i + n_rot / 2 : 2 * i + 1;
@@ -566,7 +585,7 @@ kernel void segment_attention(global uchar* pool, ulong o_off, ulong o_stride, u
     global float* sc = scores + ((ulong)t * H + h) * list_max;
     float mx = -INFINITY;
     for (long j = lid; j < visible; j += ls) {
-        global const uchar* kr = kc + (ulong)list_slot(j, sink_rows, first, n_sink, ring) * cache_stride;
+        global const uchar* kr = kc + (ulong)list_slot(j, vis, slots) * cache_stride;
         local const float* qq = sink_query && j < sink_rows ? lqs : lq;
         float l[16];
         for (int i = 0; i < 16; ++i) l[i] = 0.0f;
@@ -601,7 +620,7 @@ kernel void segment_attention(global uchar* pool, ulong o_off, ulong o_stride, u
         float l[16];
         for (int i = 0; i < 16; ++i) l[i] = 0.0f;
         for (long j = 0; j < visible; ++j) {
-            global const uchar* vr = vc + (ulong)list_slot(j, sink_rows, first, n_sink, ring) * cache_stride;
+            global const uchar* vr = vc + (ulong)list_slot(j, vis, slots) * cache_stride;
             l[j % 16] = fma(sc[j], cache_at(vr, f16, c), l[j % 16]);
         }
         lo[c] = lane16_reduce(l);
@@ -650,12 +669,14 @@ kernel void segment_attention(global uchar* pool, ulong o_off, ulong o_stride, u
 
 // One item per (token, KV head): sk[hk][i] = sigma(K row, rotated back by -pos unless
 // memory_rope), v[hk][i] = V row.
-// angles: row i rotates back from position fold_start + i (the host's table for -pos).
+// The step inputs: slot i (step.fold_slot) holds the i-th folded token, and angles row i
+// (step.fold_rope) rotates it back from its position.
 kernel void fold_prepare(global uchar* pool, ulong kc_off, ulong vc_off, ulong cache_stride, int f16, int D,
-                         int n_sink, int ring, long fold_start, int n, global float* sk, global float* v,
-                         int memory_rope, int n_rot, global const float* angles, int halves) {
+                         ulong slots_off, int n, global float* sk, global float* v, int memory_rope, int n_rot,
+                         ulong angles_off, int halves) {
     const int i = get_global_id(0), hk = get_global_id(1);
-    const long pos = fold_start + i, slot = kv_slot(pos, n_sink, ring);
+    const long slot = ((global const int*)(pool + slots_off))[i];
+    global const float* angles = (global const float*)(pool + angles_off);
     global const uchar* kr = pool + kc_off + (ulong)slot * cache_stride + (ulong)hk * D * (f16 ? 2 : 4);
     global const uchar* vr = pool + vc_off + (ulong)slot * cache_stride + (ulong)hk * D * (f16 ? 2 : 4);
     global float* ko = sk + ((ulong)hk * n + i) * D;

@@ -1,7 +1,7 @@
 // The OpenCL backend: enqueues one kernel (three for a fold) per graph op on an in-order
 // queue. Weights live in device buffers made once per (model, device) through the model's
-// WeightCache; the session's pool is the host pool seen through HostPool (below), the one
-// place that knows the pool is host memory.
+// WeightCache; the session's pool is a host allocation seen through ClPoolBuffer (below),
+// the one place that knows the pool is host memory.
 #include "opencl/opencl_backend.h"
 
 #include <algorithm>
@@ -13,6 +13,7 @@
 #include "ggml_types.h"
 #include "opencl/opencl_device.h"
 #include "opencl/signal_guard.h"
+#include "step_inputs.h"
 #include "weight_cache.h"
 
 namespace ei::opencl {
@@ -64,58 +65,69 @@ std::shared_ptr<_cl_mem> make_buffer(const std::shared_ptr<Runtime>& rt, cl_mem_
 
 // The session's pool, a host allocation, as a device buffer over the same memory
 // (CL_MEM_USE_HOST_PTR: zero-copy on PoCL and on unified-memory mobile GPUs). The host owns
-// the pool while the buffer is mapped: between computes, and while an observer looks.
-// to_device() hands it to the kernels, to_host() waits for them and hands it back. When
-// the session moves its pool I/O onto a device buffer interface, this class is what goes.
-class HostPool {
+// the memory while the buffer is mapped: between steps (synchronize() maps it back, and
+// every read, write and zero of the session goes through it), and while an observer looks.
+// to_device() hands it to the kernels.
+class ClPoolBuffer final : public PoolBuffer {
 public:
-    HostPool(std::shared_ptr<Runtime> rt, cl_command_queue q) : rt_(std::move(rt)), q_(q) {}
-    ~HostPool() { release(); }
-
-    void bind(uint8_t* host, uint64_t bytes) {
-        if (host == host_ && bytes <= bytes_) return;
-        release();
+    ClPoolBuffer(std::shared_ptr<Runtime> rt, cl_command_queue q, uint8_t* host, uint64_t bytes)
+        : rt_(std::move(rt)), q_(q), host_(host), bytes_(bytes) {
+        if (!host) fail(EI_ERR_POOL, "pool is null");
         buf_ = make_buffer(rt_, CL_MEM_READ_WRITE | CL_MEM_USE_HOST_PTR, bytes, host, "the session pool");
-        host_ = host;
-        bytes_ = bytes;
         to_host();
     }
+    ~ClPoolBuffer() override {
+        if (buf_ && mapped_) rt_->cl->EnqueueUnmapMemObject(q_, buf_.get(), mapped_, 0, nullptr, nullptr);
+        if (buf_) rt_->cl->Finish(q_);
+    }
+
+    uint64_t size() const override { return bytes_; }
+    void write(uint64_t offset, const void* src, uint64_t bytes) override {
+        check_range(size(), offset, bytes, "write");
+        to_host();
+        if (bytes) std::memcpy(host_ + offset, src, bytes);
+    }
+    void read(uint64_t offset, void* dst, uint64_t bytes) const override {
+        check_range(size(), offset, bytes, "read");
+        to_host();
+        if (bytes) std::memcpy(dst, host_ + offset, bytes);
+    }
+    void zero(uint64_t offset, uint64_t bytes) override {
+        check_range(size(), offset, bytes, "zero");
+        to_host();
+        std::memset(host_ + offset, 0, bytes);
+    }
+    void synchronize() override { to_host(); }
+    uint8_t* host() const override { return host_; }
+
     cl_mem mem() const { return buf_.get(); }
-    bool on_host() const { return mapped_ != nullptr; }
+    const Runtime* runtime() const { return rt_.get(); }
 
     void to_device() {
         if (!mapped_) return;
         rt_->check(rt_->cl->EnqueueUnmapMemObject(q_, buf_.get(), mapped_, 0, nullptr, nullptr), "unmapping the pool");
         mapped_ = nullptr;
     }
-    void to_host() {
+    // Blocking: every kernel enqueued before has finished when it returns.
+    void to_host() const {
         if (mapped_) return;
         cl_int st = CL_SUCCESS;
         void* p = rt_->cl->EnqueueMapBuffer(q_, buf_.get(), CL_TRUE, CL_MAP_READ | CL_MAP_WRITE, 0, bytes_, 0, nullptr,
                                             nullptr, &st);
         rt_->check(st, "mapping the pool");
-        // A USE_HOST_PTR buffer maps at its host pointer (OpenCL 1.2, 5.4.2.1): the session's
-        // pointers into the pool stay valid.
+        // A USE_HOST_PTR buffer maps at its host pointer (OpenCL 1.2, 5.4.2.1): host() and
+        // the logits the session hands out stay valid.
         if (p != host_) fail(EI_ERR_INTERNAL, "OpenCL: the pool mapped away from its host memory on " + rt_->device.name);
         mapped_ = p;
     }
 
 private:
-    void release() {
-        if (buf_ && mapped_) rt_->cl->EnqueueUnmapMemObject(q_, buf_.get(), mapped_, 0, nullptr, nullptr);
-        if (buf_) rt_->cl->Finish(q_);
-        mapped_ = nullptr;
-        buf_.reset();
-        host_ = nullptr;
-        bytes_ = 0;
-    }
-
     std::shared_ptr<Runtime> rt_;
     cl_command_queue q_;
+    uint8_t* host_;
+    uint64_t bytes_;
     std::shared_ptr<_cl_mem> buf_;
-    uint8_t* host_ = nullptr;
-    uint64_t bytes_ = 0;
-    void* mapped_ = nullptr;
+    mutable void* mapped_ = nullptr;  // mapping is how the host looks, even from read()
 };
 
 class OpenClBackend final : public Backend {
@@ -125,7 +137,6 @@ public:
         cl_int st = CL_SUCCESS;
         q_ = cl_.CreateCommandQueue(rt_->context, rt_->device.id, 0, &st);
         rt_->check(st, "creating a command queue");
-        pool_ = std::make_unique<HostPool>(rt_, q_);
         for (int i = 0; i < kTypes; ++i) {
             get_rows_[i] = kernel(std::string("get_rows_") + kWeightSuffix[i]);
             // F32 and F16 have their 16-lane kernels below.
@@ -157,7 +168,6 @@ public:
     }
 
     ~OpenClBackend() override {
-        pool_.reset();
         for (cl_kernel k : kernels_) cl_.ReleaseKernel(k);
         if (q_) {
             cl_.Finish(q_);
@@ -167,6 +177,8 @@ public:
 
     const char* name() const override { return "opencl"; }
     uint64_t pool_alignment() const override { return 64; }
+
+    bool reads_step_inputs() const override { return true; }
 
     bool supports(const Op& op) const override { return why_unsupported(op, rt_->device).empty(); }
 
@@ -193,7 +205,8 @@ public:
         const uint64_t T = static_cast<uint64_t>(g.max_tokens);
         for (const Op& op : g.ops) {
             for (const TensorRef* r : {&op.src0, &op.src1, &op.src2, &op.gate_w, &op.gate_b}) upload(*r);
-            for (const TensorRef* r : {&op.dst, &op.src0, &op.src1, &op.src2, &op.mem_m, &op.mem_z, &op.q_nope}) {
+            for (const TensorRef* r : {&op.dst, &op.src0, &op.src1, &op.src2, &op.mem_m, &op.mem_z, &op.q_nope, &op.slots,
+                                       &op.rope_rows, &op.positions, &op.visible, &op.logit_row}) {
                 extent(*r);
             }
             if (op.kind == OpKind::SegmentAttention) {
@@ -209,13 +222,27 @@ public:
         }
     }
 
-    void compute(const Graph& g, const StepParams& step, uint8_t* pool) override {
+    std::unique_ptr<PoolBuffer> wrap_host_pool(uint8_t* host, uint64_t size) override {
+        const SignalHandlersGuard keep_handlers;
+        return std::make_unique<ClPoolBuffer>(rt_, q_, host, size);
+    }
+
+    void compute(const Graph& g, const StepParams& step, PoolBuffer& buffer) override {
+        auto* cl_pool = dynamic_cast<ClPoolBuffer*>(&buffer);
+        if (!cl_pool || cl_pool->runtime() != rt_.get()) {
+            fail(EI_ERR_INVALID_ARGUMENT, "the OpenCL backend computes only on a pool buffer it made (wrap_host_pool)");
+        }
+        uint8_t* pool = cl_pool->host();
         if (step.n_tokens < 1 || step.n_tokens > g.max_tokens) {
             fail(EI_ERR_INVALID_ARGUMENT, "step of " + std::to_string(step.n_tokens) + " tokens for graph '" + g.name +
                                               "' of at most " + std::to_string(g.max_tokens));
         }
         if (pool_extent_ == 0) fail(EI_ERR_STATE, "OpenCL backend: compute before prepare");
-        pool_->bind(pool, pool_extent_);
+        if (pool_extent_ > cl_pool->size()) {
+            fail(EI_ERR_POOL, "OpenCL backend: the pool buffer of " + std::to_string(cl_pool->size()) +
+                                  " bytes is smaller than the graphs need (" + std::to_string(pool_extent_) + ")");
+        }
+        pool_ = cl_pool;
         ensure_scratch();
         bool wants_logits = false;
         try {
@@ -302,52 +329,6 @@ private:
 
     static int32_t i32(int64_t v) { return static_cast<int32_t>(v); }
 
-    // RoPE angles as an input: rows of cos then sin (n_rot / 2 each) for positions
-    // pos0 + dir * t, t < n, computed as the CPU backend's ops::rope computes them (float
-    // pow, theta built by repeated multiplication, the C library's cosf / sinf), so devices
-    // rotate with the CPU's bits. One table serves every layer of a step; it is written
-    // again only when the positions or the rotation change.
-    struct Angles {
-        std::shared_ptr<_cl_mem> buf;
-        size_t floats = 0;
-        int64_t pos0 = 0, dir = 0;
-        int32_t n = -1, n_rot = -1;
-        float base = 0;
-    };
-    cl_mem angles_for(Angles& a, const Op& op, int64_t pos0, int64_t dir, int32_t n) {
-        const int32_t half = op.n_rot / 2;
-        if (a.buf && a.pos0 == pos0 && a.dir == dir && a.n == n && a.n_rot == op.n_rot && a.base == op.rope_base) {
-            return a.buf.get();
-        }
-        const size_t floats = std::max<size_t>(1, static_cast<size_t>(n) * static_cast<size_t>(op.n_rot));
-        if (floats > a.floats) {
-            a.buf = make_buffer(rt_, CL_MEM_READ_ONLY, floats * sizeof(float), nullptr, "RoPE angles");
-            a.floats = floats;
-        }
-        angle_rows_.assign(floats, 0.0f);
-        const float theta_scale = std::pow(op.rope_base, -2.0f / static_cast<float>(op.n_rot));
-        for (int32_t t = 0; t < n; ++t) {
-            float* cs = angle_rows_.data() + static_cast<size_t>(t) * op.n_rot;
-            float theta = static_cast<float>(pos0 + dir * t);
-            for (int32_t i = 0; i < half; ++i) {
-                cs[i] = std::cos(theta);
-                cs[half + i] = std::sin(theta);
-                theta *= theta_scale;
-            }
-        }
-        if (op.n_rot > 0) {
-            rt_->check(cl_.EnqueueWriteBuffer(q_, a.buf.get(), CL_TRUE, 0, floats * sizeof(float), angle_rows_.data(), 0,
-                                              nullptr, nullptr),
-                       "writing RoPE angles");
-        }
-        a.pos0 = pos0;
-        a.dir = dir;
-        a.n = n;
-        a.n_rot = op.n_rot;
-        a.base = op.rope_base;
-        return a.buf.get();
-    }
-
     void run(const Op& op, const StepParams& s) {
         cl_mem pool = pool_->mem();
         const int32_t nt = s.n_tokens;
@@ -370,16 +351,15 @@ private:
                 break;
             }
             case OpKind::Rope: {
-                cl_mem angles = angles_for(rope_angles_, op, s.pos0, 1, nt);
                 args(rope_, pool, op.src0.offset, op.src0.row_bytes, op.dst.offset, op.dst.row_bytes, op.head_dim,
-                     op.n_rot, angles, int32_t{op.rope_mode == 1});
+                     op.n_rot, op.rope_rows.offset, int32_t{op.rope_mode == 1});
                 const size_t global[2] = {static_cast<size_t>(op.n_head), static_cast<size_t>(nt)};
                 launch(rope_, 2, global, nullptr, "rope");
                 break;
             }
             case OpKind::KvStore: {
                 args(kv_store_, pool, op.src0.offset, op.src1.offset, op.src0.row_bytes, op.dst.offset, op.src2.offset,
-                     op.dst.row_bytes, int32_t{op.dst.type == GgmlType::F16}, int64_t{s.pos0}, op.n_sink, op.ring);
+                     op.dst.row_bytes, int32_t{op.dst.type == GgmlType::F16}, op.slots.offset);
                 const size_t global[2] = {static_cast<size_t>(op.src0.cols), static_cast<size_t>(nt)};
                 launch(kv_store_, 2, global, nullptr, "kv_store");
                 break;
@@ -405,7 +385,9 @@ private:
         const bool last_only = op.output_head && !s.all_logits;
         const bool to_logits = op.output_head && s.all_logits;
         const int32_t rows = last_only ? 1 : s.n_tokens;
-        const uint64_t x_off = op.src1.offset + (last_only ? uint64_t(s.n_tokens - 1) * op.src1.row_bytes : 0);
+        // The head's one row comes from the step's step.logit_row input.
+        const uint64_t x_off = op.src1.offset;
+        const int64_t sel_off = last_only ? static_cast<int64_t>(op.logit_row.offset) : int64_t{-1};
         if (to_logits) head_rows_ = N;
         cl_mem y = to_logits ? logits_.get() : pool;
         const uint64_t y_off = to_logits ? uint64_t{0} : op.dst.offset;
@@ -414,7 +396,7 @@ private:
         if (t == GgmlType::F32 || t == GgmlType::F16) {
             cl_kernel k = t == GgmlType::F32 ? mat_mul_f32_lane16_ : mat_mul_f16_lane16_;
             const int32_t rpg = static_cast<int32_t>(std::clamp<int64_t>(4096 / K, 1, 16));  // ~4096 MACs a group
-            args(k, weight(op.src0), op.src0.row_bytes, i32(K), i32(N), rpg, pool, x_off, op.src1.row_bytes, rows, y,
+            args(k, weight(op.src0), op.src0.row_bytes, i32(K), i32(N), rpg, pool, x_off, op.src1.row_bytes, sel_off, rows, y,
                  y_off, y_stride, weight(op.src2), int32_t{op.src2.valid()}, int32_t{op.accumulate},
                  Local{sizeof(float) * kTokenTile * 16});
             const size_t global[2] = {static_cast<size_t>((N + rpg - 1) / rpg) * 16,
@@ -426,16 +408,17 @@ private:
         const bool k_quant = t == GgmlType::Q4_K || t == GgmlType::Q6_K;
         if (t != GgmlType::BF16) {
             if (k_quant) {
-                args(quantize_q8_k_, pool, x_off, op.src1.row_bytes, i32(K), act_q_.get(), act_d_.get(), act_s_.get());
+                args(quantize_q8_k_, pool, x_off, op.src1.row_bytes, sel_off, i32(K), act_q_.get(), act_d_.get(),
+                     act_s_.get());
             } else {
-                args(quantize_q8_0_, pool, x_off, op.src1.row_bytes, i32(K), act_q_.get(), act_d_.get());
+                args(quantize_q8_0_, pool, x_off, op.src1.row_bytes, sel_off, i32(K), act_q_.get(), act_d_.get());
             }
             const size_t g[2] = {static_cast<size_t>(K / (k_quant ? 256 : 32)), static_cast<size_t>(rows)};
             launch(k_quant ? quantize_q8_k_ : quantize_q8_0_, 2, g, nullptr, "quantizing activations");
         }
         cl_kernel k = mat_mul_[type_index(t)];
         args(k, weight(op.src0), op.src0.row_bytes, i32(K), i32(N), act_q_.get(), act_d_.get(), act_s_.get(), pool,
-             x_off, op.src1.row_bytes, y, y_off, y_stride, weight(op.src2), int32_t{op.src2.valid()},
+             x_off, op.src1.row_bytes, sel_off, y, y_off, y_stride, weight(op.src2), int32_t{op.src2.valid()},
              int32_t{op.accumulate});
         const size_t global[2] = {static_cast<size_t>(N), static_cast<size_t>(rows)};
         launch(k, 2, global, nullptr, "mat_mul");
@@ -443,17 +426,21 @@ private:
 
     void attention(const Op& op, const StepParams& s) {
         const int32_t D = op.head_dim, H = op.n_head;
-        const bool use_memory = s.mem_tokens > 0 && op.gate != 0;
         const int64_t sink_shift = sink_shift_of(op, s);
         const size_t ls = ls_;
         const TensorRef& qn = op.q_nope.valid() ? op.q_nope : op.src0;
+        // Whether the memory is used and the sink queries rotate comes from step.visible; a
+        // step that rotates them needs the step.sink_rope rows, planned where sinks follow.
+        if (sink_shift > 0 && !op.rope_rows.valid()) {
+            fail(EI_ERR_INTERNAL, "OpenCL backend: the sinks follow the window but the graph has no sink RoPE rows");
+        }
         args(attention_, pool_->mem(), op.dst.offset, op.dst.row_bytes, op.src0.offset, op.src0.row_bytes, qn.offset,
              qn.row_bytes, op.src1.offset, op.src2.offset, op.src1.row_bytes, int32_t{op.src1.type == GgmlType::F16}, D,
-             H, i32(op.n_head / op.n_head_kv), op.n_sink, op.ring, int64_t{s.ring_start}, int64_t{s.pos0},
+             H, i32(op.n_head / op.n_head_kv), op.n_sink, op.positions.offset, op.visible.offset, op.slots.offset,
              1.0f / std::sqrt(static_cast<float>(D)), scores_.get(), i32(int64_t{op.n_sink} + op.ring),
-             int32_t{use_memory}, op.mem_m.offset, op.mem_z.offset, op.gate, weight(op.gate_w), weight(op.gate_b),
-             int32_t{op.gate_b.valid()}, int32_t{op.memory_rope}, int32_t{sink_shift > 0},
-             sink_shift > 0 ? angles_for(sink_angles_, op, s.pos0 - sink_shift, 1, s.n_tokens) : dummy_.get(), op.n_rot,
+             op.mem_m.offset, op.mem_z.offset, op.gate, weight(op.gate_w), weight(op.gate_b),
+             int32_t{op.gate_b.valid()}, int32_t{op.memory_rope}, op.rope_rows.valid() ? op.rope_rows.offset : uint64_t{0},
+             op.n_rot,
              int32_t{op.rope_mode == 1}, Local{sizeof(float) * ls}, Local{sizeof(float) * D}, Local{sizeof(float) * D},
              Local{sizeof(float) * D}, Local{sizeof(float) * D});
         const size_t global[2] = {static_cast<size_t>(H) * ls, static_cast<size_t>(s.n_tokens)};
@@ -471,9 +458,8 @@ private:
         const int32_t D = op.head_dim, n = s.n_tokens, hkv = op.n_head_kv;
         cl_mem pool = pool_->mem();
         args(fold_prepare_, pool, op.src1.offset, op.src2.offset, op.src1.row_bytes, int32_t{op.src1.type == GgmlType::F16},
-             D, op.n_sink, op.ring, int64_t{s.fold_start}, n, fold_sk_.get(), fold_v_.get(), int32_t{op.memory_rope},
-             op.n_rot, op.memory_rope ? dummy_.get() : angles_for(fold_angles_, op, -s.fold_start, -1, n),
-             int32_t{op.rope_mode == 1});
+             D, op.slots.offset, n, fold_sk_.get(), fold_v_.get(), int32_t{op.memory_rope}, op.n_rot,
+             op.memory_rope ? uint64_t{0} : op.rope_rows.offset, int32_t{op.rope_mode == 1});
         const size_t g1[2] = {static_cast<size_t>(n), static_cast<size_t>(hkv)};
         launch(fold_prepare_, 2, g1, nullptr, "fold_prepare");
         if (op.delta_rule) {
@@ -489,7 +475,7 @@ private:
     std::shared_ptr<Runtime> rt_;
     const Api& cl_;
     cl_command_queue q_ = nullptr;
-    std::unique_ptr<HostPool> pool_;
+    ClPoolBuffer* pool_ = nullptr;  // the buffer of the compute in progress
     std::vector<cl_kernel> kernels_;
     cl_kernel get_rows_[kTypes] = {}, mat_mul_[kTypes] = {};
     cl_kernel mat_mul_f32_lane16_ = nullptr, mat_mul_f16_lane16_ = nullptr;
@@ -504,8 +490,6 @@ private:
     uint64_t act_elems_ = 0, act_q_have_ = 0, act_d_have_ = 0, act_s_have_ = 0;
     int64_t head_rows_ = 0;
     std::shared_ptr<_cl_mem> scores_, fold_sk_, fold_v_, logits_, dummy_, act_q_, act_d_, act_s_;
-    Angles rope_angles_, fold_angles_, sink_angles_;
-    std::vector<float> angle_rows_;
 };
 
 }  // namespace
@@ -526,17 +510,35 @@ std::string why_unsupported(const Op& op, const DeviceInfo& device) {
         return "head size " + std::to_string(o.head_dim) + " rotating " + std::to_string(o.n_rot) +
                " dimensions has no OpenCL kernel";
     };
+    // The per-step facts come from the step-input tensors in the pool (step_inputs.h).
+    auto rows_ok = [&](const TensorRef& r) {
+        return r.where == TensorRef::Where::Pool && r.type == GgmlType::F32 && r.cols >= op.n_rot;
+    };
+    auto slots_ok = [](const TensorRef& r) { return r.where == TensorRef::Where::Pool && r.type == GgmlType::I32; };
+    auto no_input = [](const char* what) { return std::string("the graph gives the kernel no step-input tensor for ") + what; };
     switch (op.kind) {
         case OpKind::GetRows: return weight_ok(op.src0) ? "" : weight(op.src0);
         case OpKind::MatMul:
             if (!weight_ok(op.src0)) return weight(op.src0);
+            if (op.output_head && !slots_ok(op.logit_row)) return no_input("the logit row");
             return vector_ok(op.src2) ? "" : vec(op.src2);
         case OpKind::RmsNorm: return vector_ok(op.src1) && op.src1.valid() ? "" : vec(op.src1);
-        case OpKind::KvStore: return op.dst.type == GgmlType::F16 || op.dst.type == GgmlType::F32 ? "" : cache(op.dst);
+        case OpKind::KvStore:
+            if (!slots_ok(op.slots)) return no_input("the KV write slots");
+            return op.dst.type == GgmlType::F16 || op.dst.type == GgmlType::F32 ? "" : cache(op.dst);
         case OpKind::SegmentAttention:
         case OpKind::MemoryUpdate: {
             if (op.src1.type != GgmlType::F16 && op.src1.type != GgmlType::F32) return cache(op.src1);
             if (!rot(op)) return geometry(op);
+            if (op.kind == OpKind::MemoryUpdate && !slots_ok(op.slots)) return no_input("the folded slots");
+            if (op.kind == OpKind::MemoryUpdate && !op.memory_rope && !rows_ok(op.rope_rows)) {
+                return no_input("the fold's un-RoPE rows");
+            }
+            if (op.kind == OpKind::SegmentAttention &&
+                (!slots_ok(op.slots) || !slots_ok(op.visible) || op.visible.cols < kVisibleInts ||
+                 op.positions.where != TensorRef::Where::Pool || op.positions.type != GgmlType::I64)) {
+                return no_input("the positions, slots and visibility");
+            }
             if (!vector_ok(op.gate_w)) return vec(op.gate_w);
             if (!vector_ok(op.gate_b)) return vec(op.gate_b);
             // The kernels keep 4 head rows and 64 floats of reduction space in local memory.
@@ -547,7 +549,9 @@ std::string why_unsupported(const Op& op, const DeviceInfo& device) {
             }
             return "";
         }
-        case OpKind::Rope: return rot(op) ? "" : geometry(op);
+        case OpKind::Rope:
+            if (!rot(op)) return geometry(op);
+            return rows_ok(op.rope_rows) ? "" : no_input("the RoPE rows");
         case OpKind::SwiGlu: return "";
     }
     return "unknown op kind";

@@ -1,7 +1,8 @@
 // The backend interface every compute backend implements (CPU, OpenCL; the Hexagon NPU
 // plugs in beside them through the device registry). Kept smaller than ggml's: our graphs
-// are fixed ahead of time, so a backend only answers three questions: can you run this
-// op, what pool alignment do you need, and run this graph over this pool.
+// are fixed ahead of time, so a backend answers: can you run this op, what pool alignment
+// do you need, what buffer do you compute on for a host pool, and run this graph over that
+// buffer.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "graph.h"
+#include "pool_buffer.h"
 
 namespace ei {
 
@@ -29,9 +31,21 @@ public:
         (void)graph;
         (void)cache;
     }
-    // Runs every op of graph over the pool for one step. Never allocates. Returns with the
-    // pool on the host and every op finished (the scheduler runs a CPU run right after).
-    virtual void compute(const Graph& graph, const StepParams& step, uint8_t* pool) = 0;
+    // The buffer this backend computes on over the host allocation a session was given
+    // (Java owns that memory; the buffer must not outlive it, nor the backend). Default:
+    // the host memory itself.
+    virtual std::unique_ptr<PoolBuffer> wrap_host_pool(uint8_t* host, uint64_t size) {
+        return std::make_unique<HostPoolBuffer>(host, size);
+    }
+    // Whether compute reads the step-input tensors (step_inputs.h) the session writes before
+    // each step; the CPU lowering derives the same facts from StepParams and skips them.
+    virtual bool reads_step_inputs() const { return false; }
+    // Runs every op of graph over the pool for one step; pool is a buffer from the device
+    // backend's wrap_host_pool (a CPU run of a split graph computes on its host memory).
+    // Returns with every op finished and the pool on the host, so the scheduler can run a
+    // CPU run right after; the session still calls pool.synchronize() before it reads
+    // results. Never allocates.
+    virtual void compute(const Graph& graph, const StepParams& step, PoolBuffer& pool) = 0;
 };
 
 // Devices and the backends they make: device_registry.h. Which backend runs which op:

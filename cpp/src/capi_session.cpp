@@ -409,6 +409,19 @@ ei_status ei_plan_graph_ops(const ei_plan* p, const char* graph, int32_t* total,
     });
 }
 
+// ---------------------------------------------------------------- graph tables (issue 14)
+
+ei_status ei_plan_describe_graph(const ei_plan* p, const char* graph, char* out, uint64_t capacity, uint64_t* len_out) {
+    return guard([&] {
+        const ei::Plan& plan = require(p, "plan")->plan;
+        const std::string name = require(graph, "graph");
+        const ei::Graph* g = name == "prefill" ? &plan.prefill : name == "decode" ? &plan.decode
+                             : name == "fold"  ? &plan.fold : nullptr;
+        if (!g) ei::fail(EI_ERR_INVALID_ARGUMENT, "no graph '" + name + "' (graphs: prefill, decode, fold)");
+        copy_out(ei::describe_graph(*g), out, capacity, len_out);
+    });
+}
+
 }  // extern "C"
 
 // ------------------------------------------------------------------ importance matrix

@@ -1,6 +1,8 @@
-// Fixed-shape graphs: a list of ops over buffers at fixed pool offsets, planned once per
-// scenario (prefill of up to L tokens, decode of 1). Backends execute them; the graph
-// code never knows which backend runs it.
+// Fixed-shape graphs, planned once per scenario (prefill of up to L tokens, decode of 1,
+// fold): a table of every tensor the graph touches and a list of ops over tensor ids.
+// Backends execute them; the graph code never knows which backend runs it. The CPU
+// lowering addresses operands by their pool offsets (TensorRef); a device compiler reads
+// the table and each op's reads / writes / updates.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -15,6 +17,7 @@ namespace ei {
 struct TensorRef {
     enum class Where : uint8_t { None, Pool, Weight };
     Where where = Where::None;
+    int32_t id = -1;              // the graph's tensor table entry this ref was made from
     GgmlType type = GgmlType::F32;
     uint64_t offset = 0;          // Pool: byte offset
     const void* data = nullptr;   // Weight: mapped data
@@ -23,6 +26,59 @@ struct TensorRef {
     uint64_t row_bytes = 0;       // stride between rows
 
     bool valid() const { return where != Where::None; }
+};
+
+// What a tensor is to a graph. A static-graph compiler binds weights once, feeds step
+// inputs each step, keeps state across steps (it persists in the pool), and may place
+// activations and scratch anywhere it likes.
+enum class TensorRole : uint8_t {
+    Weight,      // model data, read-only
+    StepInput,   // written by the session before each step (token ids), read-only to ops
+    Activation,  // produced and consumed within one step
+    State,       // persists across steps: KV cache, memory M and z
+    Output,      // read by the session after a step (logits)
+    Scratch,     // an op's private workspace (converted activations, scores)
+};
+const char* role_name(TensorRole r);
+
+// How a tensor's elements are quantized. Today the ggml block layout (its scales live in
+// the blocks); an NPU's per-tensor or per-channel affine encoding gets its fields here.
+struct QuantParams {
+    GgmlType block_type = GgmlType::F32;  // the ggml block type of the data
+    int64_t block_size = 1;               // elements per block
+    uint64_t block_bytes = 0;             // bytes per block
+};
+
+// One entry of a graph's tensor table: a 2-D tensor of `rows` rows of `cols` elements.
+// Names: GGUF names for weights ("blk.3.attn_q.weight"), pool region names for the rest,
+// with the layer for per-layer state ("kv.k.3", "mem.M.3").
+struct Tensor {
+    int32_t id = -1;
+    std::string name;
+    TensorRole role = TensorRole::Activation;
+    GgmlType type = GgmlType::F32;
+    int64_t cols = 0, rows = 0;
+    uint64_t row_bytes = 0;
+    TensorRef::Where where = TensorRef::Where::None;
+    uint64_t offset = 0;          // Pool: byte offset of row 0
+    const void* data = nullptr;   // Weight: mapped data
+    bool quantized = false;
+    QuantParams quant;            // meaningful when quantized
+
+    uint64_t bytes() const { return row_bytes * static_cast<uint64_t>(rows); }
+    // The operand an op names: everything from this entry.
+    TensorRef ref() const {
+        TensorRef r;
+        r.where = where;
+        r.id = id;
+        r.type = type;
+        r.offset = offset;
+        r.data = data;
+        r.cols = cols;
+        r.rows = rows;
+        r.row_bytes = row_bytes;
+        return r;
+    }
 };
 
 enum class OpKind : uint8_t {
@@ -69,7 +125,24 @@ struct Op {
     // SegmentAttention: the sink keys are seen as if they sat right behind the window (their
     // positions moved up by the folded tokens), not at their absolute positions.
     bool sinks_follow = false;
+    // Step inputs (role StepInput, written by StepInputWriter, step_inputs.h) the op reads:
+    // Rope: rope_rows (cos/sin of each row's position); KvStore: slots (write slot per row);
+    // SegmentAttention: positions, slots (its own rows), visible (sinks and ring spans) and,
+    // with sinks behind the window, rope_rows for the sink queries; MemoryUpdate: slots and
+    // rope_rows (un-RoPE) of the folded tokens; the output head: logit_row. Backends that
+    // lower from StepParams (the CPU) ignore them.
+    TensorRef positions, slots, visible, rope_rows, logit_row;
+
+    // The op's dataflow over tensor ids, from op_access (the planner fills it): tensors it
+    // only reads, tensors it writes without reading their old contents, and tensors it
+    // updates in place (reads, then writes: an accumulating MatMul's dst, SwiGlu's dst,
+    // the KV cache rows KvStore writes, the memory a fold changes). Each id once.
+    std::vector<int32_t> reads, writes, updates;
 };
+
+// Reads, writes and in-place updates of op, from its kind and operands (ids of the refs;
+// refs without an id are left out). The one place that knows each operand's direction.
+void op_access(const Op& op, std::vector<int32_t>& reads, std::vector<int32_t>& writes, std::vector<int32_t>& updates);
 
 // The KV slot of a token: S sink slots hold positions 0..S-1, then a ring of `ring` slots
 // holds later positions, each at S + (pos - S) mod ring. Planner, session and backends
@@ -81,8 +154,14 @@ inline int64_t kv_slot(int64_t pos, int64_t n_sink, int64_t ring) {
 struct Graph {
     std::string name;
     int32_t max_tokens = 0;     // L for prefill, 1 for decode
+    std::vector<Tensor> tensors;  // the table: tensors[i].id == i
     std::vector<Op> ops;
+
+    const Tensor& tensor(int32_t id) const;  // throws EI_ERR_INTERNAL for an id not in the table
 };
+
+// The table and ops of graph as text, one tensor or op per line (ei plan --graph).
+std::string describe_graph(const Graph& graph);
 
 struct StepParams;
 

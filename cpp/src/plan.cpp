@@ -70,73 +70,69 @@ Op make_op(OpKind kind, TensorRef dst, TensorRef s0, TensorRef s1 = {}, TensorRe
     return o;
 }
 
-TensorRef weight(const TensorInfo* t) {
-    TensorRef r;
-    if (!t) return r;
-    r.where = TensorRef::Where::Weight;
-    r.type = static_cast<GgmlType>(t->type);
-    r.data = t->data;
-    r.cols = t->ne[0];
-    r.rows = t->rows();
-    r.row_bytes = t->rows() ? t->n_bytes / static_cast<uint64_t>(t->rows()) : 0;
-    return r;
-}
+// A graph's tensor table as it is built: each name gets one entry, the first time an op
+// names it; every operand ref is made from its entry.
+class Table {
+public:
+    explicit Table(Graph& g) : g_(g) {}
+
+    TensorRef add(Tensor t) {
+        for (const Tensor& e : g_.tensors) {
+            if (e.name != t.name) continue;
+            // One name, one tensor: a second use must describe the same thing.
+            if (e.where != t.where || e.type != t.type || e.cols != t.cols || e.rows != t.rows ||
+                e.row_bytes != t.row_bytes || e.offset != t.offset || e.data != t.data || e.role != t.role) {
+                fail(EI_ERR_INTERNAL, "plan: tensor '" + t.name + "' of graph '" + g_.name + "' named twice with different shapes");
+            }
+            return e.ref();
+        }
+        t.id = static_cast<int32_t>(g_.tensors.size());
+        g_.tensors.push_back(t);
+        return g_.tensors.back().ref();
+    }
+
+private:
+    Graph& g_;
+};
 
 // Builds graphs over a planned pool; `buf(name, cols, rows)` is a pool region seen as rows.
 class GraphBuilder {
 public:
     GraphBuilder(const Model& m, const PoolPlan& pool, const Scenario& sc)
-        : m_(m), hp_(m.hparams()), pool_(pool), sc_(sc) {
-        act_q_ = buf("act_q", 0, 0, GgmlType::I8);
-        act_q_.row_bytes = 0;  // the backend lays out converted rows itself
-        scores_ = buf("scores", sc.kv_slots(), 1);
-        fold_ = buf("fold", 0, 0);
-    }
-
-    TensorRef buf(const std::string& name, int64_t cols, int64_t rows, GgmlType type = GgmlType::F32) const {
-        TensorRef r;
-        r.where = TensorRef::Where::Pool;
-        r.type = type;
-        r.offset = pool_.region(name).offset;
-        r.cols = cols;
-        r.rows = rows;
-        r.row_bytes = static_cast<uint64_t>(cols) * (type == GgmlType::F16 ? 2 : 4);
-        return r;
-    }
-
-    // The layer's slice of a per-layer region of `rows` rows of `cols`.
-    TensorRef layer_slice(const std::string& name, int32_t layer, int64_t cols, int64_t rows,
-                          GgmlType type = GgmlType::F32) const {
-        TensorRef r = buf(name, cols, rows, type);
-        r.offset += static_cast<uint64_t>(layer) * rows * r.row_bytes;
-        return r;
-    }
-
-    TensorRef cache(const std::string& name, int32_t layer) const {
-        return layer_slice(name, layer, hp_.n_embd_kv(), sc_.kv_slots(),
-                           sc_.kv_type == KvType::F16 ? GgmlType::F16 : GgmlType::F32);
-    }
+        : m_(m), hp_(m.hparams()), pool_(pool), sc_(sc) {}
 
     Graph build(const std::string& name, int32_t T) const {
         Graph g;
         g.name = name;
         g.max_tokens = T;
+        Table tab(g);
         const int64_t q_dim = int64_t{hp_.n_head} * hp_.head_dim;
-        Rows r{buf("x", hp_.n_embd, T),        buf("xn", hp_.n_embd, T),         buf("q", q_dim, T),
-               buf("q_rope", q_dim, T),        buf("k", hp_.n_embd_kv(), T),     buf("k_rope", hp_.n_embd_kv(), T),
-               buf("v", hp_.n_embd_kv(), T),   buf("attn", q_dim, T),            buf("ffn_gate", hp_.n_ff, T),
-               buf("ffn_up", hp_.n_ff, T)};
+        auto act = [&](const char* n, int64_t cols) { return buf(tab, n, TensorRole::Activation, cols, T); };
+        Rows r{act("x", hp_.n_embd),        act("xn", hp_.n_embd),       act("q", q_dim),
+               act("q_rope", q_dim),        act("k", hp_.n_embd_kv()),   act("k_rope", hp_.n_embd_kv()),
+               act("v", hp_.n_embd_kv()),   act("attn", q_dim),          act("ffn_gate", hp_.n_ff),
+               act("ffn_up", hp_.n_ff),      {}, {}, {}, {}, {}};
 
-        g.ops.push_back(make_op(OpKind::GetRows, r.x, weight(m_.tok_embd()), buf("tokens", 1, T, GgmlType::I32)));
-        for (int32_t il = 0; il < hp_.n_layer; ++il) build_layer(g, il, r);
+        // The step inputs (StepInputWriter fills them).
+        r.pos = step_in(tab, "step.pos", 1, T, GgmlType::I64);
+        r.slots = step_in(tab, "step.kv_slot", 1, T, GgmlType::I32);
+        r.rope = step_in(tab, "step.rope", rope_cols(), T);
+        r.visible = step_in(tab, "step.visible", kVisibleInts, 1, GgmlType::I32);
+        if (sc_.memory && sc_.sinks_follow && sc_.n_sink > 0) r.sink_rope = step_in(tab, "step.sink_rope", rope_cols(), T);
+        g.ops.push_back(make_op(OpKind::GetRows, r.x, weight(tab, m_.tok_embd()),
+                                buf(tab, "tokens", TensorRole::StepInput, 1, T, GgmlType::I32)));
+        for (int32_t il = 0; il < hp_.n_layer; ++il) build_layer(g, tab, il, r);
 
-        Op norm = make_op(OpKind::RmsNorm, r.xn, r.x, weight(m_.output_norm()));
+        Op norm = make_op(OpKind::RmsNorm, r.xn, r.x, weight(tab, m_.output_norm()));
         norm.eps = hp_.rms_eps;
         g.ops.push_back(norm);
-        Op head = make_op(OpKind::MatMul, buf("logits", hp_.n_vocab, 1), weight(m_.output()), r.xn);
+        Op head = make_op(OpKind::MatMul, buf(tab, "logits", TensorRole::Output, hp_.n_vocab, 1), weight(tab, m_.output()),
+                          r.xn);
         head.output_head = true;
-        head.aux = act_q_;
+        head.aux = act_q(tab);
+        head.logit_row = step_in(tab, "step.logit_row", 1, 1, GgmlType::I32);
         g.ops.push_back(head);
+        finish(g);
         return g;
     }
 
@@ -145,24 +141,101 @@ public:
         Graph g;
         g.name = "fold";
         g.max_tokens = sc_.n_batch;
+        Table tab(g);
         for (int32_t il = 0; il < hp_.n_layer; ++il) {
-            Op o = base_op(OpKind::MemoryUpdate, il);
+            Op o = base_op(tab, OpKind::MemoryUpdate, il);
             o.dst = o.mem_m;
-            o.src1 = cache("kv.k", il);
-            o.src2 = cache("kv.v", il);
-            o.aux = fold_;
+            o.src1 = cache(tab, "kv.k", il);
+            o.src2 = cache(tab, "kv.v", il);
+            o.aux = fold_scratch(tab);
+            o.slots = step_in(tab, "step.fold_slot", 1, sc_.n_batch, GgmlType::I32);
+            if (!sc_.memory_rope) o.rope_rows = step_in(tab, "step.fold_rope", rope_cols(), sc_.n_batch);
             g.ops.push_back(o);
         }
+        finish(g);
         return g;
     }
 
 private:
     struct Rows {
         TensorRef x, xn, q, q_rope, k, k_rope, v, attn, gate, up;
+        TensorRef pos, slots, rope, visible, sink_rope;  // step inputs
     };
 
+    TensorRef step_in(Table& tab, const std::string& name, int64_t cols, int64_t rows, GgmlType type = GgmlType::F32) const {
+        return buf(tab, name, TensorRole::StepInput, cols, rows, type);
+    }
+    // RoPE rows: cos then sin, n_rot / 2 each (one unused column when nothing rotates).
+    int64_t rope_cols() const { return std::max<int64_t>(1, hp_.n_rot); }
+
+    // Every op's reads, writes and updates, from its operands.
+    static void finish(Graph& g) {
+        for (Op& op : g.ops) op_access(op, op.reads, op.writes, op.updates);
+    }
+
+    // Rows `first`.. of a pool region, under their own name.
+    TensorRef buf(Table& tab, const std::string& name, TensorRole role, int64_t cols, int64_t rows,
+                  GgmlType type = GgmlType::F32, const std::string& region = "", int64_t first = 0) const {
+        Tensor t;
+        t.name = name;
+        t.role = role;
+        t.where = TensorRef::Where::Pool;
+        t.type = type;
+        t.cols = cols;
+        t.rows = rows;
+        t.row_bytes = static_cast<uint64_t>(cols) * static_cast<uint64_t>(type_traits(type).type_size);
+        t.offset = pool_.region(region.empty() ? name : region).offset + static_cast<uint64_t>(first) * t.row_bytes;
+        return tab.add(t);
+    }
+
+    // The layer's slice ("kv.k.3") of a per-layer region of `rows` rows of `cols`.
+    TensorRef layer_slice(Table& tab, const std::string& region, int32_t layer, int64_t cols, int64_t rows,
+                          GgmlType type = GgmlType::F32) const {
+        return buf(tab, region + "." + std::to_string(layer), TensorRole::State, cols, rows, type, region,
+                   int64_t{layer} * rows);
+    }
+
+    TensorRef cache(Table& tab, const std::string& name, int32_t layer) const {
+        return layer_slice(tab, name, layer, hp_.n_embd_kv(), sc_.kv_slots(),
+                           sc_.kv_type == KvType::F16 ? GgmlType::F16 : GgmlType::F32);
+    }
+
+    // Scratch the backend lays out itself, seen as bytes: MatMul's converted activations.
+    TensorRef act_q(Table& tab) const {
+        return buf(tab, "act_q", TensorRole::Scratch, static_cast<int64_t>(pool_.region("act_q").size), 1, GgmlType::I8);
+    }
+    // Attention scores: rows of kv_slots floats (per thread, kMaxQueries rows each).
+    TensorRef scores(Table& tab) const {
+        const int64_t cols = sc_.kv_slots();
+        return buf(tab, "scores", TensorRole::Scratch, cols,
+                   static_cast<int64_t>(pool_.region("scores").size / (static_cast<uint64_t>(cols) * 4)));
+    }
+    // The fold's per-thread workspace, rows of head_dim floats.
+    TensorRef fold_scratch(Table& tab) const {
+        const int64_t d = hp_.head_dim;
+        return buf(tab, "fold", TensorRole::Scratch, d,
+                   static_cast<int64_t>(pool_.region("fold").size / (static_cast<uint64_t>(d) * 4)));
+    }
+
+    static TensorRef weight(Table& tab, const TensorInfo* w) {
+        if (!w) return {};
+        Tensor t;
+        t.name = w->name;
+        t.role = TensorRole::Weight;
+        t.where = TensorRef::Where::Weight;
+        t.type = static_cast<GgmlType>(w->type);
+        t.data = w->data;
+        t.cols = w->ne[0];
+        t.rows = w->rows();
+        t.row_bytes = w->rows() ? w->n_bytes / static_cast<uint64_t>(w->rows()) : 0;
+        const TypeTraits tt = type_traits(t.type);
+        t.quantized = tt.block_size > 1;
+        if (t.quantized) t.quant = {t.type, tt.block_size, static_cast<uint64_t>(tt.type_size)};
+        return tab.add(t);
+    }
+
     // Every op of a layer carries the layer's geometry and memory settings.
-    Op base_op(OpKind kind, int32_t il) const {
+    Op base_op(Table& tab, OpKind kind, int32_t il) const {
         Op o;
         o.kind = kind;
         o.layer = il;
@@ -175,54 +248,66 @@ private:
         o.rope_mode = hp_.rope_mode == RopeMode::Halves ? 1 : 0;
         o.n_sink = sc_.n_sink;
         o.ring = sc_.n_window + sc_.n_batch;
-        const int64_t d = hp_.head_dim;
-        o.mem_m = layer_slice("mem.M", il, d * d, hp_.n_head_kv);
-        o.mem_z = layer_slice("mem.z", il, d, hp_.n_head_kv);
         o.memory_rope = sc_.memory_rope;
         o.delta_rule = sc_.rule == MemoryRule::Delta;
         o.sinks_follow = sc_.sinks_follow;
         const LayerWeights& w = m_.layers()[il];
         o.gate = sc_.gates_off ? 0 : w.gate == LayerWeights::Gate::Scalar ? 1 : w.gate == LayerWeights::Gate::Adaptive ? 2 : 0;
-        o.gate_w = weight(w.gate_w);
-        o.gate_b = weight(w.gate_b);
+        // Only the ops that use the memory name it (the table holds what ops touch).
+        if (kind == OpKind::SegmentAttention || kind == OpKind::MemoryUpdate) {
+            const int64_t d = hp_.head_dim;
+            o.mem_m = layer_slice(tab, "mem.M", il, d * d, hp_.n_head_kv);
+            o.mem_z = layer_slice(tab, "mem.z", il, d, hp_.n_head_kv);
+        }
+        if (kind == OpKind::SegmentAttention && o.gate != 0) {
+            o.gate_w = weight(tab, w.gate_w);
+            o.gate_b = weight(tab, w.gate_b);
+        }
         return o;
     }
 
     // The forward pass of one transformer layer: pre-norm segment attention, SwiGLU FFN.
-    void build_layer(Graph& g, int32_t il, const Rows& r) const {
+    void build_layer(Graph& g, Table& tab, int32_t il, const Rows& r) const {
         const LayerWeights& w = m_.layers()[il];
         auto op = [&](OpKind kind, TensorRef dst, TensorRef s0, TensorRef s1 = {}, TensorRef s2 = {}) -> Op& {
-            Op o = base_op(kind, il);
+            Op o = base_op(tab, kind, il);
             o.dst = dst;
             o.src0 = s0;
             o.src1 = s1;
             o.src2 = s2;
-            if (kind == OpKind::MatMul) o.aux = act_q_;
-            if (kind == OpKind::SegmentAttention) o.aux = scores_;
+            if (kind == OpKind::MatMul) o.aux = act_q(tab);
+            if (kind == OpKind::SegmentAttention) o.aux = scores(tab);
             g.ops.push_back(o);
             return g.ops.back();
         };
-        op(OpKind::RmsNorm, r.xn, r.x, weight(w.attn_norm));
-        op(OpKind::MatMul, r.q, weight(w.wq), r.xn, weight(w.bq));
-        op(OpKind::MatMul, r.k, weight(w.wk), r.xn, weight(w.bk));
-        op(OpKind::MatMul, r.v, weight(w.wv), r.xn, weight(w.bv));
-        op(OpKind::Rope, r.q_rope, r.q);                           // rotates n_head heads
-        op(OpKind::Rope, r.k_rope, r.k).n_head = hp_.n_head_kv;   // rotates the KV heads
-        op(OpKind::KvStore, cache("kv.k", il), r.k_rope, r.v, cache("kv.v", il));
-        op(OpKind::SegmentAttention, r.attn, r.q_rope, cache("kv.k", il), cache("kv.v", il)).q_nope = r.q;
-        op(OpKind::MatMul, r.x, weight(w.wo), r.attn).accumulate = true;
-        op(OpKind::RmsNorm, r.xn, r.x, weight(w.ffn_norm));
-        op(OpKind::MatMul, r.gate, weight(w.ffn_gate), r.xn);
-        op(OpKind::MatMul, r.up, weight(w.ffn_up), r.xn);
+        auto wt = [&](const TensorInfo* t) { return weight(tab, t); };
+        op(OpKind::RmsNorm, r.xn, r.x, wt(w.attn_norm));
+        op(OpKind::MatMul, r.q, wt(w.wq), r.xn, wt(w.bq));
+        op(OpKind::MatMul, r.k, wt(w.wk), r.xn, wt(w.bk));
+        op(OpKind::MatMul, r.v, wt(w.wv), r.xn, wt(w.bv));
+        op(OpKind::Rope, r.q_rope, r.q).rope_rows = r.rope;       // rotates n_head heads
+        Op& rope_k = op(OpKind::Rope, r.k_rope, r.k);
+        rope_k.n_head = hp_.n_head_kv;                            // rotates the KV heads
+        rope_k.rope_rows = r.rope;
+        op(OpKind::KvStore, cache(tab, "kv.k", il), r.k_rope, r.v, cache(tab, "kv.v", il)).slots = r.slots;
+        Op& attn = op(OpKind::SegmentAttention, r.attn, r.q_rope, cache(tab, "kv.k", il), cache(tab, "kv.v", il));
+        attn.q_nope = r.q;
+        attn.positions = r.pos;
+        attn.slots = r.slots;
+        attn.visible = r.visible;
+        attn.rope_rows = r.sink_rope;
+        op(OpKind::MatMul, r.x, wt(w.wo), r.attn).accumulate = true;
+        op(OpKind::RmsNorm, r.xn, r.x, wt(w.ffn_norm));
+        op(OpKind::MatMul, r.gate, wt(w.ffn_gate), r.xn);
+        op(OpKind::MatMul, r.up, wt(w.ffn_up), r.xn);
         op(OpKind::SwiGlu, r.gate, r.up);
-        op(OpKind::MatMul, r.x, weight(w.ffn_down), r.gate).accumulate = true;
+        op(OpKind::MatMul, r.x, wt(w.ffn_down), r.gate).accumulate = true;
     }
 
     const Model& m_;
     const HParams& hp_;
     const PoolPlan& pool_;
     const Scenario& sc_;
-    TensorRef act_q_, scores_, fold_;
 };
 
 // Bytes of the widest activation row once converted to the type its weight dots with.
@@ -284,7 +369,32 @@ Plan make_plan(std::shared_ptr<const Model> model, const Scenario& sc) {
     pb.add("kv.v", {layers, slots, kv_dim, kv_elem});
     pb.add("mem.M", {layers, static_cast<uint64_t>(hp.n_head_kv), d, d, f32});
     pb.add("mem.z", {layers, static_cast<uint64_t>(hp.n_head_kv), d, f32});
+    // Step inputs, sized by L (step_inputs.h).
+    const uint64_t rope_cols = std::max<uint64_t>(1, static_cast<uint64_t>(hp.n_rot));
+    pb.add("step.pos", {T, 8});
+    pb.add("step.kv_slot", {T, 4});
+    pb.add("step.rope", {T, rope_cols, f32});
+    pb.add("step.sink_rope", {T, rope_cols, f32});
+    pb.add("step.visible", {static_cast<uint64_t>(kVisibleInts), 4});
+    pb.add("step.logit_row", {4});
+    pb.add("step.fold_slot", {T, 4});
+    pb.add("step.fold_rope", {T, rope_cols, f32});
     plan.pool = pb.finish();
+    StepInputLayout& si = plan.step_inputs;
+    si.max_tokens = sc.n_batch;
+    si.n_rot = hp.n_rot;
+    si.rope_base = hp.rope_base;
+    si.n_sink = sc.n_sink;
+    si.ring = sc.n_window + sc.n_batch;
+    si.sinks_follow = sc.sinks_follow;
+    si.pos = plan.pool.region("step.pos").offset;
+    si.kv_slot = plan.pool.region("step.kv_slot").offset;
+    si.rope = plan.pool.region("step.rope").offset;
+    si.sink_rope = plan.pool.region("step.sink_rope").offset;
+    si.visible = plan.pool.region("step.visible").offset;
+    si.logit_row = plan.pool.region("step.logit_row").offset;
+    si.fold_slot = plan.pool.region("step.fold_slot").offset;
+    si.fold_rope = plan.pool.region("step.fold_rope").offset;
 
     GraphBuilder gb(m, plan.pool, plan.scenario);
     plan.prefill = gb.build("prefill", sc.n_batch);

@@ -11,6 +11,7 @@
 #include "model.h"
 #include "scenario.h"
 #include "scheduler.h"
+#include "step_inputs.h"
 
 namespace ei {
 
@@ -38,6 +39,7 @@ struct Plan {
     Graph decode;   // 1 token
     Graph fold;     // folds the oldest L window tokens of every layer into memory
     Placement placement;  // which device runs each op (scheduler.h)
+    StepInputLayout step_inputs;  // where the per-step input tensors live in the pool
 };
 
 Plan make_plan(std::shared_ptr<const Model> model, const Scenario& scenario);

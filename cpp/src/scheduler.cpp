@@ -74,9 +74,11 @@ Placement place_graphs(const Plan& plan) {
     return p;
 }
 
-Scheduler::Scheduler(const Plan& plan) {
+Scheduler::Scheduler(const Plan& plan) : Scheduler(plan, find_device(plan.placement.device)->create(plan.scenario)) {}
+
+Scheduler::Scheduler(const Plan& plan, std::unique_ptr<Backend> device) : device_(std::move(device)) {
+    if (!device_) fail(EI_ERR_INVALID_ARGUMENT, "the device backend is null");
     const Placement& p = plan.placement;
-    device_ = find_device(p.device)->create(plan.scenario);
     if (!p.fallbacks.empty() && p.device != "cpu") cpu_ = cpu_device()->create(plan.scenario);
     const Graph* graphs[3] = {&plan.prefill, &plan.decode, &plan.fold};
     const std::vector<uint8_t>* on_cpu[3] = {&p.prefill_on_cpu, &p.decode_on_cpu, &p.fold_on_cpu};
@@ -124,7 +126,13 @@ uint64_t Scheduler::pool_alignment() const {
     return std::max(device_->pool_alignment(), cpu_ ? cpu_->pool_alignment() : uint64_t{1});
 }
 
-void Scheduler::compute(const Graph& g, const StepParams& step, uint8_t* pool) {
+std::unique_ptr<PoolBuffer> Scheduler::wrap_host_pool(uint8_t* host, uint64_t size) {
+    return device_->wrap_host_pool(host, size);
+}
+
+bool Scheduler::reads_step_inputs() const { return device_->reads_step_inputs(); }
+
+void Scheduler::compute(const Graph& g, const StepParams& step, PoolBuffer& pool) {
     for (Schedule& s : schedules_) {
         if (s.graph != &g) continue;
         if (s.whole) {

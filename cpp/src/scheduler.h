@@ -47,14 +47,21 @@ public:
     // Creates the backends the plan's placement needs (the device's; the CPU's too when ops
     // fall back) and splits the graphs into their runs.
     explicit Scheduler(const Plan& plan);
+    // The same with the device's backend made by the caller (Session's test door).
+    Scheduler(const Plan& plan, std::unique_ptr<Backend> device);
     ~Scheduler();
     // The largest pool alignment of the backends in use.
     uint64_t pool_alignment() const;
     // Each backend prepares the weights of the ops it runs (once per model and device: the
     // forms live in the model's cache).
     void prepare(WeightCache& weights);
+    // The pool buffer the session does its I/O through: the device backend's over the host
+    // allocation (a CPU run of a split graph computes on its host memory).
+    std::unique_ptr<PoolBuffer> wrap_host_pool(uint8_t* host, uint64_t size);
+    // Whether the device backend reads the step-input tensors (step_inputs.h).
+    bool reads_step_inputs() const;
     // Runs graph (one of the plan's) for one step. Never allocates.
-    void compute(const Graph& graph, const StepParams& step, uint8_t* pool);
+    void compute(const Graph& graph, const StepParams& step, PoolBuffer& pool);
 
 private:
     struct Run {

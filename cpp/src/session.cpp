@@ -11,8 +11,10 @@
 
 namespace ei {
 
-Session::Session(const Plan& plan, uint8_t* pool, uint64_t pool_size)
-    : plan_(plan), pool_(pool) {
+Session::Session(const Plan& plan, uint8_t* pool, uint64_t pool_size) : Session(plan, pool, pool_size, nullptr) {}
+
+Session::Session(const Plan& plan, uint8_t* pool, uint64_t pool_size, std::unique_ptr<Backend> device)
+    : plan_(plan) {
     if (!plan_.model) fail(EI_ERR_INVALID_ARGUMENT, "the plan has no model");
     if (!pool) fail(EI_ERR_POOL, "pool is null");
     if (pool_size < plan_.pool.size) {
@@ -20,13 +22,18 @@ Session::Session(const Plan& plan, uint8_t* pool, uint64_t pool_size)
                               std::to_string(plan_.pool.size));
     }
     // The plan placed every op (the device's, or the CPU's by fallback); the scheduler makes
-    // those backends, which prepare their weights once per (model, device).
-    scheduler_ = std::make_unique<Scheduler>(plan_);
+    // those backends (or takes the caller's device backend), which prepare their weights once
+    // per (model, device).
+    scheduler_ = device ? std::make_unique<Scheduler>(plan_, std::move(device)) : std::make_unique<Scheduler>(plan_);
     const uint64_t align = std::max(plan_.pool.alignment, scheduler_->pool_alignment());
     if (reinterpret_cast<uintptr_t>(pool) % align != 0) {
         fail(EI_ERR_POOL, "pool address is not aligned to " + std::to_string(align) + " bytes");
     }
     scheduler_->prepare(model().weight_cache());
+    pool_ = scheduler_->wrap_host_pool(pool, plan_.pool.size);
+    if (!pool_->host()) logits_.resize(static_cast<size_t>(n_vocab()));
+    step_inputs_on_ = scheduler_->reads_step_inputs();
+    if (step_inputs_on_) step_inputs_ = StepInputWriter(plan_.step_inputs);
     reset();
 }
 
@@ -38,9 +45,10 @@ void Session::reset() {
     last_logits_ = nullptr;
     finished_ = true;
     // The memory starts empty; the KV slots need no clearing (positions say what is valid).
+    pool_->synchronize();
     for (const char* name : {"mem.M", "mem.z"}) {
         const Region& r = plan_.pool.region(name);
-        std::memset(pool_ + r.offset, 0, r.size);
+        pool_->zero(r.offset, r.size);
     }
 }
 
@@ -86,7 +94,11 @@ void Session::fold_if_needed(int32_t incoming) {
     // the ring held at most W + L, so one fold always makes room.
     StepParams s = step_params(sc.n_batch);
     s.fold_start = ring_start_;
-    scheduler_->compute(plan_.fold, s, pool_);
+    if (step_inputs_on_) {
+        pool_->synchronize();
+        step_inputs_.write(s, true, *pool_);
+    }
+    scheduler_->compute(plan_.fold, s, *pool_);
     ring_start_ += sc.n_batch;
     folded_ += sc.n_batch;
     route_ = Route::Memory;
@@ -104,31 +116,41 @@ const float* Session::eval(const int32_t* tokens, int32_t n, float* all_logits, 
     plan_route(n);
     const int32_t L = sc.n_batch, n_vocab = model().hparams().n_vocab;
     const Region& tok_region = plan_.pool.region("tokens");
-    float* logits = reinterpret_cast<float*>(pool_ + plan_.pool.region("logits").offset);
+    const uint64_t logits_at = plan_.pool.region("logits").offset, logits_bytes = sizeof(float) * uint64_t(n_vocab);
     for (int32_t done = 0; done < n;) {
         if (cancel_.load(std::memory_order_relaxed)) {
             // Leave the session consistent: its last logits are those of the last token run.
-            if (done > 0 && all_logits) {
-                std::memcpy(logits, all_logits + int64_t{done - 1} * n_vocab, sizeof(float) * n_vocab);
-            }
-            if (done > 0) last_logits_ = logits;
+            pool_->synchronize();
+            if (done > 0 && all_logits) pool_->write(logits_at, all_logits + int64_t{done - 1} * n_vocab, logits_bytes);
+            if (done > 0) last_logits_ = read_logits();
             fail(EI_ERR_CANCELLED, "cancelled after " + std::to_string(done) + " of " + std::to_string(n) +
                                        " tokens (they stay in the session)");
         }
         const int32_t chunk = std::min(L, n - done);
         fold_if_needed(chunk);
-        std::memcpy(pool_ + tok_region.offset, tokens + done, sizeof(int32_t) * chunk);
+        pool_->synchronize();
+        pool_->write(tok_region.offset, tokens + done, sizeof(int32_t) * chunk);
         StepParams step = step_params(chunk);
         step.all_logits = all_logits != nullptr;
         step.logits_out = all_logits ? all_logits + int64_t{done} * n_vocab : nullptr;
-        scheduler_->compute(chunk == 1 ? plan_.decode : plan_.prefill, step, pool_);
+        if (step_inputs_on_) step_inputs_.write(step, false, *pool_);
+        scheduler_->compute(chunk == 1 ? plan_.decode : plan_.prefill, step, *pool_);
         n_past_ += chunk;
         done += chunk;
         if (progress) progress(user, done, n);
     }
-    if (all_logits) std::memcpy(logits, all_logits + int64_t{n - 1} * n_vocab, sizeof(float) * n_vocab);
-    last_logits_ = logits;
-    return logits;
+    pool_->synchronize();
+    if (all_logits) pool_->write(logits_at, all_logits + int64_t{n - 1} * n_vocab, logits_bytes);
+    last_logits_ = read_logits();
+    return last_logits_;
+}
+
+const float* Session::read_logits() {
+    pool_->synchronize();
+    const uint64_t at = plan_.pool.region("logits").offset;
+    if (uint8_t* host = pool_->host()) return reinterpret_cast<const float*>(host + at);
+    pool_->read(at, logits_.data(), sizeof(float) * logits_.size());
+    return logits_.data();
 }
 
 void Session::begin(const int32_t* prompt, int32_t n, int32_t n_evaluated, const GenerateOptions& o) {
@@ -295,10 +317,18 @@ void Session::write_state(const std::function<void(const void*, uint64_t)>& out)
     Fnv sum;
     sum.add(&h, sizeof(h));
     out(&h, sizeof(h));
+    pool_->synchronize();
+    std::vector<uint8_t> chunk;  // the pool is read through its buffer, a chunk at a time
     for (const char* name : kStateRegions) {
         const Region& r = plan_.pool.region(name);
-        sum.add(pool_ + r.offset, r.size);
-        out(pool_ + r.offset, r.size);
+        for (uint64_t at = 0; at < r.size;) {
+            const uint64_t n = std::min<uint64_t>(r.size - at, uint64_t{1} << 20);
+            chunk.resize(n);
+            pool_->read(r.offset + at, chunk.data(), n);
+            sum.add(chunk.data(), n);
+            out(chunk.data(), n);
+            at += n;
+        }
     }
     out(&sum.h, sizeof(sum.h));
 }
@@ -434,9 +464,10 @@ void Session::load_state_bytes(const uint8_t* data, uint64_t size, const std::st
     StateHeader h;
     std::memcpy(&h, data, sizeof(h));
     const uint8_t* p = data + sizeof(StateHeader);
+    pool_->synchronize();
     for (const char* name : kStateRegions) {
         const Region& r = plan_.pool.region(name);
-        std::memcpy(pool_ + r.offset, p, r.size);
+        pool_->write(r.offset, p, r.size);
         p += r.size;
     }
     n_past_ = h.n_past;

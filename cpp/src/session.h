@@ -28,6 +28,9 @@ public:
     // Runs the plan's model (which the session keeps alive) in the pool. Checks the pool
     // against the plan (size, alignment) and the backend against the graphs.
     Session(const Plan& plan, uint8_t* pool, uint64_t pool_size);
+    // The same with the device's backend made by the caller (tests, tools that wrap a
+    // backend); null: the plan's device makes it.
+    Session(const Plan& plan, uint8_t* pool, uint64_t pool_size, std::unique_ptr<Backend> device);
 
     const Plan& plan() const { return plan_; }
     int64_t n_past() const { return n_past_; }
@@ -102,9 +105,17 @@ private:
     // Throws unless head (head_bytes of a state of total bytes) is a header this session can load.
     void check_state_header(const uint8_t* head, uint64_t head_bytes, uint64_t total, const std::string& label) const;
 
+    // The last step's logits: in the pool when it is host-visible, else read into logits_.
+    const float* read_logits();
+
     Plan plan_;
-    uint8_t* pool_;
     std::unique_ptr<Scheduler> scheduler_;
+    // Every pool access of the session goes through the device backend's buffer over the
+    // caller's memory; declared after scheduler_ (which owns the backends), so it goes first.
+    std::unique_ptr<PoolBuffer> pool_;
+    std::vector<float> logits_;  // the logits, read out of a pool that is not host-visible
+    bool step_inputs_on_ = false;  // the device backend reads them
+    StepInputWriter step_inputs_;
     int64_t n_past_ = 0;
     int64_t ring_start_ = 0;  // oldest position in the window ring (= S until a fold)
     int64_t folded_ = 0;      // tokens in memory

@@ -35,7 +35,12 @@ public:
         }
         inner_->prepare(g, cache);
     }
-    void compute(const Graph& g, const StepParams& step, uint8_t* pool) override {
+    // The inner backend's pool buffer and step inputs: it is the one that computes.
+    std::unique_ptr<PoolBuffer> wrap_host_pool(uint8_t* host, uint64_t size) override {
+        return inner_->wrap_host_pool(host, size);
+    }
+    bool reads_step_inputs() const override { return inner_->reads_step_inputs(); }
+    void compute(const Graph& g, const StepParams& step, PoolBuffer& pool) override {
         for (const Op& op : g.ops) {
             if (!supports(op)) fail(EI_ERR_INTERNAL, std::string("subset backend asked to run ") + op_name(op.kind));
         }

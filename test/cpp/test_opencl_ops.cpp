@@ -27,6 +27,7 @@
 #include "opencl/opencl_device.h"
 #include "opencl/program_cache.h"
 #include "opencl/signal_guard.h"
+#include "step_inputs.h"
 #include "weight_cache.h"
 
 using namespace ei;
@@ -72,6 +73,46 @@ struct Layout {
         r.cols = cols;
         size += (bytes + 63) / 64 * 64;
         return r;
+    }
+};
+
+// The step inputs a device reads (step_inputs.h), laid out beside an op's tensors and
+// filled by the session's writer: OpenCL takes the per-step facts from them, the CPU from
+// StepParams, so every case below also checks that the two agree.
+struct StepTensors {
+    StepInputLayout layout;
+    TensorRef pos, slots, rope, sink_rope, visible, logit_row, fold_slots, fold_rope;
+    StepTensors(Layout& l, int32_t T, int32_t n_rot, float base, int32_t S, int32_t ring, bool sinks_follow = false) {
+        const int64_t rc = std::max(1, n_rot);
+        pos = l.add(2, T, GgmlType::I32);
+        pos.type = GgmlType::I64;
+        pos.cols = 1;
+        slots = l.add(1, T, GgmlType::I32);
+        rope = l.add(rc, T);
+        sink_rope = l.add(rc, T);
+        visible = l.add(kVisibleInts, 1, GgmlType::I32);
+        logit_row = l.add(1, 1, GgmlType::I32);
+        fold_slots = l.add(1, T, GgmlType::I32);
+        fold_rope = l.add(rc, T);
+        layout.max_tokens = T;
+        layout.n_rot = n_rot;
+        layout.rope_base = base;
+        layout.n_sink = S;
+        layout.ring = ring;
+        layout.sinks_follow = sinks_follow;
+        layout.pos = pos.offset;
+        layout.kv_slot = slots.offset;
+        layout.rope = rope.offset;
+        layout.sink_rope = sink_rope.offset;
+        layout.visible = visible.offset;
+        layout.logit_row = logit_row.offset;
+        layout.fold_slot = fold_slots.offset;
+        layout.fold_rope = fold_rope.offset;
+    }
+    void fill(const Pool& p, const StepParams& s, bool fold) const {
+        HostPoolBuffer b(p.p, p.size);
+        StepInputWriter w(layout);
+        w.write(s, fold, b);
     }
 };
 
@@ -189,8 +230,11 @@ Both run_both(const Graph& g, const StepParams& s, const Pool& pool) {
     }
     cpu_backend->prepare(g, cache_cpu);
     cl_backend->prepare(g, cache_cl);
-    cpu_backend->compute(g, s, out.cpu->p);
-    cl_backend->compute(g, s, out.cl->p);
+    // Each backend computes on its own buffer over the host memory, as a session does.
+    cpu_backend->compute(g, s, *cpu_backend->wrap_host_pool(out.cpu->p, out.cpu->size));
+    auto cl_buffer = cl_backend->wrap_host_pool(out.cl->p, out.cl->size);
+    cl_backend->compute(g, s, *cl_buffer);
+    cl_buffer->synchronize();
     return out;
 }
 
@@ -287,6 +331,7 @@ TEST(mat_mul_every_type) {
             Layout l;
             TensorRef x = l.add(K, T), dst = l.add(N, T);
             TensorRef aux = l.scratch(uint64_t(T) * (uint64_t(K) * 4 + 4096));
+            StepTensors st(l, T, 0, 10000.0f, 0, 1);
             Pool pool(l.size);
             fill_f32(pool.p, x);
             fill_f32(pool.p, dst);
@@ -301,8 +346,10 @@ TEST(mat_mul_every_type) {
                 op.accumulate = true;
             }
             op.output_head = variant == 2;
+            if (op.output_head) op.logit_row = st.logit_row;  // the last valid row, from the step inputs
             StepParams s;
             s.n_tokens = nt;
+            st.fill(pool, s, false);
             Both r = run_both(one(op, T), s, pool);
             const std::string what = std::string("mat_mul ") + type_traits(t).name +
                                      (variant == 1 ? " bias+accumulate" : variant == 2 ? " output head" : "");
@@ -340,9 +387,11 @@ TEST(mat_mul_all_logits) {
     s.n_tokens = nt;
     s.all_logits = true;
     s.logits_out = a.data();
-    cpu_backend->compute(g, s, p1.p);
+    cpu_backend->compute(g, s, *cpu_backend->wrap_host_pool(p1.p, p1.size));
     s.logits_out = b.data();
-    cl_backend->compute(g, s, p2.p);
+    auto cl_buffer = cl_backend->wrap_host_pool(p2.p, p2.size);
+    cl_backend->compute(g, s, *cl_buffer);
+    cl_buffer->synchronize();
     double num = 0, den = 0;
     for (size_t i = 0; i < a.size(); ++i) {
         num += double(a[i] - b[i]) * (a[i] - b[i]);
@@ -373,8 +422,10 @@ TEST(rms_norm_rope_swiglu_kv_store) {
     }
     for (int mode = 0; mode < 2; ++mode) {
         const int32_t H = 3, D = 20, n_rot = 16;
+        const float base = mode ? 1e6f : 10000.0f;
         Layout l;
         TensorRef x = l.add(H * D, T), y = l.add(H * D, T);
+        StepTensors st(l, T, n_rot, base, 0, 1);
         Pool pool(l.size);
         fill_f32(pool.p, x);
         Op op;
@@ -384,11 +435,13 @@ TEST(rms_norm_rope_swiglu_kv_store) {
         op.n_head = H;
         op.head_dim = D;
         op.n_rot = n_rot;
-        op.rope_base = mode ? 1e6f : 10000.0f;
+        op.rope_base = base;
         op.rope_mode = mode;
+        op.rope_rows = st.rope;
         StepParams s;
         s.n_tokens = nt;
         s.pos0 = 1237;
+        st.fill(pool, s, false);
         Both r = run_both(one(op, T), s, pool);
         expect(mode ? "rope halves, partial rotation, pos 1237" : "rope adjacent pairs, partial rotation, pos 1237",
                nmse(r.cl->p, r.cpu->p, y, nt), 1e-6);
@@ -412,6 +465,7 @@ TEST(rms_norm_rope_swiglu_kv_store) {
         const int32_t S = 3, ring = 7, n = 10;
         Layout l;
         TensorRef k = l.add(n, T), v = l.add(n, T), kc = l.add(n, S + ring, ct), vc = l.add(n, S + ring, ct);
+        StepTensors st(l, T, 0, 10000.0f, S, ring);
         Pool pool(l.size);
         fill_f32(pool.p, k);
         fill_f32(pool.p, v);
@@ -425,9 +479,11 @@ TEST(rms_norm_rope_swiglu_kv_store) {
         op.src2 = vc;
         op.n_sink = S;
         op.ring = ring;
+        op.slots = st.slots;
         StepParams s;
         s.n_tokens = nt;
         s.pos0 = 8;  // slots 3 + (5..9) mod 7: the ring wraps inside the step
+        st.fill(pool, s, false);
         Both r = run_both(one(op, T), s, pool);
         const bool f16 = ct == GgmlType::F16;
         expect(f16 ? "kv_store f16 cache, wrapped ring" : "kv_store f32 cache, wrapped ring",
@@ -456,6 +512,7 @@ void attention_case(const AttnCase& c) {
     TensorRef kc = l.add(Hkv * D, S + ring, c.cache), vc = l.add(Hkv * D, S + ring, c.cache);
     TensorRef m = l.add(D * D, Hkv), z = l.add(D, Hkv);
     TensorRef aux = l.scratch(uint64_t(2) * cpu::ops::kMaxQueries * (S + ring) * 4, S + ring);
+    StepTensors st(l, c.T, D, 10000.0f, S, ring, c.sinks_follow);
     Pool pool(l.size);
     fill_f32(pool.p, q);
     fill_f32(pool.p, qn);
@@ -491,11 +548,16 @@ void attention_case(const AttnCase& c) {
     }
     op.memory_rope = c.memory_rope;
     op.sinks_follow = c.sinks_follow;
+    op.positions = st.pos;
+    op.slots = st.slots;
+    op.visible = st.visible;
+    if (c.sinks_follow) op.rope_rows = st.sink_rope;
     StepParams s;
     s.n_tokens = c.nt;
     s.pos0 = c.pos0;
     s.ring_start = c.ring_start;
     s.mem_tokens = c.mem_tokens;
+    st.fill(pool, s, false);
     Both r = run_both(one(op, c.T), s, pool);
     expect(c.name, nmse(r.cl->p, r.cpu->p, out, c.nt), 5e-4);
 }
@@ -559,6 +621,7 @@ TEST(memory_fold_both_rules) {
                 TensorRef kc = l.add(Hkv * D, S + ring, ct), vc = l.add(Hkv * D, S + ring, ct);
                 TensorRef m = l.add(D * D, Hkv), z = l.add(D, Hkv);
                 TensorRef aux = l.scratch(uint64_t(2) * (2 * L + 1) * D * 4);
+                StepTensors st(l, L, D, 10000.0f, S, ring);
                 Pool pool(l.size);
                 fill_cache(pool.p, kc);
                 fill_cache(pool.p, vc);
@@ -584,9 +647,12 @@ TEST(memory_fold_both_rules) {
                 op.ring = ring;
                 op.delta_rule = delta;
                 op.memory_rope = ct == GgmlType::F32 && !empty;
+                op.slots = st.fold_slots;
+                if (!op.memory_rope) op.rope_rows = st.fold_rope;
                 StepParams s;
                 s.n_tokens = L;
                 s.fold_start = 28;  // slots 3 + (25..29) mod 15: the fold wraps the ring
+                st.fill(pool, s, true);
                 Both r = run_both(one(op, L), s, pool);
                 const std::string what = std::string("fold ") + (delta ? "delta" : "linear") + ", " +
                                          (empty ? "empty" : "non-empty") + " memory, " + type_traits(ct).name +

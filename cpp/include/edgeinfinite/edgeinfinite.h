@@ -382,6 +382,15 @@ EI_API ei_status ei_plan_fallback(const ei_plan* plan, int32_t index, const char
 /* Ops per graph: *total of the graph, *on_cpu placed on the CPU by fallback. */
 EI_API ei_status ei_plan_graph_ops(const ei_plan* plan, const char* graph, int32_t* total, int32_t* on_cpu);
 
+/* ------------------------------------------------------------------ graph tables (issue 14) */
+
+/* The planned graph named graph ("prefill", "decode" or "fold") as text: its tensor table
+ * (id, name, role, type, shape, pool offset and bytes, block quantization) and its ops with
+ * the tensors each reads, writes and updates in place. Writes up to capacity bytes;
+ * *len_out receives the full size (call again with a larger buffer when it exceeds capacity). */
+EI_API ei_status ei_plan_describe_graph(const ei_plan* plan, const char* graph, char* out, uint64_t capacity,
+                                        uint64_t* len_out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -167,6 +167,24 @@ public final class Model implements AutoCloseable {
         sessions.remove(s);
     }
 
+    /**
+     * A graph planned for this model and scenario, as text ({@code ei plan}): its tensor
+     * table (id, name, role, type, shape, pool offset, block quantization) and its ops with
+     * the tensors each reads, writes and updates in place.
+     *
+     * @param graph "prefill", "decode" or "fold"
+     */
+    public String describeGraph(Scenario scenario, String graph) {
+        return withHandle(h -> {
+            long plan = Session.createPlan(nb, h, scenario);
+            try {
+                return nb.planDescribeGraph(plan, graph);
+            } finally {
+                nb.planFree(plan);
+            }
+        });
+    }
+
     /** Text to token ids. parseSpecial: recognise special-token text such as {@code <|im_start|>}. */
     public int[] tokenize(String text, boolean addBos, boolean parseSpecial) {
         return withHandle(h -> nb.tokenize(h, text, addBos, parseSpecial));

@@ -40,6 +40,10 @@ public final class Main {
                                                       importance matrix (llama-imatrix's GGUF): sum of x^2 per matrix column
               calibrate -m MODEL -f CALIB.txt -o FILE.json [--ctx 512] [--chunks 16] [--sensitivity-tokens 4096]
                                                       activation ranges and per-layer int8/int4 sensitivity (F32/F16 model)
+              plan -m MODEL [--graph prefill|decode|fold] [scenario options]
+                                                      the planned graphs (default all three): tensor table (id, name,
+                                                      role, type, shape, pool offset, quantization), ops with the
+                                                      tensors each reads, writes and updates in place
               devices [--json]                        the devices a scenario can name (--device), with memory and capabilities
               bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS]
               bench --sweep [-m MODEL] [--lengths 1024,4096,16384,65536,131072] [--budget-s 900] [--svg FILE]
@@ -115,6 +119,7 @@ public final class Main {
                 case "calibrate" -> Calibrate.run(a, out, err);
                 case "eval" -> Eval.run(a, out, err);
                 case "fit-gates" -> FitGates.run(a, out, err);
+                case "plan" -> PlanGraphs.run(a, out);
                 case "version" -> out.println("edgeinfinite " + EdgeInfinite.version() + " (" + EdgeInfinite.binding()
                         + ", " + EdgeInfinite.platform() + ", cpu: " + EdgeInfinite.cpuFeatures() + ")");
                 default -> throw new UsageException("unknown command '" + args[0] + "'");

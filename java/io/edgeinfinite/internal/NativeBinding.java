@@ -225,4 +225,9 @@ public interface NativeBinding {
 
     /** A graph's ("prefill", "decode", "fold") {ops, ops on the CPU by fallback}. */
     int[] planGraphOps(long plan, String graph);
+
+    // ---------------------------------------------------------------- graph tables (issue 14)
+
+    /** The plan's graph ("prefill", "decode" or "fold") as text: tensor table and ops (ei_plan_describe_graph). */
+    String planDescribeGraph(long plan, String graph);
 }

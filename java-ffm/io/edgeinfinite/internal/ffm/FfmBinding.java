@@ -57,6 +57,8 @@ public final class FfmBinding implements NativeBinding {
     private final MethodHandle fitGates;
     // devices: the registry and the plan's placement (ei devices)
     private final MethodHandle deviceCount, deviceGet, planDevice, planFallbackCount, planFallback, planGraphOps;
+    // graph tables (issue 14)
+    private final MethodHandle planDescribeGraph;
 
     // Extensible structs (ABI 3): struct_size first, set to the layout's size.
     private static final MemoryLayout SCENARIO = MemoryLayout.structLayout(
@@ -166,6 +168,8 @@ public final class FfmBinding implements NativeBinding {
         planFallbackCount = fn("ei_plan_fallback_count", JAVA_INT, ADDRESS);
         planFallback = fn("ei_plan_fallback", JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS);
         planGraphOps = fn("ei_plan_graph_ops", JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS);
+        // graph tables (issue 14)
+        planDescribeGraph = fn("ei_plan_describe_graph", JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS);
     }
 
     private MethodHandle fn(String name, MemoryLayout ret, MemoryLayout... args) {
@@ -902,6 +906,21 @@ public final class FfmBinding implements NativeBinding {
             MemorySegment s = a.allocate(JAVA_INT, 2);
             check(call(() -> (int) planGraphOps.invokeExact(ptr(plan), g, s, s.asSlice(4))));
             return new int[] {s.get(JAVA_INT, 0), s.get(JAVA_INT, 4)};
+        }
+    }
+
+    // ---------------------------------------------------------------- graph tables (issue 14)
+
+    @Override
+    public String planDescribeGraph(long plan, String graph) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment g = a.allocateFrom(graph);
+            MemorySegment len = a.allocate(JAVA_LONG);
+            check(call(() -> (int) planDescribeGraph.invokeExact(ptr(plan), g, MemorySegment.NULL, 0L, len)));
+            long n = len.get(JAVA_LONG, 0);
+            MemorySegment out = a.allocate(Math.max(1, n));
+            check(call(() -> (int) planDescribeGraph.invokeExact(ptr(plan), g, out, n, len)));
+            return utf8(out, n);
         }
     }
 }

@@ -647,4 +647,15 @@ public final class JniBinding implements NativeBinding {
         check(CApi.ei_plan_graph_ops(plan, graph, total, onCpu));
         return new int[] {total[0], onCpu[0]};
     }
+
+    // ---------------------------------------------------------------- graph tables (issue 14)
+
+    @Override
+    public String planDescribeGraph(long plan, String graph) {
+        long[] len = new long[1];
+        check(CApi.ei_plan_describe_graph(plan, graph, null, 0, len));
+        byte[] out = new byte[Math.toIntExact(len[0])];
+        check(CApi.ei_plan_describe_graph(plan, graph, out, out.length, len));
+        return new String(out, StandardCharsets.UTF_8);
+    }
 }

@@ -256,6 +256,11 @@ public final class CApi {
     public static native int ei_plan_graph_ops(@Cast("const ei_plan*") long plan, String graph,
             @Cast("int32_t*") int[] total, @Cast("int32_t*") int[] onCpu);
 
+    // ---------------------------------------------------------------- graph tables (issue 14)
+
+    public static native int ei_plan_describe_graph(@Cast("const ei_plan*") long plan, String graph,
+            @Cast("char*") byte[] out, @Cast("uint64_t") long capacity, @Cast("uint64_t*") long[] lenOut);
+
     // ---------------------------------------------------------------- structs
 
     /** sizeof of the extensible structs, for their struct_size (edgeinfinite.h, "Extensible structs"). */

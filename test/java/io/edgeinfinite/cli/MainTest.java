@@ -58,6 +58,25 @@ class MainTest {
     }
 
     @Test
+    void planPrintsTheGraphTables() {
+        String model = TestData.model("tiny-llama-q8_0.gguf").toString();
+        Run all = ei("plan", "-m", model, "-L", "16", "--sink", "4", "--window", "32");
+        assertEquals(0, all.status(), all.err());
+        assertTrue(all.out().contains("graph prefill: up to 16 tokens"), all.out());
+        assertTrue(all.out().contains("graph decode: up to 1 tokens"), all.out());
+        assertTrue(all.out().contains("graph fold: up to 16 tokens"), all.out());
+        Run decode = ei("plan", "-m", model, "--graph", "decode");
+        assertEquals(0, decode.status(), decode.err());
+        assertTrue(decode.out().contains("tokens") && decode.out().contains("step_input"), decode.out());
+        assertTrue(decode.out().contains("blk.0.attn_q.weight") && decode.out().contains("blocks of 32 in 34 bytes"),
+                decode.out());
+        assertTrue(decode.out().contains("kv.k.1") && decode.out().contains("state"), decode.out());
+        assertTrue(decode.out().contains("updates x #"), decode.out());
+        assertTrue(!decode.out().contains("graph fold"), decode.out());
+        assertEquals(2, ei("plan", "-m", model, "--graph", "nope").status());
+    }
+
+    @Test
     void tokenizePrintsIdsWithoutBos() throws Exception {
         Path text = tmp.resolve("t.txt");
         Files.writeString(text, "Hello world");
