@@ -25,6 +25,7 @@
 #include "opencl/kernel_variants.h"
 #include "opencl/opencl_backend.h"
 #include "opencl/opencl_device.h"
+#include "session_harness.h"
 #include "weight_cache.h"
 
 using namespace ei;
@@ -310,4 +311,56 @@ TEST(each_variant_builds_and_runs_where_it_can) {
                         missing.empty() ? "" : (", although the device reports " + missing).c_str());
         }
     }
+}
+
+namespace {
+struct ModelRun {
+    std::vector<float> logits;    // the last prompt position's
+    std::vector<int32_t> greedy;  // continuation (one-token steps: the variant's mat-vec)
+};
+ModelRun run_model(const std::string& path, const std::string& device, const std::vector<int32_t>& prompt, int n_gen) {
+    Scenario sc;
+    sc.n_sink = 4;
+    sc.n_window = 32;
+    sc.n_batch = 8;
+    sc.n_threads = 2;
+    sc.device = device;
+    check::Harness h(path, sc);
+    const int32_t V = h.session->n_vocab();
+    h.session->plan_route(int64_t(prompt.size()) + n_gen);
+    const float* last = h.session->eval(prompt.data(), int32_t(prompt.size()));
+    ModelRun r;
+    r.logits.assign(last, last + V);
+    for (int i = 0; i < n_gen; ++i) {
+        int32_t tok = 0;
+        for (int32_t v = 1; v < V; ++v) tok = last[v] > last[tok] ? v : tok;
+        r.greedy.push_back(tok);
+        last = h.session->eval(&tok, 1);
+    }
+    return r;
+}
+}  // namespace
+
+// A whole Q4_0 model through the variant that runs here (adreno: split Q4_0 through
+// image1d_buffer on every decode step), against the CPU: the memory route's greedy
+// continuation is the CPU's.
+TEST(adreno_variant_whole_q4_0_model) {
+    if (!have_opencl("adreno_variant_whole_q4_0_model")) return;
+    try {
+        opencl::VariantKernels probe(opencl::Runtime::get(), Variant::Adreno);
+    } catch (const Error& e) {
+        std::printf("  skipped: the adreno variant cannot be compiled here (%s)\n", e.what());
+        return;
+    }
+    std::mt19937 gen(11);
+    std::vector<int32_t> prompt(60);
+    for (auto& t : prompt) t = 3 + int32_t(gen() % 1000);
+    const std::string path = check::testdata("models/tiny-llama-q4_0.gguf");
+    const ModelRun cpu = run_model(path, "cpu", prompt, 16);
+    VariantEnv env("adreno");
+    const ModelRun cl = run_model(path, "opencl", prompt, 16);
+    int same = 0;
+    for (size_t i = 0; i < cpu.greedy.size(); ++i) same += cpu.greedy[i] == cl.greedy[i];
+    std::printf("  tiny-llama-q4_0, adreno variant: greedy %d/16 equal to the CPU's\n", same);
+    CHECK(cl.greedy == cpu.greedy);
 }
