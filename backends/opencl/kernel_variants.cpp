@@ -123,7 +123,13 @@ cl_program build_variant_program(const Runtime& rt, Variant v, std::string* log)
     const SignalHandlersGuard keep_handlers;
     const Api& cl = *rt.cl;
     const DeviceInfo& d = rt.device;
-    const std::string options = "-cl-std=CL1.2";
+    // The device's own OpenCL C version when it is 2.0 or later (drivers declare the subgroup
+    // builtins of cl_khr_subgroups there), else 1.2.
+    std::string options = "-cl-std=CL1.2";
+    const std::string& cv = d.opencl_c_version;  // "OpenCL C 3.0 ..."
+    if (cv.rfind("OpenCL C ", 0) == 0 && cv.size() >= 12 && cv[9] >= '2' && cv[9] <= '9' && cv[10] == '.') {
+        options = "-cl-std=CL" + cv.substr(9, 3);
+    }
     const std::string source = src;
     const std::string key = make_cache_key(d.name, d.vendor, d.driver_version, d.platform_version,
                                            options + " variant=" + variant_name(v), source);

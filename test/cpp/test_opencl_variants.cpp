@@ -3,10 +3,10 @@
 // runs here through the backend (EI_OPENCL_VARIANT names it) against the CPU backend on
 // one-token MatMuls of F16, Q8_0 and Q4_0 weights: nMSE at most 5e-4 (ggml's MatMul bound).
 // Each variant says plainly what happened: "ran here", "compiled, untested on this platform"
-// or "cannot be compiled here: <why>". A variant the platform's compiler refuses is compiled
-// by clang for SPIR (spir64, OpenCL C 1.2, every Khronos extension on: types, builtins and
-// overloads checked) where clang is installed, and says "compiled by clang, untested on this
-// platform". Skips, saying why, where no OpenCL device exists.
+// or "cannot be compiled here: <why>". Every variant is also compiled by clang for SPIR
+// (spir64, OpenCL C 1.2 and 2.0, every Khronos extension on: types, builtins and overloads checked,
+// subgroup branches included) where clang is installed; one the platform refuses then says
+// "compiled by clang, untested on this platform". Skips, saying why, without an OpenCL device.
 #include <unistd.h>
 
 #include <cmath>
@@ -186,9 +186,13 @@ std::string clang_compile(Variant v, bool* ran) {
     *ran = true;
     const std::string file = std::string(EI_OPENCL_KERNELS_DIR) + "/kernels_" + opencl::variant_name(v) + ".cl";
     const std::string log = "/tmp/ei_variant_clang_" + std::to_string(getpid()) + ".log";
-    const std::string cmd = "'" + clang + "' -x cl -cl-std=CL1.2 -Xclang -finclude-default-header -target spir64 " +
-                            "-Werror -c -emit-llvm -o /dev/null '" + file + "' > '" + log + "' 2>&1";
-    const int rc = std::system(cmd.c_str());
+    // OpenCL C 1.2 (cl_intel_subgroups defined) and 2.0 (cl_khr_subgroups): both subgroup paths.
+    int rc = 0;
+    for (const char* std : {"CL1.2", "CL2.0"}) {
+        const std::string cmd = "'" + clang + "' -x cl -cl-std=" + std + " -Xclang -finclude-default-header -target spir64 " +
+                                "-Werror -c -emit-llvm -o /dev/null '" + file + "' >> '" + log + "' 2>&1";
+        rc |= std::system(cmd.c_str());
+    }
     std::string out;
     if (FILE* f = std::fopen(log.c_str(), "r")) {
         char buf[512];
@@ -309,6 +313,15 @@ TEST(each_variant_builds_and_runs_where_it_can) {
         } else {
             std::printf("  %s: compiled and ran here (%d cases)%s\n", opencl::variant_name(v), ran,
                         missing.empty() ? "" : (", although the device reports " + missing).c_str());
+        }
+        // clang for spir64 has subgroups on: the branches this platform compiled out.
+        bool clang_ran = false;
+        const std::string clang_says = clang_compile(v, &clang_ran);
+        if (clang_ran) {
+            std::printf("  %s: %s\n", opencl::variant_name(v),
+                        clang_says.empty() ? "also compiled by clang for spir64 (its subgroup branches: untested)"
+                                           : ("clang refuses it:\n" + clang_says).c_str());
+            CHECK(clang_says.empty());
         }
     }
 }
