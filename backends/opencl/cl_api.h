@@ -87,6 +87,23 @@ constexpr cl_program_info CL_PROGRAM_BINARIES = 0x1166;
 constexpr cl_program_build_info CL_PROGRAM_BUILD_LOG = 0x1183;
 constexpr cl_kernel_work_group_info CL_KERNEL_WORK_GROUP_SIZE = 0x11B0;
 
+// Images, for the Adreno kernel variant's image1d_buffer weight reads (kernel_variants.cpp).
+constexpr cl_device_info CL_DEVICE_IMAGE_SUPPORT = 0x1016;
+constexpr cl_device_info CL_DEVICE_IMAGE_MAX_BUFFER_SIZE = 0x1040;
+constexpr cl_uint CL_RGBA = 0x10B5;
+constexpr cl_uint CL_UNSIGNED_INT32 = 0x10DC;
+constexpr cl_uint CL_MEM_OBJECT_IMAGE1D_BUFFER = 0x10F6;
+struct cl_image_format {
+    cl_uint image_channel_order;
+    cl_uint image_channel_data_type;
+};
+struct cl_image_desc {
+    cl_uint image_type;
+    size_t image_width, image_height, image_depth, image_array_size, image_row_pitch, image_slice_pitch;
+    cl_uint num_mip_levels, num_samples;
+    cl_mem buffer;
+};
+
 // Every entry point the backend uses, resolved from the library once.
 struct Api {
     cl_int (*GetPlatformIDs)(cl_uint, cl_platform_id*, cl_uint*);
@@ -123,6 +140,8 @@ struct Api {
                               const cl_event*, cl_event*, cl_int*);
     cl_int (*EnqueueUnmapMemObject)(cl_command_queue, cl_mem, void*, cl_uint, const cl_event*, cl_event*);
     cl_int (*Finish)(cl_command_queue);
+    // Optional (nullptr when the library lacks it): only the Adreno kernel variant needs images.
+    cl_mem (*CreateImage)(cl_context, cl_mem_flags, const cl_image_format*, const cl_image_desc*, void*, cl_int*);
 };
 
 // The OpenCL library, opened once per process: libOpenCL.so(.1) from the loader's search

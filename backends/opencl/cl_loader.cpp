@@ -83,6 +83,7 @@ Loaded load() {
     resolve(lib, "clEnqueueMapBuffer", a.EnqueueMapBuffer, missing);
     resolve(lib, "clEnqueueUnmapMemObject", a.EnqueueUnmapMemObject, missing);
     resolve(lib, "clFinish", a.Finish, missing);
+    a.CreateImage = reinterpret_cast<decltype(a.CreateImage)>(dlsym(lib, "clCreateImage"));  // optional
     if (!missing.empty()) {
         l.error = l.path + " lacks OpenCL 1.2 entry points: " + missing;
         return l;

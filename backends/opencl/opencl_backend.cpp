@@ -11,6 +11,7 @@
 
 #include "error.h"
 #include "ggml_types.h"
+#include "opencl/kernel_variants.h"
 #include "opencl/opencl_device.h"
 #include "opencl/signal_guard.h"
 #include "step_inputs.h"
@@ -165,6 +166,7 @@ public:
             }
         }
         dummy_ = make_buffer(rt_, CL_MEM_READ_WRITE, 64, nullptr, "a placeholder argument");
+        variants_ = VariantKernels::for_runtime(rt_);  // nullptr: the portable kernels only
     }
 
     ~OpenClBackend() override {
@@ -196,6 +198,7 @@ public:
                                    "a weight");
             });
             weights_.emplace(w.data, std::move(obj));
+            if (variants_) variants_->prepare(w, cache, layout);
         };
         auto extent = [&](const TensorRef& r) {
             if (r.valid() && r.where == TensorRef::Where::Pool) {
@@ -392,6 +395,15 @@ private:
         cl_mem y = to_logits ? logits_.get() : pool;
         const uint64_t y_off = to_logits ? uint64_t{0} : op.dst.offset;
         const uint64_t y_stride = to_logits ? uint64_t(N) * 4 : op.dst.row_bytes;
+        // One token: the device's kernel variant where it has one for this weight type. The
+        // variants read row 0; a prefill's head row is chosen on the device by step.logit_row,
+        // which only the portable kernels read, so that case stays with them.
+        const bool row0 = !last_only || s.n_tokens == 1;
+        if (rows == 1 && row0 && variants_ && variants_->handles(op.src0)) {
+            variants_->mat_vec(q_, op.src0, weight(op.src0), pool, x_off, y, y_off, weight(op.src2), op.src2.valid(),
+                               op.accumulate);
+            return;
+        }
         const GgmlType t = op.src0.type;
         if (t == GgmlType::F32 || t == GgmlType::F16) {
             cl_kernel k = t == GgmlType::F32 ? mat_mul_f32_lane16_ : mat_mul_f16_lane16_;
@@ -490,6 +502,7 @@ private:
     uint64_t act_elems_ = 0, act_q_have_ = 0, act_d_have_ = 0, act_s_have_ = 0;
     int64_t head_rows_ = 0;
     std::shared_ptr<_cl_mem> scores_, fold_sk_, fold_v_, logits_, dummy_, act_q_, act_d_, act_s_;
+    std::unique_ptr<VariantKernels> variants_;
 };
 
 }  // namespace

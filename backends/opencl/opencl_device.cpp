@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "error.h"
+#include "opencl/kernel_variants.h"
 #include "opencl/kernels_cl.h"
 #include "opencl/program_cache.h"
 #include "opencl/signal_guard.h"
@@ -62,7 +63,8 @@ std::string DeviceInfo::summary() const {
     add(unified_memory, "unified memory");
     return "#" + std::to_string(index) + " " + name + " (" + type + ", " + vendor + ", " + platform + ", driver " +
            driver_version + ", " + opencl_c_version + ", " + std::to_string(global_mem >> 20) + " MiB, " +
-           std::to_string(compute_units) + " compute units" + (caps.empty() ? "" : ", " + caps) + ")";
+           std::to_string(compute_units) + " compute units" + (caps.empty() ? "" : ", " + caps) +
+           ", kernels " + variant_description(*this) + ")";
 }
 
 std::vector<DeviceInfo> list_devices(std::string* why) {

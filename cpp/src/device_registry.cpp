@@ -7,6 +7,7 @@
 #include "cpu/cpu_backend.h"
 #include "cpu/cpu_features.h"
 #if defined(EI_BACKEND_OPENCL)
+#include "opencl/kernel_variants.h"
 #include "opencl/opencl_backend.h"
 #include "opencl/opencl_device.h"
 #endif
@@ -65,6 +66,7 @@ private:
         if (i.subgroups) f += " subgroups";
         if (i.unified_memory) f += " unified_memory";
         if (i.qcom) f += " qcom";
+        f += std::string(" kernels=") + opencl::variant_name(opencl::choose_variant_or_portable(i));
         f += " opencl_c=" + (i.opencl_c_version.rfind("OpenCL C ", 0) == 0 ? i.opencl_c_version.substr(9, 3)
                                                                             : i.opencl_c_version);
         d.features = f.substr(1);

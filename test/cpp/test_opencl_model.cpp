@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "check.h"
+#include "opencl/kernel_variants.h"
 #include "opencl/opencl_device.h"
 #include "session_harness.h"
 
@@ -73,6 +74,7 @@ Run run(const std::string& model, const std::string& backend, const std::vector<
 TEST(memory_route_greedy_equals_cpu) {
     if (!have_opencl("memory_route_greedy_equals_cpu")) return;
     const bool fp64 = opencl::Runtime::get()->device.has_extension("cl_khr_fp64");
+    const bool portable = opencl::choose_variant(opencl::Runtime::get()->device) == opencl::Variant::Portable;
     std::mt19937 rng(7);
     std::vector<int32_t> prompt(100);
     for (auto& t : prompt) t = 3 + int32_t(rng() % 1000);
@@ -107,7 +109,9 @@ TEST(memory_route_greedy_equals_cpu) {
                         m.file, delta ? "delta" : "linear", (long long)cl.folded, max_abs, rmse, mem_nmse, same);
             CHECK(cl.folded > 0);
             CHECK(cl.greedy == cpu.greedy);
-            if (m.exact && fp64) CHECK(max_abs == 0.0);
+            // The CPU's bits need the portable kernels (a device's fp16 / subgroup / Adreno variant
+            // is within the MatMul bound only): PoCL keeps them.
+            if (m.exact && fp64 && portable) CHECK(max_abs == 0.0);
             // Quantized weights: the CPU dots 8-bit activations, OpenCL f32 ones (the manifest's
             // bounds against llama.cpp on these files are 0.19 to 2.2).
             CHECK(rmse < 0.2);

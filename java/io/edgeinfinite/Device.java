@@ -13,7 +13,9 @@ import java.util.Arrays;
  * @param driver       its platform and driver version ("" for the CPU)
  * @param features     space-separated capabilities: the instruction sets the CPU kernels
  *                     picked ({@code avx2 fma f16c}); for OpenCL {@code fp16}, {@code subgroups},
- *                     {@code unified_memory}, {@code qcom} where present and {@code opencl_c=1.2}
+ *                     {@code unified_memory}, {@code qcom} where present, {@code opencl_c=1.2}
+ *                     and the kernel variant picked ({@code kernels=portable}, {@code fp16},
+ *                     {@code subgroups} or {@code adreno})
  * @param memory       bytes (0: unknown)
  * @param maxAlloc     largest single buffer in bytes (0: unknown or unlimited)
  * @param computeUnits cores or compute units
