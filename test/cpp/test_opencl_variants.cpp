@@ -140,8 +140,12 @@ double run_case(const Case& c) {
     uint64_t size = 0;
     TensorRef x = pool_f32(size, c.K, T), dst = pool_f32(size, c.N, T);
     TensorRef aux = pool_f32(size, (c.K * 4 + 4096) / 4, T);
+    // The head's row is a step input (step_inputs.h) that the device reads: the last valid row.
+    TensorRef logit_row = pool_f32(size, 1, 1);
+    logit_row.type = GgmlType::I32;
     Buf pool(size);
     for (uint64_t i = 0; i < size / 4; ++i) reinterpret_cast<float*>(pool.p)[i] = uniform(-1, 1);
+    *reinterpret_cast<int32_t*>(pool.p + logit_row.offset) = nt - 1;
     Op op;
     op.kind = OpKind::MatMul;
     op.dst = dst;
@@ -153,6 +157,7 @@ double run_case(const Case& c) {
         op.accumulate = true;
     }
     op.output_head = c.kind == 2;
+    if (op.output_head) op.logit_row = logit_row;
     Graph g;
     g.name = "one-op";
     g.max_tokens = T;
@@ -166,8 +171,10 @@ double run_case(const Case& c) {
     CHECK(cl_backend->supports(op));
     cpu_backend->prepare(g, cache_cpu);
     cl_backend->prepare(g, cache_cl);
-    cpu_backend->compute(g, s, on_cpu.p);
-    cl_backend->compute(g, s, on_cl.p);
+    cpu_backend->compute(g, s, *cpu_backend->wrap_host_pool(on_cpu.p, on_cpu.size));
+    auto cl_buffer = cl_backend->wrap_host_pool(on_cl.p, on_cl.size);
+    cl_backend->compute(g, s, *cl_buffer);
+    cl_buffer->synchronize();
     return c.kind == 2 ? nmse(on_cl, on_cpu, dst, 0, 1) : nmse(on_cl, on_cpu, dst, 0, nt);
 }
 
