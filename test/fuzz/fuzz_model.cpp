@@ -77,7 +77,16 @@ void run_model(const std::shared_ptr<const ei::Model>& model, int32_t kv_type) {
     use_tokenizer(tk);
     // The scenario a C caller gets when it sets L, S, W, threads and the KV type: the
     // model's edgeinfinite.* keys fill in the rest (and are validated).
-    ei_scenario req = {8, 4, 16, 1, -1, -1, 1, kv_type, nullptr, 0, 0};
+    ei_scenario req{};
+    req.struct_size = sizeof req;
+    req.n_batch = 8;
+    req.n_sink = 4;
+    req.n_window = 16;
+    req.memory = 1;
+    req.memory_rule = -1;
+    req.memory_rope = -1;
+    req.n_threads = 1;
+    req.kv_type = kv_type;
     ei::Plan plan = ei::make_plan(model, ei::resolve_scenario(&req, model->gguf()));
     if (plan.pool.size > kMaxPool) return;
     void* pool = std::aligned_alloc(plan.pool.alignment, (plan.pool.size + plan.pool.alignment - 1) /
