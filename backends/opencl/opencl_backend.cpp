@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <unordered_map>
+#include <vector>
 
 #include "error.h"
 #include "ggml_types.h"
@@ -69,13 +71,28 @@ std::shared_ptr<_cl_mem> make_buffer(const std::shared_ptr<Runtime>& rt, cl_mem_
 // the memory while the buffer is mapped: between steps (synchronize() maps it back, and
 // every read, write and zero of the session goes through it), and while an observer looks.
 // to_device() hands it to the kernels.
+// The session's pool as the kernels see it, over the host allocation Java owns, in one of
+// two buffer types:
+// - zero-copy (USE_HOST_PTR): the device works on the host memory itself (PoCL, unified-memory
+//   mobile GPUs); the host owns it while mapped: between computes, and while an observer looks.
+// - device-resident: a device allocation (discrete GPUs); the session's I/O are transfers,
+//   host() is null, and the host allocation is only the staging copy an observer reads.
+// EI_OPENCL_POOL=zero-copy|device picks one; by default, zero-copy where the device shares
+// the host's memory. to_device() hands the pool to the kernels, finish_step() waits for them.
 class ClPoolBuffer final : public PoolBuffer {
 public:
-    ClPoolBuffer(std::shared_ptr<Runtime> rt, cl_command_queue q, uint8_t* host, uint64_t bytes)
-        : rt_(std::move(rt)), q_(q), host_(host), bytes_(bytes) {
+    enum class Kind { ZeroCopy, Device };
+
+    ClPoolBuffer(std::shared_ptr<Runtime> rt, cl_command_queue q, uint8_t* host, uint64_t bytes, Kind kind)
+        : rt_(std::move(rt)), q_(q), host_(host), bytes_(bytes), kind_(kind) {
         if (!host) fail(EI_ERR_POOL, "pool is null");
-        buf_ = make_buffer(rt_, CL_MEM_READ_WRITE | CL_MEM_USE_HOST_PTR, bytes, host, "the session pool");
-        to_host();
+        if (kind_ == Kind::ZeroCopy) {
+            buf_ = make_buffer(rt_, CL_MEM_READ_WRITE | CL_MEM_USE_HOST_PTR, bytes, host, "the session pool");
+            to_host();
+        } else {
+            buf_ = make_buffer(rt_, CL_MEM_READ_WRITE, bytes, nullptr, "the session pool (device-resident)");
+            transfer(false, 0, host_, bytes_);  // the pool starts as the caller's memory holds it
+        }
     }
     ~ClPoolBuffer() override {
         if (buf_ && mapped_) rt_->cl->EnqueueUnmapMemObject(q_, buf_.get(), mapped_, 0, nullptr, nullptr);
@@ -85,32 +102,55 @@ public:
     uint64_t size() const override { return bytes_; }
     void write(uint64_t offset, const void* src, uint64_t bytes) override {
         check_range(size(), offset, bytes, "write");
+        if (kind_ == Kind::Device) return transfer(false, offset, const_cast<void*>(src), bytes);
         to_host();
         if (bytes) std::memcpy(host_ + offset, src, bytes);
     }
     void read(uint64_t offset, void* dst, uint64_t bytes) const override {
         check_range(size(), offset, bytes, "read");
+        if (kind_ == Kind::Device) return transfer(true, offset, dst, bytes);
         to_host();
         if (bytes) std::memcpy(dst, host_ + offset, bytes);
     }
     void zero(uint64_t offset, uint64_t bytes) override {
         check_range(size(), offset, bytes, "zero");
+        if (kind_ == Kind::Device) {
+            static const std::vector<uint8_t> zeros(1 << 16, 0);
+            for (uint64_t at = 0; at < bytes; at += zeros.size()) {
+                transfer(false, offset + at, const_cast<uint8_t*>(zeros.data()), std::min<uint64_t>(zeros.size(), bytes - at));
+            }
+            return;
+        }
         to_host();
         std::memset(host_ + offset, 0, bytes);
     }
-    void synchronize() override { to_host(); }
-    uint8_t* host() const override { return host_; }
+    void synchronize() override { finish_step(); }
+    uint8_t* host() const override { return kind_ == Kind::ZeroCopy ? host_ : nullptr; }
 
+    Kind kind() const { return kind_; }
     cl_mem mem() const { return buf_.get(); }
     const Runtime* runtime() const { return rt_.get(); }
+    // The host view an observer reads after to_host(): the pool itself, or its staging copy.
+    uint8_t* host_view() const { return host_; }
 
     void to_device() {
+        if (kind_ == Kind::Device) {
+            if (staged_) transfer(false, 0, host_, bytes_);
+            staged_ = false;
+            return;
+        }
         if (!mapped_) return;
         rt_->check(rt_->cl->EnqueueUnmapMemObject(q_, buf_.get(), mapped_, 0, nullptr, nullptr), "unmapping the pool");
         mapped_ = nullptr;
     }
-    // Blocking: every kernel enqueued before has finished when it returns.
+    // Blocking: every kernel enqueued before has finished when it returns, and host_view()
+    // holds the pool (a whole-pool copy for a device-resident one: observers only).
     void to_host() const {
+        if (kind_ == Kind::Device) {
+            if (!staged_) transfer(true, 0, host_, bytes_);
+            staged_ = true;
+            return;
+        }
         if (mapped_) return;
         cl_int st = CL_SUCCESS;
         void* p = rt_->cl->EnqueueMapBuffer(q_, buf_.get(), CL_TRUE, CL_MAP_READ | CL_MAP_WRITE, 0, bytes_, 0, nullptr,
@@ -121,15 +161,41 @@ public:
         if (p != host_) fail(EI_ERR_INTERNAL, "OpenCL: the pool mapped away from its host memory on " + rt_->device.name);
         mapped_ = p;
     }
+    // The end of a step: the kernels have finished; a zero-copy pool is back on the host, a
+    // device-resident one stays where it is (the session reads what it needs through read()).
+    void finish_step() {
+        if (kind_ == Kind::ZeroCopy) return to_host();
+        if (staged_) to_device();
+        rt_->check(rt_->cl->Finish(q_), "finishing the step");
+    }
 
 private:
+    void transfer(bool to_host_memory, uint64_t offset, void* p, uint64_t bytes) const {
+        if (!bytes) return;
+        const cl_int st = to_host_memory
+                              ? rt_->cl->EnqueueReadBuffer(q_, buf_.get(), CL_TRUE, offset, bytes, p, 0, nullptr, nullptr)
+                              : rt_->cl->EnqueueWriteBuffer(q_, buf_.get(), CL_TRUE, offset, bytes, p, 0, nullptr, nullptr);
+        rt_->check(st, to_host_memory ? "reading the pool" : "writing the pool");
+    }
+
     std::shared_ptr<Runtime> rt_;
     cl_command_queue q_;
     uint8_t* host_;
     uint64_t bytes_;
+    Kind kind_;
     std::shared_ptr<_cl_mem> buf_;
-    mutable void* mapped_ = nullptr;  // mapping is how the host looks, even from read()
+    mutable void* mapped_ = nullptr;  // zero-copy: mapping is how the host looks, even from read()
+    mutable bool staged_ = false;     // device-resident: host_ holds the pool for an observer
 };
+
+// The pool buffer type of a device: EI_OPENCL_POOL, else zero-copy where memory is shared.
+ClPoolBuffer::Kind pool_kind(const DeviceInfo& device) {
+    const char* e = std::getenv("EI_OPENCL_POOL");
+    if (!e || !*e) return device.unified_memory ? ClPoolBuffer::Kind::ZeroCopy : ClPoolBuffer::Kind::Device;
+    if (std::strcmp(e, "zero-copy") == 0) return ClPoolBuffer::Kind::ZeroCopy;
+    if (std::strcmp(e, "device") == 0) return ClPoolBuffer::Kind::Device;
+    fail(EI_ERR_INVALID_ARGUMENT, std::string("EI_OPENCL_POOL=") + e + " is not a pool buffer type (zero-copy or device)");
+}
 
 class OpenClBackend final : public Backend {
 public:
@@ -227,7 +293,7 @@ public:
 
     std::unique_ptr<PoolBuffer> wrap_host_pool(uint8_t* host, uint64_t size) override {
         const SignalHandlersGuard keep_handlers;
-        return std::make_unique<ClPoolBuffer>(rt_, q_, host, size);
+        return std::make_unique<ClPoolBuffer>(rt_, q_, host, size, pool_kind(rt_->device));
     }
 
     void compute(const Graph& g, const StepParams& step, PoolBuffer& buffer) override {
@@ -235,7 +301,7 @@ public:
         if (!cl_pool || cl_pool->runtime() != rt_.get()) {
             fail(EI_ERR_INVALID_ARGUMENT, "the OpenCL backend computes only on a pool buffer it made (wrap_host_pool)");
         }
-        uint8_t* pool = cl_pool->host();
+        uint8_t* pool = cl_pool->host_view();  // what an observer reads after to_host()
         if (step.n_tokens < 1 || step.n_tokens > g.max_tokens) {
             fail(EI_ERR_INVALID_ARGUMENT, "step of " + std::to_string(step.n_tokens) + " tokens for graph '" + g.name +
                                               "' of at most " + std::to_string(g.max_tokens));
@@ -264,10 +330,10 @@ public:
                     pool_->to_device();
                 }
             }
-            pool_->to_host();  // blocking: every kernel has finished
+            pool_->finish_step();  // blocking: every kernel has finished
         } catch (...) {
             try {
-                pool_->to_host();
+                pool_->finish_step();
             } catch (...) {
             }
             throw;
@@ -506,6 +572,14 @@ private:
 };
 
 }  // namespace
+
+std::string pool_buffer_type(const DeviceInfo& device) {
+    try {
+        return pool_kind(device) == ClPoolBuffer::Kind::ZeroCopy ? "zero-copy" : "device";
+    } catch (const Error&) {
+        return "invalid EI_OPENCL_POOL";
+    }
+}
 
 std::string why_unsupported(const Op& op, const DeviceInfo& device) {
     auto weight = [](const TensorRef& w) {

@@ -16,6 +16,11 @@ struct DeviceInfo;
 // ei::Error(EI_ERR_UNSUPPORTED) with the reason when the device cannot be used.
 std::unique_ptr<Backend> make_opencl_backend(int device_index = -1, const std::string* cache_dir = nullptr);
 
+// The pool buffer type sessions get on device: "zero-copy" (the host allocation itself, where
+// memory is shared) or "device" (device memory, I/O by transfers); EI_OPENCL_POOL overrides.
+// Never throws: an EI_OPENCL_POOL that names no type reads "invalid EI_OPENCL_POOL".
+std::string pool_buffer_type(const DeviceInfo& device);
+
 // "" when the kernels run op as planned on device, else why not (the backend's supports()).
 std::string why_unsupported(const Op& op, const DeviceInfo& device);
 

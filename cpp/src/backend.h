@@ -42,9 +42,10 @@ public:
     virtual bool reads_step_inputs() const { return false; }
     // Runs every op of graph over the pool for one step; pool is a buffer from the device
     // backend's wrap_host_pool (a CPU run of a split graph computes on its host memory).
-    // Returns with every op finished and the pool on the host, so the scheduler can run a
-    // CPU run right after; the session still calls pool.synchronize() before it reads
-    // results. Never allocates.
+    // Returns with every op finished and, when the buffer is host-visible, the pool on the
+    // host, so the scheduler can run a CPU run right after (a device-resident pool stays on
+    // the device: no split is allowed on one); the session still calls pool.synchronize()
+    // before it reads results. Never allocates.
     virtual void compute(const Graph& graph, const StepParams& step, PoolBuffer& pool) = 0;
 };
 

@@ -67,6 +67,7 @@ private:
         if (i.unified_memory) f += " unified_memory";
         if (i.qcom) f += " qcom";
         f += std::string(" kernels=") + opencl::variant_name(opencl::choose_variant_or_portable(i));
+        f += " pool=" + opencl::pool_buffer_type(i);
         f += " opencl_c=" + (i.opencl_c_version.rfind("OpenCL C ", 0) == 0 ? i.opencl_c_version.substr(9, 3)
                                                                             : i.opencl_c_version);
         d.features = f.substr(1);

@@ -127,7 +127,13 @@ uint64_t Scheduler::pool_alignment() const {
 }
 
 std::unique_ptr<PoolBuffer> Scheduler::wrap_host_pool(uint8_t* host, uint64_t size) {
-    return device_->wrap_host_pool(host, size);
+    std::unique_ptr<PoolBuffer> buffer = device_->wrap_host_pool(host, size);
+    // A CPU run computes on the pool's host memory, so a split needs a host-visible buffer.
+    if (cpu_ && !buffer->host()) {
+        fail(EI_ERR_UNSUPPORTED, std::string("ops placed on the CPU need a host-visible pool, and device ") +
+                                     device_->name() + " keeps its pool in device memory (EI_OPENCL_POOL=zero-copy)");
+    }
+    return buffer;
 }
 
 bool Scheduler::reads_step_inputs() const { return device_->reads_step_inputs(); }

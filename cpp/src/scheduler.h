@@ -2,8 +2,9 @@
 // op goes to the scenario's device when it can run it and to the CPU when it cannot; the
 // split is recorded with the reason (Placement), never silent. At run time the Scheduler
 // runs each graph as maximal runs of consecutive ops on one backend. A backend's compute()
-// returns with the pool back on the host (the OpenCL backend maps it back), so a CPU run
-// can follow a device run directly; a graph wholly on one backend is one plain compute().
+// returns with a host-visible pool back on the host (the OpenCL backend maps it back), so a
+// CPU run can follow a device run directly; a split on a device-resident pool is refused
+// when the session is made. A graph wholly on one backend is one plain compute().
 #pragma once
 #include <cstdint>
 #include <memory>

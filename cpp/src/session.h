@@ -33,6 +33,8 @@ public:
     Session(const Plan& plan, uint8_t* pool, uint64_t pool_size, std::unique_ptr<Backend> device);
 
     const Plan& plan() const { return plan_; }
+    // The pool as the device holds it (tests and tools read regions through it).
+    const PoolBuffer& pool_buffer() const { return *pool_; }
     int64_t n_past() const { return n_past_; }
     const Model& model() const { return *plan_.model; }  // kept alive by the plan copy
     int32_t n_vocab() const { return model().hparams().n_vocab; }

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "model.h"
 #include "plan.h"
@@ -29,10 +30,18 @@ struct Harness {
     Harness(const Harness&) = delete;
     Harness& operator=(const Harness&) = delete;
 
-    // A pool region seen as an array of T.
+    // A pool region seen as an array of T (the host memory: a host-visible pool only).
     template <typename T>
     T* region(const char* name) {
         return reinterpret_cast<T*>(pool + plan.pool.region(name).offset);
+    }
+    // A copy of a pool region read through the session's buffer (any buffer type).
+    template <typename T>
+    std::vector<T> read_region(const char* name) {
+        const ei::Region& r = plan.pool.region(name);
+        std::vector<T> out(r.size / sizeof(T));
+        session->pool_buffer().read(r.offset, out.data(), out.size() * sizeof(T));
+        return out;
     }
 };
 

@@ -256,6 +256,19 @@ TEST(opencl_split_with_cpu_matches_opencl) {
     CHECK(e <= 5e-4);
     CHECK(nmse(b.logits, c.logits) > 0);  // the MatMuls did run on OpenCL
     CHECK(a.greedy == b.greedy);
+    // A split needs the pool on the host between runs: with a device-resident pool it is
+    // refused when the session is made, saying why, not run on stale memory.
+    setenv("EI_OPENCL_POOL", "device", 1);
+    std::string refused;
+    try {
+        check::Harness device_pool(check::testdata("models/tiny-llama-q4_k_m.gguf"), small("test:opencl-split"));
+    } catch (const Error& err) {
+        refused = err.what();
+        CHECK(err.status() == EI_ERR_UNSUPPORTED);
+    }
+    unsetenv("EI_OPENCL_POOL");
+    std::printf("  split on a device-resident pool: %s\n", refused.c_str());
+    CHECK(refused.find("host-visible") != std::string::npos);
     unregister_device("test:opencl-split");
 }
 #endif

@@ -6,6 +6,7 @@
 // The manifest's llama.cpp cases run on OpenCL in the JUnit suite (ReferenceLogitsTest with
 // -Dedgeinfinite.test.backend=opencl, see .ci/run). Skips, saying why, without a device.
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <random>
 #include <string>
@@ -62,9 +63,8 @@ Run run(const std::string& model, const std::string& backend, const std::vector<
     }
     r.folded = h.session->placement().memory;
     for (const char* name : {"mem.M", "mem.z"}) {
-        const Region& reg = h.plan.pool.region(name);
-        const float* p = h.region<float>(name);
-        r.memory.insert(r.memory.end(), p, p + reg.size / sizeof(float));
+        const std::vector<float> m = h.read_region<float>(name);
+        r.memory.insert(r.memory.end(), m.begin(), m.end());
     }
     return r;
 }
@@ -90,6 +90,12 @@ TEST(memory_route_greedy_equals_cpu) {
             const std::string path = check::testdata(m.file);
             const Run cpu = run(path, "cpu", prompt, 16, delta);
             const Run cl = run(path, "opencl", prompt, 16, delta);
+            // The other pool buffer type: device-resident (discrete GPUs), the session's I/O as
+            // transfers. Same kernels, so the same bits as the zero-copy pool.
+            setenv("EI_OPENCL_POOL", "device", 1);
+            const Run dev = run(path, "opencl", prompt, 16, delta);
+            unsetenv("EI_OPENCL_POOL");
+            CHECK(dev.logits == cl.logits && dev.greedy == cl.greedy && dev.memory == cl.memory);
             double max_abs = 0, sq = 0;
             for (size_t i = 0; i < cpu.logits.size(); ++i) {
                 const double d = std::fabs(double(cpu.logits[i]) - cl.logits[i]);
@@ -145,20 +151,26 @@ TEST(observer_sees_every_op_and_changes_nothing) {
     const std::string path = check::testdata("models/tiny-llama-q8_0.gguf");
     std::vector<int32_t> prompt(40);
     for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t(3 + (i * 31) % 1000);
-    std::vector<float> plain, watched;
+    std::vector<float> plain, watched, watched_device;
     Counting c;
     int64_t ops = 0;
-    for (int watch = 0; watch < 2; ++watch) {
+    // Last pass: the device-resident pool, which an observer sees through its staging copy.
+    for (int watch = 0; watch < 3; ++watch) {
+        if (watch == 2) setenv("EI_OPENCL_POOL", "device", 1);
         check::Harness h(path, sc);
         if (watch) h.session->set_observer(&c);
         h.session->plan_route(int64_t(prompt.size()));
         const float* l = h.session->eval(prompt.data(), int32_t(prompt.size()));
-        (watch ? watched : plain).assign(l, l + h.session->n_vocab());
+        (watch == 2 ? watched_device : watch ? watched : plain).assign(l, l + h.session->n_vocab());
+        unsetenv("EI_OPENCL_POOL");
+        if (watch == 2) continue;
         // 5 prefill runs of 8 and the folds of 16 tokens (2 folds of L = 8).
         ops = 5 * int64_t(h.plan.prefill.ops.size()) + 2 * int64_t(h.plan.fold.ops.size());
     }
-    CHECK_EQ(int64_t(c.before_calls), ops);
-    CHECK_EQ(int64_t(c.after_calls), ops);
+    // Both watched passes (zero-copy and device-resident pools) saw every op.
+    CHECK_EQ(int64_t(c.before_calls), 2 * ops);
+    CHECK_EQ(int64_t(c.after_calls), 2 * ops);
     CHECK(c.sum != 0);
     CHECK(plain == watched);
+    CHECK(plain == watched_device);
 }
