@@ -15,18 +15,14 @@
 #include "check.h"
 #include "opencl/kernel_variants.h"
 #include "opencl/opencl_device.h"
+#include "opencl_harness.h"
 #include "session_harness.h"
 
 using namespace ei;
 
 namespace {
 
-bool have_opencl(const char* test) {
-    std::string why;
-    if (!opencl::list_devices(&why).empty()) return true;
-    std::printf("  %s skipped: no OpenCL device (%s)\n", test, why.c_str());
-    return false;
-}
+using check::have_opencl;
 
 struct Run {
     std::vector<float> logits;   // every prompt position

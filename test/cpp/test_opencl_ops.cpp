@@ -25,6 +25,7 @@
 #include "error.h"
 #include "opencl/opencl_backend.h"
 #include "opencl/opencl_device.h"
+#include "opencl_harness.h"
 #include "opencl/program_cache.h"
 #include "opencl/signal_guard.h"
 #include "step_inputs.h"
@@ -34,25 +35,9 @@ using namespace ei;
 
 namespace {
 
-bool have_opencl(const char* test) {
-    std::string why;
-    if (!opencl::list_devices(&why).empty()) return true;
-    std::printf("  %s skipped: no OpenCL device (%s)\n", test, why.c_str());
-    return false;
-}
+using check::have_opencl;
 
-// 64-byte aligned pool memory.
-struct Pool {
-    uint8_t* p = nullptr;
-    size_t size = 0;
-    explicit Pool(size_t n) : size((n + 63) / 64 * 64) {
-        p = static_cast<uint8_t*>(std::aligned_alloc(64, size));
-        std::memset(p, 0, size);
-    }
-    Pool(const Pool& o) : Pool(o.size) { std::memcpy(p, o.p, size); }
-    Pool& operator=(const Pool&) = delete;
-    ~Pool() { std::free(p); }
-};
+using Pool = check::AlignedBuf;
 
 // Lays out pool regions.
 struct Layout {

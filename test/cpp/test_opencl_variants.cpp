@@ -25,6 +25,7 @@
 #include "opencl/kernel_variants.h"
 #include "opencl/opencl_backend.h"
 #include "opencl/opencl_device.h"
+#include "opencl_harness.h"
 #include "session_harness.h"
 #include "weight_cache.h"
 
@@ -33,12 +34,7 @@ using opencl::Variant;
 
 namespace {
 
-bool have_opencl(const char* test) {
-    std::string why;
-    if (!opencl::list_devices(&why).empty()) return true;
-    std::printf("  %s skipped: no OpenCL device (%s)\n", test, why.c_str());
-    return false;
-}
+using check::have_opencl;
 
 // Sets EI_OPENCL_VARIANT for a scope, restoring what was there.
 struct VariantEnv {
@@ -61,17 +57,7 @@ struct VariantEnv {
 std::mt19937 rng(77);
 float uniform(float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(rng); }
 
-struct Buf {  // 64-byte aligned, zeroed
-    uint8_t* p = nullptr;
-    size_t size = 0;
-    explicit Buf(size_t n) : size((n + 63) / 64 * 64) {
-        p = static_cast<uint8_t*>(std::aligned_alloc(64, size));
-        std::memset(p, 0, size);
-    }
-    Buf(const Buf& o) : Buf(o.size) { std::memcpy(p, o.p, size); }
-    Buf& operator=(const Buf&) = delete;
-    ~Buf() { std::free(p); }
-};
+using Buf = check::AlignedBuf;
 
 // A random weight in ggml's layout: half values / scales in ranges real models have.
 struct Weight {
