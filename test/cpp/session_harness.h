@@ -21,7 +21,12 @@ struct Harness {
     Harness(const std::string& path, const ei::Scenario& sc) : model(ei::Model::load(path)) {
         plan = ei::make_plan(model, sc);
         pool = static_cast<uint8_t*>(std::aligned_alloc(64, plan.pool.size));
-        session = std::make_unique<ei::Session>(plan, pool, plan.pool.size);
+        try {
+            session = std::make_unique<ei::Session>(plan, pool, plan.pool.size);
+        } catch (...) {  // a session refused: the destructor will not run, so free the pool here
+            std::free(pool);
+            throw;
+        }
     }
     ~Harness() {
         session.reset();
