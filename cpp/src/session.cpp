@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "error.h"
+#include "file_io.h"
 #include "tokenizer.h"
 
 namespace ei {
@@ -223,20 +224,6 @@ const char* const kStateRegions[] = {"kv.k", "kv.v", "mem.M", "mem.z"};
 // 2^53: no conversation comes near it, and positions stay exact as doubles and far from
 // overflowing int64 in eval's arithmetic.
 constexpr int64_t kMaxStatePosition = int64_t{1} << 53;
-
-// FNV-1a, 64 bit: a fingerprint and checksum with no dependency; it catches corruption
-// and mismatches, not tampering.
-struct Fnv {
-    uint64_t h = 1469598103934665603ull;
-    void add(const void* p, size_t n) {
-        const uint8_t* b = static_cast<const uint8_t*>(p);
-        for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;
-    }
-    template <typename T>
-    void add(const T& v) {
-        add(&v, sizeof(T));
-    }
-};
 
 struct StateHeader {
     char magic[8];
