@@ -241,24 +241,7 @@ struct StateHeader {
 
 }  // namespace
 
-uint64_t Session::fingerprint() const {
-    Fnv f;
-    const HParams& hp = model().hparams();
-    f.add(hp.n_vocab);
-    f.add(hp.n_embd);
-    f.add(hp.n_layer);
-    f.add(hp.n_head);
-    f.add(hp.n_head_kv);
-    f.add(hp.n_ff);
-    for (const TensorInfo& t : model().gguf().tensors()) {
-        f.add(t.name.data(), t.name.size());
-        f.add(t.type);
-        f.add(t.ne);
-        // A few bytes of each tensor's data tell apart models of equal shape.
-        f.add(t.data, std::min<uint64_t>(t.n_bytes, 64));
-    }
-    return f.h;
-}
+uint64_t Session::fingerprint() const { return model().fingerprint(); }
 
 namespace {
 std::string hex(uint64_t v) {
