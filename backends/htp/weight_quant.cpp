@@ -131,14 +131,21 @@ QuantizedWeight quantize_int4_blockwise(const float* w, int64_t rows, int64_t co
         for (int64_t b = 0; b < nb; ++b) {
             const float* blk = row + b * block_size;
             const double x = ideal[static_cast<size_t>(b)] / s;
+            // The step that maps the block's max to 7 is not always the best one: a
+            // smaller step that clips the largest value (or maps a negative max to -8)
+            // can lower the block's error. Try a few fractions of it, each at the floor and
+            // ceiling multiplier, and keep the best.
             int m = 0;
             if (x > 0) {
-                const int lo = std::max(1, static_cast<int>(std::floor(x)));
-                const int hi = std::min(mmax, std::max(1, static_cast<int>(std::ceil(x))));
-                m = block_error(blk, block_size, static_cast<double>(s) * lo) <=
-                            block_error(blk, block_size, static_cast<double>(s) * hi)
-                        ? lo
-                        : hi;
+                double best = -1;
+                for (double f : {1.0, 0.95, 0.9, 0.875, 0.85, 0.8, 0.75, 0.7}) {
+                    const double xf = x * f;
+                    for (int cand : {static_cast<int>(std::floor(xf)), static_cast<int>(std::ceil(xf))}) {
+                        cand = std::min(mmax, std::max(1, cand));
+                        const double e = block_error(blk, block_size, static_cast<double>(s) * cand);
+                        if (best < 0 || e < best) best = e, m = cand;
+                    }
+                }
             }
             q.enc.block_scales[static_cast<size_t>(r * nb + b)] = static_cast<uint8_t>(m);
             const double d = static_cast<double>(s) * m;

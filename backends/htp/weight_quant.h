@@ -7,9 +7,9 @@
 //    the input dimension; each channel a float scale s_c, each block an unsigned integer
 //    multiplier m_cb of 4 or 8 bits; real = s_c * m_cb * q, q in [-8, 7]. s_c is chosen so
 //    the channel's largest block needs the largest multiplier; each block's multiplier is
-//    the floor or ceiling of its ideal step over s_c, whichever gives the smaller squared
-//    error over the block (a 4-bit multiplier is coarse, so rounding alone clips or wastes
-//    range).
+//    the one with the smallest squared error over the block among the floor and ceiling
+//    of a few fractions (0.7..1) of its max-to-7 step over s_c (a 4-bit multiplier is
+//    coarse, and a slightly clipped step often beats the unclipped one).
 // Weights are [rows = output channels N, cols = inputs K], row-major, as GGUF stores them.
 #pragma once
 #include <cstdint>
