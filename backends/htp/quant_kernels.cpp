@@ -247,7 +247,10 @@ void add_sub(const Node& n, const ExecBuffers& b, bool sub) {
     for (uint64_t e = 0; e < mx.size(); ++e) {
         const int64_t tx = fx::apply((int64_t{x.get(mx[e])} + x.offset) * (int64_t{1} << kFine), ax);
         const int64_t tz = fx::apply((int64_t{z.get(mz[e])} + z.offset) * (int64_t{1} << kFine), az);
-        const int64_t s = rounding_shift(sub ? tx - tz : tx + tz, kFine);
+        // An extreme operand (an additive mask's -1e9 against a small output step) saturates
+        // here, as it would in the hardware's wide intermediate, instead of overflowing.
+        const int64_t lim = int64_t{1} << 61;
+        const int64_t s = rounding_shift(fx::saturate(tx, -lim, lim) + (sub ? -1 : 1) * fx::saturate(tz, -lim, lim), kFine);
         y.set(e, static_cast<int32_t>(fx::saturate(s - y.offset, lo, hi)));
     }
 }

@@ -527,3 +527,357 @@ TEST(convert_float_fixed_and_fixed_fixed) {
         CHECK_EQ(r.b.at<float>(o)[i], static_cast<float>(x8));
     }
 }
+
+// ---- the graph pass ----
+
+namespace {
+
+// A transformer block of a real model's layer-0 weights as a lowered float graph, shaped
+// like the lowering's graphs (token ids in, a Gather of the embedding, RmsNorm, Q/K/V
+// projections, the step's K/V rows out to the host, attention over the cache and the
+// step's own rows with an additive mask, the memory retrieval sigma(q) M / (sigma(q) z +
+// eps) with sigma = Elu + 1 and a gate blend, the output projection, the SwiGLU FFN, the
+// final norm and the logits). Single-head attention over the kv width keeps it small.
+struct Block {
+    QnnGraph g;
+    std::vector<std::map<std::string, std::vector<uint8_t>>> samples;
+    std::string head;  // the logits FullyConnected's name
+    uint32_t D = 0, kvd = 0, V = 0, L = 0, S = 0;
+};
+
+std::vector<float> gguf_floats(const ei::GgufFile& f, const std::string& name, std::vector<uint32_t>* dims) {
+    const ei::TensorInfo* t = f.tensor(name);
+    if (!t) return {};
+    dims->clear();
+    if (t->n_dims == 1) dims->push_back(static_cast<uint32_t>(t->ne[0]));
+    else dims->assign({static_cast<uint32_t>(t->rows()), static_cast<uint32_t>(t->ne[0])});
+    return dequantize_gguf(static_cast<ei::GgmlType>(t->type), t->data, t->rows(), t->ne[0]);
+}
+
+Block build_block(const std::string& path, uint32_t L, uint32_t S, size_t n_samples) {
+    auto f = ei::GgufFile::open(path);
+    Block blk;
+    blk.L = L;
+    blk.S = S;
+    Builder b;
+    std::map<std::string, uint32_t> w;
+    std::map<std::string, std::vector<float>> wv;
+    std::map<std::string, std::vector<uint32_t>> wd;
+    for (const char* n : {"token_embd.weight", "output_norm.weight", "output.weight", "blk.0.attn_norm.weight", "blk.0.attn_q.weight",
+                          "blk.0.attn_k.weight", "blk.0.attn_v.weight", "blk.0.attn_q.bias", "blk.0.attn_k.bias",
+                          "blk.0.attn_v.bias", "blk.0.attn_output.weight", "blk.0.ffn_norm.weight", "blk.0.ffn_gate.weight",
+                          "blk.0.ffn_up.weight", "blk.0.ffn_down.weight"}) {
+        std::vector<uint32_t> d;
+        std::vector<float> v = gguf_floats(*f, n, &d);
+        if (v.empty()) continue;
+        wv[n] = v;
+        wd[n] = d;
+        w[n] = b.constant(n, d, v);
+    }
+    const uint32_t D = wd["token_embd.weight"][1], V = wd["token_embd.weight"][0], kvd = wd["blk.0.attn_k.weight"][0];
+    blk.D = D, blk.V = V, blk.kvd = kvd;
+    auto fc = [&](const std::string& name, uint32_t x, const std::string& wname, uint32_t out) {
+        std::vector<uint32_t> in = {x, w[wname + ".weight"]};
+        if (w.count(wname + ".bias")) in.push_back(w[wname + ".bias"]);
+        b.node(name, OpType::FullyConnected, in, {out});
+        return out;
+    };
+    auto nat = [&](const std::string& n, std::vector<uint32_t> d) { return b.native(n, std::move(d)); };
+    const Param eps = scalar_param("epsilon", Param::Kind::Float, 1e-5);
+    const uint32_t ids = b.add("token_ids", TensorKind::AppWrite, DType::Int32, {L}, IoRole::TokenIds);
+    const uint32_t h = nat("h", {L, D});
+    b.node("get_rows", OpType::Gather, {w["token_embd.weight"], ids}, {h}).params = {axis(0)};
+    const uint32_t n1 = nat("blk.0.attn_norm", {L, D});
+    b.node("blk.0.attn_norm", OpType::RmsNorm, {h, w["blk.0.attn_norm.weight"]}, {n1}).params = {eps};
+    const uint32_t q = fc("blk.0.attn_q", n1, "blk.0.attn_q", nat("blk.0.attn_q", {L, D}));
+    const uint32_t k = fc("blk.0.attn_k", n1, "blk.0.attn_k",
+                          b.add("blk.0.k_new", TensorKind::AppRead, DType::Float32, {L, kvd}, IoRole::KNew));
+    const uint32_t v = fc("blk.0.attn_v", n1, "blk.0.attn_v",
+                          b.add("blk.0.v_new", TensorKind::AppRead, DType::Float32, {L, kvd}, IoRole::VNew));
+    const uint32_t qs = nat("blk.0.q_head", {L, kvd});
+    b.node("blk.0.q_head", OpType::StridedSlice, {q}, {qs}).params = {tensor_param("ranges", {0, L, 1, 0, kvd, 1}, {2, 3})};
+    const uint32_t kc_in = b.add("blk.0.k_cache", TensorKind::AppWrite, DType::Float32, {S, kvd}, IoRole::KCache);
+    const uint32_t vc_in = b.add("blk.0.v_cache", TensorKind::AppWrite, DType::Float32, {S, kvd}, IoRole::VCache);
+    const uint32_t kc = nat("blk.0.k_all", {S + L, kvd}), vc = nat("blk.0.v_all", {S + L, kvd});
+    b.node("blk.0.k_all", OpType::Concat, {kc_in, k}, {kc}).params = {axis(0)};
+    b.node("blk.0.v_all", OpType::Concat, {vc_in, v}, {vc}).params = {axis(0)};
+    const uint32_t sc = nat("blk.0.kq", {L, S + L});
+    b.node("blk.0.kq", OpType::MatMul, {qs, kc}, {sc}).params = {scalar_param("transpose_in1", Param::Kind::Bool, 1)};
+    const uint32_t scale = b.constant("kq_scale", {1}, {1.0f / std::sqrt(static_cast<float>(kvd))});
+    const uint32_t sc2 = nat("blk.0.kq_scaled", {L, S + L});
+    b.node("blk.0.kq_scaled", OpType::ElementWiseMultiply, {sc, scale}, {sc2});
+    const uint32_t mask = b.add("attn_mask", TensorKind::AppWrite, DType::Float32, {L, S + L}, IoRole::AttnMask);
+    const uint32_t sm = nat("blk.0.kq_masked", {L, S + L});
+    b.node("blk.0.kq_masked", OpType::ElementWiseAdd, {sc2, mask}, {sm});
+    const uint32_t p = nat("blk.0.kq_soft", {L, S + L});
+    b.node("blk.0.kq_soft", OpType::Softmax, {sm}, {p}).params = {axis(-1), scalar_param("beta", Param::Kind::Float, 1)};
+    const uint32_t a = nat("blk.0.kqv", {L, kvd});
+    b.node("blk.0.kqv", OpType::MatMul, {p, vc}, {a});
+    // Memory retrieval and the gate blend.
+    const uint32_t M = b.add("blk.0.mem_m", TensorKind::AppWrite, DType::Float32, {kvd, kvd}, IoRole::MemM);
+    const uint32_t z = b.add("blk.0.mem_z", TensorKind::AppWrite, DType::Float32, {kvd, 1}, IoRole::MemZ);
+    const uint32_t one = b.constant("one", {1}, {1.0f}), meps = b.constant("mem_eps", {1}, {1e-3f});
+    const uint32_t e = nat("blk.0.q_elu", {L, kvd}), sq = nat("blk.0.q_sigma", {L, kvd});
+    b.node("blk.0.q_elu", OpType::Elu, {qs}, {e}).params = {scalar_param("alpha", Param::Kind::Float, 1)};
+    b.node("blk.0.q_sigma", OpType::ElementWiseAdd, {e, one}, {sq});
+    const uint32_t num = nat("blk.0.mem_num", {L, kvd}), den = nat("blk.0.mem_den", {L, 1}), den2 = nat("blk.0.mem_den_eps", {L, 1});
+    b.node("blk.0.mem_num", OpType::MatMul, {sq, M}, {num});
+    b.node("blk.0.mem_den", OpType::MatMul, {sq, z}, {den});
+    b.node("blk.0.mem_den_eps", OpType::ElementWiseAdd, {den, meps}, {den2});
+    const uint32_t r = nat("blk.0.mem_read", {L, kvd});
+    b.node("blk.0.mem_read", OpType::ElementWiseDivide, {num, den2}, {r});
+    std::mt19937 grng(29);
+    const std::vector<float> gate = uniform(grng, kvd, 0.2f, 0.8f);
+    std::vector<float> ogate(kvd);
+    for (uint32_t i = 0; i < kvd; ++i) ogate[i] = 1 - gate[i];
+    const uint32_t gt = b.constant("blk.0.gate", {kvd}, gate), ogt = b.constant("blk.0.gate_inv", {kvd}, ogate);
+    const uint32_t a1 = nat("blk.0.attn_gated", {L, kvd}), r1 = nat("blk.0.mem_gated", {L, kvd}), a2 = nat("blk.0.blend", {L, kvd});
+    b.node("blk.0.attn_gated", OpType::ElementWiseMultiply, {a, gt}, {a1});
+    b.node("blk.0.mem_gated", OpType::ElementWiseMultiply, {r, ogt}, {r1});
+    b.node("blk.0.blend", OpType::ElementWiseAdd, {a1, r1}, {a2});
+    // Widen to the model width: the blend and the query head side by side, repeated.
+    std::vector<uint32_t> parts;
+    uint32_t width = 0;
+    while (width < D) {
+        parts.push_back(parts.size() % 2 ? qs : a2);
+        width += kvd;
+    }
+    const uint32_t cat = nat("blk.0.heads", {L, width}), cs = nat("blk.0.heads_d", {L, D});
+    b.node("blk.0.heads", OpType::Concat, parts, {cat}).params = {axis(1)};
+    b.node("blk.0.heads_d", OpType::StridedSlice, {cat}, {cs}).params = {tensor_param("ranges", {0, L, 1, 0, D, 1}, {2, 3})};
+    const uint32_t o = fc("blk.0.attn_output", cs, "blk.0.attn_output", nat("blk.0.attn_output", {L, D}));
+    const uint32_t h2 = nat("blk.0.attn_res", {L, D});
+    b.node("blk.0.attn_res", OpType::ElementWiseAdd, {h, o}, {h2});
+    const uint32_t n2 = nat("blk.0.ffn_norm", {L, D});
+    b.node("blk.0.ffn_norm", OpType::RmsNorm, {h2, w["blk.0.ffn_norm.weight"]}, {n2}).params = {eps};
+    const uint32_t F = wd["blk.0.ffn_gate.weight"][0];
+    const uint32_t gg = fc("blk.0.ffn_gate", n2, "blk.0.ffn_gate", nat("blk.0.ffn_gate", {L, F}));
+    const uint32_t uu = fc("blk.0.ffn_up", n2, "blk.0.ffn_up", nat("blk.0.ffn_up", {L, F}));
+    const uint32_t sg = nat("blk.0.ffn_sig", {L, F}), si = nat("blk.0.ffn_silu", {L, F}), mm = nat("blk.0.ffn_mul", {L, F});
+    b.node("blk.0.ffn_sig", OpType::Sigmoid, {gg}, {sg});
+    b.node("blk.0.ffn_silu", OpType::ElementWiseMultiply, {gg, sg}, {si});
+    b.node("blk.0.ffn_mul", OpType::ElementWiseMultiply, {si, uu}, {mm});
+    const uint32_t dd = fc("blk.0.ffn_down", mm, "blk.0.ffn_down", nat("blk.0.ffn_down", {L, D}));
+    const uint32_t h3 = nat("blk.0.ffn_res", {L, D});
+    b.node("blk.0.ffn_res", OpType::ElementWiseAdd, {h2, dd}, {h3});
+    const uint32_t n3 = nat("output_norm", {L, D});
+    b.node("output_norm", OpType::RmsNorm, {h3, w["output_norm.weight"]}, {n3}).params = {eps};
+    const uint32_t logits = b.add("logits", TensorKind::AppRead, DType::Float32, {L, V}, IoRole::Logits);
+    // Tied embeddings (no output.weight): the head reads the embedding table the Gather reads.
+    blk.head = "output";
+    b.node("output", OpType::FullyConnected, {n3, w.count("output.weight") ? w["output.weight"] : w["token_embd.weight"]}, {logits});
+    b.g.name = "block";
+    b.g.validate();
+    blk.g = b.g;
+
+    // Inputs: random tokens; a cache of K/V rows of other random tokens (the projections of
+    // their normalized embeddings, so the cache has the model's own scale); a mask hiding a
+    // few cache slots and the future rows; a memory folded from other tokens' K/V.
+    std::mt19937 rng(31);
+    auto proj = [&](const std::string& wn, const std::vector<float>& x) {
+        const auto& W = wv[wn + ".weight"];
+        std::vector<float> y(kvd);
+        for (uint32_t c = 0; c < kvd; ++c) {
+            double acc = wv.count(wn + ".bias") ? wv[wn + ".bias"][c] : 0.0;
+            for (uint32_t i = 0; i < D; ++i) acc += static_cast<double>(W[c * D + i]) * x[i];
+            y[c] = static_cast<float>(acc);
+        }
+        return y;
+    };
+    auto normed = [&](int32_t tok) {
+        std::vector<float> x(wv["token_embd.weight"].begin() + tok * D, wv["token_embd.weight"].begin() + (tok + 1) * D);
+        double ss = 0;
+        for (float t : x) ss += static_cast<double>(t) * t;
+        const double inv = 1 / std::sqrt(ss / D + 1e-5);
+        for (uint32_t i = 0; i < D; ++i) x[i] = static_cast<float>(x[i] * inv * wv["blk.0.attn_norm.weight"][i]);
+        return x;
+    };
+    std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(V) - 1);
+    for (size_t s = 0; s < n_samples; ++s) {
+        std::map<std::string, std::vector<uint8_t>> in;
+        std::vector<int32_t> t(L);
+        for (auto& x : t) x = tok(rng);
+        in["token_ids"] = bytes_of(t);
+        std::vector<float> kcache, vcache;
+        for (uint32_t j = 0; j < S; ++j) {
+            const auto x = normed(tok(rng));
+            const auto kk = proj("blk.0.attn_k", x), vv = proj("blk.0.attn_v", x);
+            kcache.insert(kcache.end(), kk.begin(), kk.end());
+            vcache.insert(vcache.end(), vv.begin(), vv.end());
+        }
+        in["blk.0.k_cache"] = bytes_of(kcache);
+        in["blk.0.v_cache"] = bytes_of(vcache);
+        std::vector<float> m(static_cast<size_t>(L) * (S + L), 0.0f);
+        const uint32_t hidden = static_cast<uint32_t>(s % 3);  // the oldest slots not yet written
+        for (uint32_t i = 0; i < L; ++i)
+            for (uint32_t j = 0; j < S + L; ++j)
+                if (j < hidden || (j >= S && j - S > i)) m[i * (S + L) + j] = -1e9f;
+        in["attn_mask"] = bytes_of(m);
+        std::vector<float> MM(static_cast<size_t>(kvd) * kvd, 0.0f), zz(kvd, 0.0f);
+        for (int j = 0; j < 12; ++j) {
+            const auto x = normed(tok(rng));
+            auto kk = proj("blk.0.attn_k", x);
+            const auto vv = proj("blk.0.attn_v", x);
+            for (float& y : kk) y = y > 0 ? y + 1 : std::exp(y);  // Elu + 1
+            for (uint32_t r2 = 0; r2 < kvd; ++r2) {
+                zz[r2] += kk[r2];
+                for (uint32_t c = 0; c < kvd; ++c) MM[r2 * kvd + c] += kk[r2] * vv[c];
+            }
+        }
+        in["blk.0.mem_m"] = bytes_of(MM);
+        in["blk.0.mem_z"] = bytes_of(zz);
+        blk.samples.push_back(in);
+    }
+    return blk;
+}
+
+std::vector<std::vector<float>> outputs_of(const QnnGraph& g, const Run& r) {
+    std::vector<std::vector<float>> out;
+    for (const Tensor& t : g.tensors)
+        if (t.kind == TensorKind::AppRead) {
+            const float* p = r.b.at<float>(t.id);
+            out.emplace_back(p, p + t.elements());
+        }
+    return out;
+}
+
+GraphRunner runner(const Block& blk) {
+    return [&blk](const QnnGraph& g, size_t i, NodeObserver* obs) {
+        Run r;
+        execute(g, blk.samples.at(i), r, obs);
+        return outputs_of(g, r);
+    };
+}
+
+// The logits' SQNR and top-1 agreement of graph q against the float graph on samples [from, to).
+void held_out(const Block& blk, const QnnGraph& q, size_t from, size_t to, double* sqnr, double* top1) {
+    double s = 0, n = 0;
+    int agree = 0, rows = 0;
+    for (size_t i = from; i < to; ++i) {
+        Run rf, rq;
+        execute(blk.g, blk.samples[i], rf);
+        execute(q, blk.samples[i], rq);
+        const Tensor* lt = nullptr;
+        for (const Tensor& t : blk.g.tensors)
+            if (t.io == IoRole::Logits) lt = &t;
+        const float* a = rf.b.at<float>(lt->id);
+        const float* c = rq.b.at<float>(lt->id);  // ids of the float io tensors are kept
+        for (uint32_t r = 0; r < blk.L; ++r) {
+            const float* ar = a + static_cast<size_t>(r) * blk.V;
+            const float* cr = c + static_cast<size_t>(r) * blk.V;
+            agree += (std::max_element(ar, ar + blk.V) - ar) == (std::max_element(cr, cr + blk.V) - cr);
+            ++rows;
+            for (uint32_t j = 0; j < blk.V; ++j) {
+                s += static_cast<double>(ar[j]) * ar[j];
+                n += (static_cast<double>(ar[j]) - cr[j]) * (ar[j] - cr[j]);
+            }
+        }
+    }
+    *sqnr = 10 * std::log10(s / n);
+    *top1 = static_cast<double>(agree) / rows;
+}
+
+const Tensor& weight_of(const QnnGraph& g, const std::string& node) {
+    for (const Node& n : g.nodes)
+        if (n.name == node) return g.tensors[n.inputs[1]];
+    throw std::runtime_error("no node " + node);
+}
+
+void check_block(const std::string& file) {
+    const size_t n_cal = 4, n_all = 7;
+    const Block blk = build_block(check::testdata(file), 6, 10, n_all);
+    const GraphRunner run = runner(blk);
+
+    // 16a8w.
+    QuantConfig c8;
+    QuantWeightCache cache;
+    const PreparedGraph p8 = prepare_quantized(blk.g, c8, run, n_cal, &cache);
+    p8.graph.validate();
+    double s8, t8;
+    held_out(blk, p8.graph, n_cal, n_all, &s8, &t8);
+    std::printf("%s 16a8w: outputs SQNR %.2f dB (calibration), held-out logits SQNR %.2f dB, top-1 %.3f, weights %llu bytes "
+                "(float %llu)\n",
+                file.c_str(), p8.report.output_sqnr_db, s8, t8, static_cast<unsigned long long>(p8.report.weight_bytes),
+                static_cast<unsigned long long>(p8.report.float_weight_bytes));
+    CHECK(p8.report.output_sqnr_db > 25);
+    CHECK(s8 > 25);
+    CHECK(t8 >= 0.9);
+    // The host side is unchanged: float inputs and outputs, a Convert at each.
+    int converts = 0, float_io = 0;
+    for (const Node& n : p8.graph.nodes) converts += n.type == OpType::Convert;
+    for (const Tensor& t : blk.g.tensors) float_io += (t.kind == TensorKind::AppWrite || t.kind == TensorKind::AppRead) && t.dtype == DType::Float32;
+    CHECK_EQ(converts, float_io);
+    for (const Tensor& t : p8.graph.tensors) {
+        if (t.kind == TensorKind::AppWrite || t.kind == TensorKind::AppRead) CHECK(!dtype_quantized(t.dtype));
+        if (t.kind == TensorKind::Native && t.dtype == DType::Float32) CHECK(false);  // every activation is fixed point
+    }
+    for (const Tensor& t : p8.graph.tensors)
+        if (t.name == "blk.0.k_new.fx" || t.name == "blk.0.v_cache.fx") CHECK(t.dtype == DType::UFixed8);
+    for (const char* n : {"blk.0.attn_q", "blk.0.ffn_down", "output"}) {
+        CHECK(weight_of(p8.graph, n).dtype == DType::SFixed8);
+        CHECK(weight_of(p8.graph, n).enc.kind == Encoding::Kind::PerChannel);
+    }
+    // Under 40% of float: int8 projections and head, the embedding table and norms UFixed16.
+    CHECK(p8.report.weight_bytes * 5 < p8.report.float_weight_bytes * 2);
+    const std::string text = p8.report.text();
+    CHECK(text.find("weight blk.0.ffn_up.weight SFIXED_POINT_8 per-channel") != std::string::npos);
+    CHECK(text.find("tensor blk.0.kq_soft UFIXED_POINT_16") != std::string::npos);
+    for (const TensorReport& r : p8.report.tensors)
+        if (r.name == "blk.0.attn_norm") CHECK(r.sqnr_db > 40);  // 16-bit activations: far above the weights' error
+
+    // 16a4w with the most sensitive quarter of the projections kept int8.
+    QuantConfig c4;
+    c4.int4 = true;
+    c4.sensitive_fraction = 0.25;
+    const PreparedGraph p4 = prepare_quantized(blk.g, c4, run, n_cal, &cache);
+    double s4, t4;
+    held_out(blk, p4.graph, n_cal, n_all, &s4, &t4);
+    const std::vector<std::string> cands = int4_candidates(blk.g, c4);
+    CHECK_EQ(cands.size(), size_t{7});  // q, k, v, o, gate, up, down; not the head
+    CHECK_EQ(p4.report.layers.size(), cands.size());
+    size_t kept = 0;
+    for (size_t i = 0; i < p4.report.layers.size(); ++i) {
+        const LayerSensitivity& l = p4.report.layers[i];
+        if (i) CHECK(p4.report.layers[i - 1].output_sqnr_db <= l.output_sqnr_db);
+        kept += l.kept_8bit;
+        CHECK(weight_of(p4.graph, l.node).dtype == (l.kept_8bit ? DType::SFixed8 : DType::SFixed4));
+        std::printf("  int4-only %s: outputs SQNR %.2f dB%s\n", l.node.c_str(), l.output_sqnr_db, l.kept_8bit ? " (kept 8-bit)" : "");
+    }
+    CHECK_EQ(kept, size_t{2});  // round(0.25 * 7)
+    CHECK(weight_of(p4.graph, "output").dtype == DType::SFixed8);
+    // All projections int4, for comparison with the sensitivity-chosen mix.
+    c4.sensitive_fraction = 0;
+    const PreparedGraph pall = prepare_quantized(blk.g, c4, run, n_cal, &cache);
+    double sall, tall;
+    held_out(blk, pall.graph, n_cal, n_all, &sall, &tall);
+    std::printf("%s 16a4w: all int4 held-out logits SQNR %.2f dB top-1 %.3f; sensitivity mix %.2f dB top-1 %.3f, weights %llu "
+                "bytes\n",
+                file.c_str(), sall, tall, s4, t4, static_cast<unsigned long long>(p4.report.weight_bytes));
+    CHECK(s4 > 15);
+    CHECK(sall > 15);
+    CHECK(p4.report.output_sqnr_db >= pall.report.output_sqnr_db - 0.1);
+    CHECK(pall.report.weight_bytes < p4.report.weight_bytes);
+    CHECK(p4.report.weight_bytes < p8.report.weight_bytes);
+    // The cache shares one quantized form of each weight between the passes.
+    CHECK(weight_of(p8.graph, "output").data.get() == weight_of(pall.graph, "output").data.get());
+    CHECK(weight_of(p8.graph, "blk.0.ffn_up").data.get() != weight_of(pall.graph, "blk.0.ffn_up").data.get());
+}
+
+}  // namespace
+
+TEST(graph_pass_on_eval_model_block) { check_block("eval/evalmodel-f32.gguf"); }
+
+TEST(graph_pass_on_qwen2_block_with_biases) { check_block("models/tiny-qwen2-f32.gguf"); }
+
+TEST(graph_pass_refuses_uncalibrated_and_bad_config) {
+    const Block blk = build_block(check::testdata("eval/evalmodel-f32.gguf"), 3, 4, 1);
+    RangeObserver none;
+    CHECK_THROWS(quantize_graph(blk.g, none, QuantConfig{}, {}), EI_ERR_INVALID_ARGUMENT, "no calibrated range");
+    QuantConfig bad;
+    bad.block_size = 48;
+    CHECK_THROWS(quantize_graph(blk.g, none, bad, {}), EI_ERR_INVALID_ARGUMENT, "block size 48");
+    bad = QuantConfig{};
+    bad.sensitive_fraction = 2;
+    CHECK_THROWS(prepare_quantized(blk.g, bad, runner(blk), 1), EI_ERR_INVALID_ARGUMENT, "sensitive fraction");
+    CHECK_THROWS(prepare_quantized(blk.g, QuantConfig{}, runner(blk), 0), EI_ERR_INVALID_ARGUMENT, "no calibration samples");
+}
