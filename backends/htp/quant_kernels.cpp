@@ -13,9 +13,10 @@
 //    lo), each through the 8x8 -> 32 reduce-multiply (vrmpy) with its own 32-bit
 //    accumulator, and the planes are combined in wider precision before requantization.
 //    Each plane's partial sum is bounded by 255 * 128 * K, which fits 32 bits for K <
-//    65 793, so within that bound the planes are exact and their combination equals the
-//    exact sum: we compute that exact sum in 64 bits and refuse K beyond the bound
-//    (EI_ERR_UNSUPPORTED) instead of emulating a wrap the hardware would not do either.
+//    65 793 (16x16 MatMul: 255 * 255 * K, K < 33 025), so within that bound the planes are
+//    exact and their combination equals the exact sum: we compute that exact sum in 64 bits
+//    and refuse K beyond the bound (EI_ERR_UNSUPPORTED) instead of emulating a wrap the
+//    hardware would not do either. The offsets' terms are part of the same exact sum.
 //    For the block-wise int4 weights each block's sum is scaled by its integer multiplier
 //    (an exact integer product) before the channel's sum.
 //  - Softmax, RmsNorm's normalization, Sigmoid, Elu and ElementWiseDivide take their
@@ -140,7 +141,13 @@ struct Requant {
 
 // ---- matrix products ----
 
-constexpr int64_t kMaxExactK = 65793;  // 255 * 128 * K < 2^31 per byte plane (see the top)
+// The longest reduction whose byte-plane partial sums stay exact in 32 bits (see the top):
+// each plane multiplies one byte of each operand, at most 255 for an unsigned plane, 128
+// for int8 and 8 for int4, so K * |a byte| * |b byte| < 2^31.
+int64_t max_exact_k(DType a, DType b) {
+    auto byte_max = [](DType t) -> int64_t { return t == DType::SFixed4 ? 8 : (t == DType::SFixed8 ? 128 : 255); };
+    return INT32_MAX / (byte_max(a) * byte_max(b));
+}
 
 void fully_connected(const Node& n, const ExecBuffers& b) {
     const QView x = qin(n, b, 0);
@@ -150,7 +157,8 @@ void fully_connected(const Node& n, const ExecBuffers& b) {
     if (w.dims.size() != 2) unsupported(n, "weight is not 2-D");
     const int64_t N = w.dims[0], K = w.dims[1];
     if (x.t->dims.back() != K || y.t->dims.back() != N) unsupported(n, "shapes do not match the weight");
-    if (K > kMaxExactK) unsupported(n, std::to_string(K) + " inputs exceed the exact 32-bit byte-plane accumulation");
+    if (K > max_exact_k(x.t->dtype, w.dtype))
+        unsupported(n, std::to_string(K) + " inputs exceed the exact 32-bit byte-plane accumulation");
     const bool block = w.enc.kind == Encoding::Kind::BlockwiseExpansion;
     if (!((w.dtype == DType::SFixed8 && w.enc.kind == Encoding::Kind::PerChannel) ||
           (w.dtype == DType::SFixed4 && block) || (w.dtype == DType::SFixed8 && block)))
@@ -213,7 +221,8 @@ void matmul(const Node& n, const ExecBuffers& b) {
     const uint64_t M = ta ? ad[r - 1] : ad[r - 2], K = ta ? ad[r - 2] : ad[r - 1];
     const uint64_t K2 = tb ? bd[r - 1] : bd[r - 2], N = tb ? bd[r - 2] : bd[r - 1];
     if (K != K2) unsupported(n, "inner dimensions differ");
-    if (K > static_cast<uint64_t>(kMaxExactK)) unsupported(n, "inner dimension exceeds the exact accumulation");
+    if (K > static_cast<uint64_t>(max_exact_k(a.t->dtype, c.t->dtype)))
+        unsupported(n, std::to_string(K) + " inner dimension exceeds the exact 32-bit byte-plane accumulation");
     const uint64_t batch = a.t->elements() / (M * K);
     if (batch * K * N != c.t->elements() || y.t->elements() != batch * M * N) unsupported(n, "batch shapes differ");
     const Multiplier mul = fx::make_multiplier(static_cast<double>(a.scale) * c.scale / y.scale);

@@ -419,9 +419,10 @@ PreparedGraph prepare_quantized(const QnnGraph& g, const QuantConfig& cfg, const
     std::vector<std::vector<std::vector<float>>> ref(n_samples);
     for (size_t i = 0; i < n_samples; ++i) ref[i] = run(g, i, &ranges);
 
+    const size_t n_sens = cfg.sensitivity_samples ? std::min(cfg.sensitivity_samples, n_samples) : n_samples;
     auto output_sqnr = [&](const QnnGraph& qg) {
         double s = 0, n = 0;
-        for (size_t i = 0; i < n_samples; ++i) add_energy(ref[i], run(qg, i, nullptr), s, n);
+        for (size_t i = 0; i < n_sens; ++i) add_energy(ref[i], run(qg, i, nullptr), s, n);
         return db(s, n);
     };
 

@@ -60,6 +60,8 @@ struct QuantConfig {
     std::vector<std::string> pin_8bit;      // node-name prefixes kept int8
     double sensitive_fraction = 0.0;        // of the int4 candidates, the most sensitive share kept int8
     float softmax_span = 32.0f;             // Softmax inputs: range cut to [max - span, max]
+    size_t sensitivity_samples = 0;         // samples per sensitivity run (0: all calibration samples);
+                                            // each int4 candidate costs one quantized run per sample
 };
 
 // Runs graph g on calibration sample `sample` (the runner binds that sample's inputs), calling

@@ -429,6 +429,12 @@ TEST(matmul_uint16_and_uint8_kv_vs_float) {
     // Both UFixed16, transpose_in0.
     CHECK(op_error_steps(OpType::MatMul, {scalar_param("transpose_in0", Param::Kind::Bool, 1)},
                          {{{13, 6}, randn(rng, 78, 1.0f)}, {{13, 4}, randn(rng, 52, 1.0f)}}, {6, 4}, DType::UFixed16) <= kHalfStep);
+    // 16x16 byte planes stay exact in 32 bits up to K = 33 024; beyond, the kernel refuses.
+    CHECK(op_error_steps(OpType::MatMul, {}, {{{1, 33024}, uniform(rng, 33024, 0, 1)}, {{33024, 1}, uniform(rng, 33024, 0, 1)}},
+                         {1, 1}, DType::UFixed16) <= kHalfStep);
+    CHECK_THROWS(op_error_steps(OpType::MatMul, {}, {{{1, 33026}, uniform(rng, 33026, 0, 1)}, {{33026, 1}, uniform(rng, 33026, 0, 1)}},
+                                {1, 1}, DType::UFixed16),
+                 EI_ERR_UNSUPPORTED, "byte-plane");
 }
 
 TEST(elementwise_kernels_vs_float) {
@@ -871,6 +877,16 @@ TEST(graph_pass_on_qwen2_block_with_biases) { check_block("models/tiny-qwen2-f32
 
 TEST(graph_pass_refuses_uncalibrated_and_bad_config) {
     const Block blk = build_block(check::testdata("eval/evalmodel-f32.gguf"), 3, 4, 1);
+    // Pinned layers and the head are not int4 candidates; a block size that does not divide
+    // a layer's inputs leaves that layer int8.
+    QuantConfig pin;
+    pin.pin_8bit = {"blk.0.attn_v", "blk.0.ffn_"};
+    const auto c = int4_candidates(blk.g, pin);
+    CHECK_EQ(c.size(), size_t{3});
+    CHECK(std::find(c.begin(), c.end(), "blk.0.attn_q") != c.end());
+    CHECK(std::find(c.begin(), c.end(), "output") == c.end());
+    pin.head_8bit = false;
+    CHECK_EQ(int4_candidates(blk.g, pin).size(), size_t{4});
     RangeObserver none;
     CHECK_THROWS(quantize_graph(blk.g, none, QuantConfig{}, {}), EI_ERR_INVALID_ARGUMENT, "no calibrated range");
     QuantConfig bad;
