@@ -73,7 +73,7 @@ double Multiplier::real() const { return m == 0 ? 0.0 : std::ldexp(static_cast<d
 
 Multiplier make_multiplier(double real) {
     Multiplier r;
-    if (!(real >= 0) || !std::isfinite(real) || real >= std::ldexp(1.0, 30))
+    if (!(real >= 0) || !std::isfinite(real) || real >= std::ldexp(1.0, 62))
         fail(EI_ERR_INTERNAL, "fixed point: multiplier " + std::to_string(real) + " out of range");
     if (real == 0) return r;
     int e = 0;
@@ -92,8 +92,18 @@ Multiplier make_multiplier(double real) {
 
 int64_t apply(int64_t acc, const Multiplier& mul) {
     if (mul.m == 0) return 0;
-    const __int128 p = static_cast<__int128>(acc) * mul.m + (static_cast<__int128>(1) << (mul.shift - 1));
-    const __int128 q = p >> mul.shift;  // arithmetic: floor
+    __int128 q;
+    if (mul.shift <= 0) {
+        // A multiplier of 2^31 or more (a wide input range onto a fine output grid): exact,
+        // nothing to round; |acc| is capped so the product stays inside 128 bits.
+        const int64_t a = static_cast<int64_t>(saturate(acc, -(int64_t{1} << 62), int64_t{1} << 62));
+        q = static_cast<__int128>(a) * mul.m;
+        const __int128 lim = static_cast<__int128>(INT64_MAX);
+        for (int32_t i = 0; i < -mul.shift && q <= lim && q >= -lim; ++i) q *= 2;
+    } else {
+        const __int128 p = static_cast<__int128>(acc) * mul.m + (static_cast<__int128>(1) << (mul.shift - 1));
+        q = p >> mul.shift;  // arithmetic: floor
+    }
     if (q > INT64_MAX) return INT64_MAX;
     if (q < INT64_MIN) return INT64_MIN;
     return static_cast<int64_t>(q);

@@ -45,7 +45,7 @@ inline float dequantize(int32_t q, float scale, int32_t offset) { return scale *
 Encoding range_encoding(float lo, float hi, DType t);
 
 // A non-negative real multiplier as m * 2^-shift with 2^30 <= m < 2^31 and shift in
-// [1, 62] (a multiplier below 2^-31 becomes 0; one of 2^30 or more is refused).
+// [-31, 62] (a multiplier below 2^-31 becomes 0; one of 2^62 or more is refused).
 struct Multiplier {
     int64_t m = 0;
     int32_t shift = 0;

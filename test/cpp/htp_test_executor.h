@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "error.h"
 #include "htp/fixed_point.h"
 #include "htp/node_kernels.h"
 #include "htp/qnn_ir.h"
@@ -37,7 +38,10 @@ inline std::vector<uint64_t> unravel(uint64_t e, const std::vector<uint32_t>& d)
 }
 
 inline uint64_t bcast_index(const std::vector<uint64_t>& oi, const std::vector<uint32_t>& in) {
+    if (in.size() > oi.size()) ei::fail(EI_ERR_UNSUPPORTED, "htp_test: shapes do not broadcast");
     const size_t lead = oi.size() - in.size();
+    for (size_t i = 0; i < in.size(); ++i)
+        if (in[i] != 1 && oi[lead + i] >= in[i]) ei::fail(EI_ERR_UNSUPPORTED, "htp_test: shapes do not broadcast");
     uint64_t off = 0;
     const auto s = strides(in);
     for (size_t i = 0; i < in.size(); ++i) off += (in[i] == 1 ? 0 : oi[lead + i]) * s[i];
@@ -175,6 +179,9 @@ inline void float_ref(const Node& n, const ExecBuffers& b) {
             const size_t ax = static_cast<size_t>(pscalar(n, "axis", 0));
             const uint64_t inner = strides(xd)[ax], dim = xd[ax], ni = T(n.inputs[1]).elements();
             const int32_t* idx = b.at<int32_t>(n.inputs[1]);
+            for (uint64_t i = 0; i < ni; ++i)
+                if (idx[i] < 0 || static_cast<uint64_t>(idx[i]) >= dim)
+                    ei::fail(EI_ERR_UNSUPPORTED, "htp_test: index " + std::to_string(idx[i]) + " outside the data");
             for (uint64_t e = 0; e < ny; ++e) {
                 const uint64_t in = e % inner, i = (e / inner) % ni, o = e / inner / ni;
                 y[e] = F(0)[(o * dim + static_cast<uint64_t>(idx[i])) * inner + in];

@@ -164,6 +164,11 @@ TEST(requantization_rounds_ties_up_once_and_saturates) {
         CHECK(std::fabs(static_cast<double>(fx::apply(a, m)) - std::floor(want + 0.5)) <= 1.0);
     }
     CHECK_EQ(fx::make_multiplier(0).m, 0);
+    // Multipliers of 2^30 and more (no rounding left to do) and just below (shift 1 or 0).
+    CHECK_EQ(fx::apply(3, fx::make_multiplier(std::ldexp(1.0, 40))), int64_t{3} << 40);
+    CHECK_EQ(fx::apply(-3, fx::make_multiplier(std::ldexp(1.0, 30) - 1)), -3 * ((int64_t{1} << 30) - 1));
+    CHECK_EQ(fx::apply(INT64_MAX / 2, fx::make_multiplier(std::ldexp(1.0, 40))), INT64_MAX);
+    CHECK_EQ(fx::apply(-(int64_t{1} << 40), fx::make_multiplier(std::ldexp(1.0, 40))), INT64_MIN);
     CHECK_THROWS(fx::make_multiplier(-1), EI_ERR_INTERNAL, "multiplier");
     CHECK_THROWS(fx::make_multiplier(NAN), EI_ERR_INTERNAL, "multiplier");
 }
