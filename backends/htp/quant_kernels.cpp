@@ -187,15 +187,30 @@ void fully_connected(const Node& n, const ExecBuffers& b) {
                                                : fx::apply(qb, fx::make_multiplier(sb / acc_scale));
         }
     }
+    // sum (q + o) w = sum q w + o sum w: the weights' block sums are constants, and the
+    // q w products are summed in int32 over chunks of at most 256 (65535 * 128 * 256 <
+    // 2^31), the way one byte-plane accumulator would hold them, then widened. The result
+    // is the same exact integer as summing (q + o) w in 64 bits; this form vectorizes.
+    constexpr int64_t kChunk = 256;
+    std::vector<int64_t> wsum(static_cast<size_t>(N * nb), 0);
+    for (int64_t c = 0; c < N; ++c)
+        for (int64_t k = 0; k < K; ++k)
+            wsum[static_cast<size_t>(c * nb + k / bs)] += reinterpret_cast<const int8_t*>(wp)[c * K + k];
     std::vector<int32_t> xr(static_cast<size_t>(K));
     for (uint64_t r = 0; r < rows; ++r) {
-        for (int64_t k = 0; k < K; ++k) xr[static_cast<size_t>(k)] = x.get(r * K + k) + x.offset;
+        for (int64_t k = 0; k < K; ++k) xr[static_cast<size_t>(k)] = x.get(r * K + k);
+        const int32_t* xp = xr.data();
         for (int64_t c = 0; c < N; ++c) {
             const int8_t* wr = reinterpret_cast<const int8_t*>(wp) + c * K;
             int64_t acc = 0;
             for (int64_t blk = 0; blk < nb; ++blk) {
-                int64_t part = 0;
-                for (int64_t k = blk * bs; k < (blk + 1) * bs; ++k) part += int64_t{xr[static_cast<size_t>(k)]} * wr[k];
+                int64_t part = int64_t{x.offset} * wsum[static_cast<size_t>(c * nb + blk)];
+                for (int64_t k0 = blk * bs; k0 < (blk + 1) * bs; k0 += kChunk) {
+                    const int64_t k1 = std::min((blk + 1) * bs, k0 + kChunk);
+                    int32_t s32 = 0;
+                    for (int64_t k = k0; k < k1; ++k) s32 += xp[k] * wr[k];
+                    part += s32;
+                }
                 acc += block ? part * w.enc.block_scales[static_cast<size_t>(c * nb + blk)] : part;
             }
             acc += bias[static_cast<size_t>(c)];
