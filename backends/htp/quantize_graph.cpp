@@ -231,7 +231,7 @@ QnnGraph quantize_graph(const QnnGraph& g, const RangeObserver& ranges, const Qu
         d.data = data;
         if (report)
             report->tensors.push_back({t.name, dtype_name(d.dtype), encoding_text(d), false,
-                                       sqnr_db(f, back.data(), t.elements()), d.bytes(), t.elements() * 4});
+                                       sqnr_db(f, back.data(), t.elements()), d.bytes(), t.elements() * 4, ""});
     }
 
     // FullyConnected weights (int8 or int4 by node) and biases.
@@ -280,9 +280,12 @@ QnnGraph quantize_graph(const QnnGraph& g, const RangeObserver& ranges, const Qu
             d.dtype = qw->dtype;
             d.enc = qw->enc;
             d.data = std::shared_ptr<const std::vector<uint8_t>>(qw, &qw->data);
-            if (report)
+            if (report) {
+                auto src = cfg.weight_sources.find(w.name);
                 report->tensors.push_back({d.name, dtype_name(d.dtype), encoding_text(d), true, qw->sqnr_db,
-                                           qw->packed_bytes, w.elements() * 4});
+                                           qw->packed_bytes, w.elements() * 4,
+                                           src == cfg.weight_sources.end() ? std::string() : src->second});
+            }
         }
         n.inputs[1] = wid;
         // The bias at the accumulator's scale: s_x * s_w[c].
@@ -311,7 +314,7 @@ QnnGraph quantize_graph(const QnnGraph& g, const RangeObserver& ranges, const Qu
             bt.data = data;
             q.tensors.push_back(bt);
             n.inputs[2] = bt.id;
-            if (report) report->tensors.push_back({bt.name, dtype_name(bt.dtype), "per-channel(axis 0)", false, 0, bt.bytes(), bt.bytes()});
+            if (report) report->tensors.push_back({bt.name, dtype_name(bt.dtype), "per-channel(axis 0)", false, 0, bt.bytes(), bt.bytes(), ""});
         }
     }
     q.nodes = pre;
@@ -339,7 +342,7 @@ QnnGraph quantize_graph(const QnnGraph& g, const RangeObserver& ranges, const Qu
                     report->float_weight_bytes += t.elements() * 4;
                 }
             } else if (dtype_quantized(t.dtype) && t.kind == TensorKind::Native) {
-                report->tensors.push_back({t.name, dtype_name(t.dtype), encoding_text(t), false, 0, t.bytes(), t.elements() * 4});
+                report->tensors.push_back({t.name, dtype_name(t.dtype), encoding_text(t), false, 0, t.bytes(), t.elements() * 4, ""});
             }
         }
     }
@@ -475,7 +478,8 @@ std::string QuantReport::text() const {
       << float_weight_bytes << ")\n";
     for (const TensorReport& t : tensors)
         s << "  " << (t.weight ? "weight " : "tensor ") << t.name << " " << t.dtype << " " << t.encoding
-          << " sqnr=" << t.sqnr_db << " dB bytes=" << t.bytes << "\n";
+          << " sqnr=" << t.sqnr_db << " dB" << (t.source.empty() ? "" : " (against its " + t.source + " source)")
+          << " bytes=" << t.bytes << "\n";
     for (const LayerSensitivity& l : layers)
         s << "  layer " << l.node << " int4-only output sqnr=" << l.output_sqnr_db << " dB" << (l.kept_8bit ? " kept 8-bit" : "")
           << "\n";

@@ -60,6 +60,10 @@ struct QuantConfig {
     std::vector<std::string> pin_8bit;      // node-name prefixes kept int8
     double sensitive_fraction = 0.0;        // of the int4 candidates, the most sensitive share kept int8
     float softmax_span = 32.0f;             // Softmax inputs: range cut to [max - span, max]
+    // Weight tensor name -> the GGUF type it was dequantized from ("Q4_0"), when the caller
+    // knows it: the report then says a weight's SQNR is against that type's values, which
+    // already carry their own quantization error, not against the original float weights.
+    std::map<std::string, std::string> weight_sources;
     size_t sensitivity_samples = 0;         // samples per sensitivity run (0: all calibration samples);
                                             // each int4 candidate costs one quantized run per sample
 };
@@ -85,6 +89,7 @@ struct TensorReport {
     double sqnr_db = 0;         // weights: of the quantized weight; activations: over the measured runs
     uint64_t bytes = 0;         // on the device (int4 packed two per byte, scales included)
     uint64_t float_bytes = 0;   // the same tensor as Float32
+    std::string source;         // weights: the GGUF type the float weights came from, if known
 };
 struct LayerSensitivity {
     std::string node;

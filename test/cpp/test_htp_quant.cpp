@@ -801,6 +801,7 @@ void check_block(const std::string& file) {
 
     // 16a8w.
     QuantConfig c8;
+    c8.weight_sources["blk.0.ffn_down.weight"] = "Q4_0";  // as a caller that read a Q4_0 GGUF would say
     QuantWeightCache cache;
     const PreparedGraph p8 = prepare_quantized(blk.g, c8, run, n_cal, &cache);
     p8.graph.validate();
@@ -833,6 +834,7 @@ void check_block(const std::string& file) {
     const std::string text = p8.report.text();
     CHECK(text.find("weight blk.0.ffn_up.weight SFIXED_POINT_8 per-channel") != std::string::npos);
     CHECK(text.find("tensor blk.0.kq_soft UFIXED_POINT_16") != std::string::npos);
+    CHECK(text.find("(against its Q4_0 source)") != std::string::npos);
     for (const TensorReport& r : p8.report.tensors)
         if (r.name == "blk.0.attn_norm") CHECK(r.sqnr_db > 40);  // 16-bit activations: far above the weights' error
 
