@@ -359,12 +359,17 @@ class Capture : public NodeObserver {
 public:
     std::map<std::string, std::vector<float>> values;
     void after(const Node& n, const ExecBuffers& b) override {
-        for (uint32_t o : n.outputs) {
-            const Tensor& t = b.tensor(o);
-            if (t.dtype != DType::Float32) continue;
-            const float* p = b.at<float>(o);
-            values[t.name].assign(p, p + t.elements());
-        }
+        for (uint32_t i : n.inputs)
+            if (b.tensor(i).kind == TensorKind::AppWrite) keep(b, i);  // what the input twins stand for
+        for (uint32_t o : n.outputs) keep(b, o);
+    }
+
+private:
+    void keep(const ExecBuffers& b, uint32_t id) {
+        const Tensor& t = b.tensor(id);
+        if (t.dtype != DType::Float32) return;
+        const float* p = b.at<float>(id);
+        values[t.name].assign(p, p + t.elements());
     }
 };
 
@@ -372,7 +377,10 @@ public:
 class Compare : public NodeObserver {
 public:
     explicit Compare(const Capture& ref) : ref_(ref) {}
-    std::map<std::string, std::pair<double, double>> energy;  // signal, noise
+    struct Energy {
+        double signal = 0, noise = 0, clipped = 0, total = 0;
+    };
+    std::map<std::string, Energy> energy;
     void after(const Node& n, const ExecBuffers& b) override {
         for (uint32_t o : n.outputs) {
             const Tensor& t = b.tensor(o);
@@ -381,15 +389,24 @@ public:
             if (name.size() > tw && name.compare(name.size() - tw, tw, kTwin) == 0) name.resize(name.size() - tw);
             auto it = ref_.values.find(name);
             if (it == ref_.values.end() || it->second.size() != t.elements()) continue;
+            // The error within the tensor's encoded range: values beyond it (an additive
+            // mask's -1e9, cut on purpose) are counted as clipped, not as noise.
             auto& e = energy[t.name];
+            const bool q = dtype_quantized(t.dtype) && t.enc.kind == Encoding::Kind::PerTensor;
+            if (!q && t.dtype != DType::Float32) continue;
+            const double lo = q ? fx::dequantize(fx::qmin(t.dtype), t.enc.scale, t.enc.offset) : -1e300;
+            const double hi = q ? fx::dequantize(fx::qmax(t.dtype), t.enc.scale, t.enc.offset) : 1e300;
             for (uint64_t i = 0; i < t.elements(); ++i) {
-                double v;
-                if (t.dtype == DType::Float32) v = b.at<float>(o)[i];
-                else if (t.enc.kind == Encoding::Kind::PerTensor) v = fx::dequantize(fx::load_q(b.ptr[o], t.dtype, i), t.enc.scale, t.enc.offset);
-                else continue;
-                const double r = it->second[i];
-                e.first += r * r;
-                e.second += (r - v) * (r - v);
+                const double v = q ? fx::dequantize(fx::load_q(b.ptr[o], t.dtype, i), t.enc.scale, t.enc.offset)
+                                   : b.at<float>(o)[i];
+                double r = it->second[i];
+                if (r < lo || r > hi) {
+                    r = std::min(hi, std::max(lo, r));
+                    e.clipped += 1;
+                }
+                e.total += 1;
+                e.signal += r * r;
+                e.noise += (r - v) * (r - v);
             }
         }
     }
@@ -450,7 +467,7 @@ PreparedGraph prepare_quantized(const QnnGraph& g, const QuantConfig& cfg, const
 
     // Every tensor's SQNR and the outputs', one sample at a time (a float run captured,
     // then the quantized run compared against it).
-    std::map<std::string, std::pair<double, double>> energy;
+    std::map<std::string, Compare::Energy> energy;
     double s = 0, n = 0;
     for (size_t i = 0; i < n_samples; ++i) {
         Capture cap;
@@ -458,14 +475,20 @@ PreparedGraph prepare_quantized(const QnnGraph& g, const QuantConfig& cfg, const
         Compare cmp(cap);
         add_energy(fo, run(out.graph, i, &cmp), s, n);
         for (const auto& kv : cmp.energy) {
-            energy[kv.first].first += kv.second.first;
-            energy[kv.first].second += kv.second.second;
+            Compare::Energy& e = energy[kv.first];
+            e.signal += kv.second.signal;
+            e.noise += kv.second.noise;
+            e.clipped += kv.second.clipped;
+            e.total += kv.second.total;
         }
     }
     out.report.output_sqnr_db = db(s, n);
     for (TensorReport& r : out.report.tensors) {
         auto it = energy.find(r.name);
-        if (!r.weight && it != energy.end()) r.sqnr_db = db(it->second.first, it->second.second);
+        if (!r.weight && it != energy.end()) {
+            r.sqnr_db = db(it->second.signal, it->second.noise);
+            r.clipped = it->second.total > 0 ? it->second.clipped / it->second.total : 0;
+        }
     }
     return out;
 }
@@ -479,6 +502,7 @@ std::string QuantReport::text() const {
     for (const TensorReport& t : tensors)
         s << "  " << (t.weight ? "weight " : "tensor ") << t.name << " " << t.dtype << " " << t.encoding
           << " sqnr=" << t.sqnr_db << " dB" << (t.source.empty() ? "" : " (against its " + t.source + " source)")
+          << (t.clipped > 0 ? " clipped=" + std::to_string(t.clipped * 100).substr(0, 5) + "%" : std::string())
           << " bytes=" << t.bytes << "\n";
     for (const LayerSensitivity& l : layers)
         s << "  layer " << l.node << " int4-only output sqnr=" << l.output_sqnr_db << " dB" << (l.kept_8bit ? " kept 8-bit" : "")

@@ -86,10 +86,12 @@ struct TensorReport {
     std::string dtype;          // dtype_name of the quantized tensor
     std::string encoding;       // "scale=... offset=...", "per-channel", "blockwise(32, 4-bit)"
     bool weight = false;        // a FullyConnected weight (SQNR against the float weight)
-    double sqnr_db = 0;         // weights: of the quantized weight; activations: over the measured runs
+    double sqnr_db = 0;         // weights: of the quantized weight; activations: over the measured runs,
+                                // within the encoded range (values beyond it count in `clipped`)
     uint64_t bytes = 0;         // on the device (int4 packed two per byte, scales included)
     uint64_t float_bytes = 0;   // the same tensor as Float32
     std::string source;         // weights: the GGUF type the float weights came from, if known
+    double clipped = 0;         // activations: the share of float values outside the encoded range
 };
 struct LayerSensitivity {
     std::string node;

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <set>
 
@@ -832,6 +833,7 @@ void check_block(const std::string& file) {
     // Under 40% of float: int8 projections and head, the embedding table and norms UFixed16.
     CHECK(p8.report.weight_bytes * 5 < p8.report.float_weight_bytes * 2);
     const std::string text = p8.report.text();
+    if (std::getenv("EI_HTP_PRINT_REPORT")) std::printf("%s", text.c_str());
     CHECK(text.find("weight blk.0.ffn_up.weight SFIXED_POINT_8 per-channel") != std::string::npos);
     CHECK(text.find("tensor blk.0.kq_soft UFIXED_POINT_16") != std::string::npos);
     CHECK(text.find("(against its Q4_0 source)") != std::string::npos);
