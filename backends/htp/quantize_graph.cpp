@@ -114,6 +114,8 @@ void check_config(const QuantConfig& cfg) {
         fail(EI_ERR_INVALID_ARGUMENT, "quantize: block scale bits " + std::to_string(cfg.block_scale_bits) + " (4 or 8)");
     if (!(cfg.sensitive_fraction >= 0 && cfg.sensitive_fraction <= 1))
         fail(EI_ERR_INVALID_ARGUMENT, "quantize: sensitive fraction " + std::to_string(cfg.sensitive_fraction) + " outside [0, 1]");
+    if (cfg.tables != DType::UFixed16 && cfg.tables != DType::UFixed8)
+        fail(EI_ERR_INVALID_ARGUMENT, std::string("quantize: gathered tables must be UFixed16 or UFixed8, not ") + dtype_name(cfg.tables));
     if (!(cfg.softmax_span > 0)) fail(EI_ERR_INVALID_ARGUMENT, "quantize: softmax span must be positive");
 }
 
@@ -206,10 +208,15 @@ QnnGraph quantize_graph(const QnnGraph& g, const RangeObserver& ranges, const Qu
         }
     }
 
-    // Static float tensors other than FullyConnected weights and biases: UFixed16 per tensor.
+    // Static float tensors other than FullyConnected weights and biases: per tensor, the
+    // tables a Gather reads (the embedding) in cfg.tables, every other constant UFixed16.
+    std::vector<uint8_t> gathered(n0, 0);
+    for (const Node& n : g.nodes)
+        if (n.type == OpType::Gather && !n.inputs.empty()) gathered[n.inputs[0]] = 1;
     for (uint32_t i = 0; i < n0; ++i) {
         const Tensor& t = g.tensors[i];
         if (t.kind != TensorKind::Static || t.dtype != DType::Float32 || !other_use[i]) continue;
+        const DType ct = gathered[i] ? cfg.tables : DType::UFixed16;
         const float* f = static_floats(t);
         float lo = 0, hi = 0;
         for (uint64_t e = 0; e < t.elements(); ++e) {
@@ -219,13 +226,13 @@ QnnGraph quantize_graph(const QnnGraph& g, const RangeObserver& ranges, const Qu
             hi = std::max(hi, f[e]);
         }
         Tensor& d = q.tensors[i];
-        d.dtype = DType::UFixed16;
-        d.enc = fx::range_encoding(lo, hi, DType::UFixed16);
-        auto data = std::make_shared<std::vector<uint8_t>>(t.elements() * 2);
+        d.dtype = ct;
+        d.enc = fx::range_encoding(lo, hi, ct);
+        auto data = std::make_shared<std::vector<uint8_t>>(t.elements() * dtype_bytes(ct));
         std::vector<float> back(t.elements());
         for (uint64_t e = 0; e < t.elements(); ++e) {
-            const int32_t v = fx::quantize(f[e], d.enc.scale, d.enc.offset, DType::UFixed16);
-            fx::store_q(data->data(), DType::UFixed16, e, v);
+            const int32_t v = fx::quantize(f[e], d.enc.scale, d.enc.offset, ct);
+            fx::store_q(data->data(), ct, e, v);
             back[e] = fx::dequantize(v, d.enc.scale, d.enc.offset);
         }
         d.data = data;

@@ -9,7 +9,8 @@
 //     an additive mask would otherwise spend the 16 bits on -1e9;
 //  3. weights: each FullyConnected's static weight becomes SFixed8 per channel or SFixed4
 //     block-wise (weight_quant.h), its bias SFixed32 at the accumulator's scale; every other
-//     float constant (norm gammas, the embedding table) UFixed16 per tensor;
+//     float constant (norm gammas) UFixed16 per tensor, a gathered table (the embedding)
+//     in cfg.tables (UFixed16 or UFixed8) per tensor;
 //  4. boundaries: graph inputs and outputs stay Float32 so the host side does not change;
 //     a Convert node after each float input and before each float output moves between
 //     float and fixed point (where float meets fixed point);
@@ -53,6 +54,7 @@ private:
 struct QuantConfig {
     DType activations = DType::UFixed16;
     DType kv = DType::UFixed8;              // KCache/VCache inputs, KNew/VNew outputs
+    DType tables = DType::UFixed16;         // constants a Gather reads (the embedding table), per tensor
     bool int4 = false;                      // false: 16a8w; true: 16a4w (per-layer choice below)
     int block_size = 32;                    // int4 blocks along the input dimension: 32 or 64
     int block_scale_bits = 4;               // the per-block integer multipliers: 4 or 8 bits

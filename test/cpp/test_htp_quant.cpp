@@ -840,6 +840,17 @@ void check_block(const std::string& file) {
     for (const TensorReport& r : p8.report.tensors)
         if (r.name == "blk.0.attn_norm") CHECK(r.sqnr_db > 40);  // 16-bit activations: far above the weights' error
 
+    // The embedding table 8-bit: smaller, and what it costs.
+    QuantConfig c8t = c8;
+    c8t.tables = DType::UFixed8;
+    const PreparedGraph p8t = prepare_quantized(blk.g, c8t, run, n_cal, &cache);
+    double s8t, t8t;
+    held_out(blk, p8t.graph, n_cal, n_all, &s8t, &t8t);
+    std::printf("%s 16a8w, 8-bit embedding table: held-out logits SQNR %.2f dB, top-1 %.3f, weights %llu bytes\n", file.c_str(),
+                s8t, t8t, static_cast<unsigned long long>(p8t.report.weight_bytes));
+    CHECK(p8t.report.weight_bytes < p8.report.weight_bytes);
+    CHECK(s8t > 20);
+
     // 16a4w with the most sensitive quarter of the projections kept int8.
     QuantConfig c4;
     c4.int4 = true;
