@@ -249,6 +249,8 @@ struct QnnAdapter::Impl {
 
     std::string library;
     std::string soc;
+    bool share_weights = true;
+    std::string weight_sharing;
     void* dl = nullptr;
     const qnn::Interface* provider = nullptr;
     std::string provider_name;
@@ -313,8 +315,30 @@ struct QnnAdapter::Impl {
     }
 
     void new_context() {
-        check(need(api().context_create, "QnnContext_create")(backend, device, nullptr, &context), "QnnContext_create",
-              "a context");
+        auto create = need(api().context_create, "QnnContext_create");
+        if (share_weights) {
+            qnn::HtpContextCustomConfig htp{};
+            htp.option = qnn::kHtpContextWeightSharing;
+            htp.weight_sharing_enabled = true;
+            qnn::ContextConfig cfg{};
+            cfg.option = qnn::kContextConfigCustom;
+            cfg.custom_config = &htp;
+            const void* list[] = {&cfg, nullptr};
+            const qnn::ErrorHandle e = create(backend, device, list, &context);
+            if (e == qnn::kSuccess) {
+                weight_sharing = "shared";
+                return;
+            }
+            // Weight sharing is an optimization: a backend that refuses it (QNN documents it
+            // for offline preparation) still gets a context, and the reason is kept.
+            weight_sharing = "not shared (the backend refused: QnnContext_create error code " + std::to_string(qnn::error_code(e)) +
+                             (t_last_qnn_error.empty() ? "" : "; QNN log: " + t_last_qnn_error) + ")";
+            t_last_qnn_error.clear();
+            context = nullptr;
+        } else {
+            weight_sharing = "not shared (not asked)";
+        }
+        check(create(backend, device, nullptr, &context), "QnnContext_create", "a context");
     }
 
     void free_context() {
@@ -578,12 +602,14 @@ struct QnnAdapter::Impl {
             check(need(api().graph_retrieve, "QnnGraph_retrieve")(context, name.c_str(), &g.handle), "QnnGraph_retrieve", "graph '" + name + "' of " + path);
         }
         graphs = std::move(loaded);
+        weight_sharing = "as cached";
     }
 };
 
 QnnAdapter::QnnAdapter(const Options& opt) : impl_(new Impl) {
     impl_->library = opt.library.empty() ? qnn_backend_library_path() : opt.library;
     impl_->soc = opt.soc.empty() ? qnn_soc_id() : opt.soc;
+    impl_->share_weights = opt.share_weights;
     impl_->open();
     impl_->create();
 }
@@ -593,6 +619,7 @@ QnnAdapter::~QnnAdapter() = default;
 const std::string& QnnAdapter::library() const { return impl_->library; }
 const std::string& QnnAdapter::provider_name() const { return impl_->provider_name; }
 const std::string& QnnAdapter::build_id() const { return impl_->build_id; }
+const std::string& QnnAdapter::weight_sharing() const { return impl_->weight_sharing; }
 qnn::ApiVersion QnnAdapter::api_version() const { return impl_->provider->api_version; }
 
 std::string QnnAdapter::cache_key(const std::vector<const QnnGraph*>& graphs) const { return impl_->key(graphs); }

@@ -43,12 +43,19 @@ struct QnnIoBuffer {
     size_t bytes = 0;
 };
 
+// How a QnnAdapter is opened (QnnAdapter::Options).
+struct QnnAdapterOptions {
+    std::string library;  // "" = qnn_backend_library_path()
+    std::string soc;      // "" = qnn_soc_id()
+    // Asks the HTP backend to share static weights between the graphs of a context
+    // (its weight-sharing context option), so prefill, decode and fold keep one copy in
+    // the context binary. A backend that refuses the option gets a context without it.
+    bool share_weights = true;
+};
+
 class QnnAdapter {
 public:
-    struct Options {
-        std::string library;  // "" = qnn_backend_library_path()
-        std::string soc;      // "" = qnn_soc_id()
-    };
+    using Options = QnnAdapterOptions;
 
     // Opens the library, picks the provider, creates log, backend, device and an empty
     // context. EI_ERR_UNSUPPORTED when the library is missing, exports no providers, has no
@@ -62,6 +69,9 @@ public:
     const std::string& provider_name() const;
     const std::string& build_id() const;
     qnn::ApiVersion api_version() const;
+    // How the context the adapter built treats weights: "shared", "not shared (not asked)",
+    // "not shared (the backend refused: ...)", or "as cached" after load_context.
+    const std::string& weight_sharing() const;
     // The cache key of a context holding these graphs on this device and SoC.
     std::string cache_key(const std::vector<const QnnGraph*>& graphs) const;
     // The cache file for that key inside dir: dir/qnn-<16 hex digits of the key's hash>.bin.

@@ -290,6 +290,39 @@ struct OpConfig {
     };
 };
 
+// ---- Context configs -----------------------------------------------------------------------
+
+// QnnContext_ConfigOption_t: which member of ContextConfig's union is meaningful.
+enum ContextConfigOption : uint32_t {
+    kContextConfigCustom = 0,   // a backend-specific config (for HTP: HtpContextCustomConfig)
+    kContextConfigUndefined = 0x7FFFFFFF,
+};
+
+// QnnContext_Config_t. `reserved` stands for the union members the adapter does not use.
+struct ContextConfig {
+    ContextConfigOption option;
+    union {
+        void* custom_config;    // kContextConfigCustom
+        uint64_t reserved;
+    };
+};
+
+// QnnHtpContext_ConfigOption_t (HTP backend API): the options of HtpContextCustomConfig.
+enum HtpContextConfigOption : uint32_t {
+    kHtpContextWeightSharing = 1,   // graphs of the context share their static weights
+    kHtpContextConfigUnknown = 0x7FFFFFFF,
+};
+
+// QnnHtpContext_CustomConfig_t. `reserved` stands for the union members not used here (the
+// largest is a context handle and a 64-bit size).
+struct HtpContextCustomConfig {
+    HtpContextConfigOption option;
+    union {
+        bool weight_sharing_enabled;   // kHtpContextWeightSharing
+        uint64_t reserved[2];
+    };
+};
+
 // ---- The interface -------------------------------------------------------------------------
 
 // Config arrays (QnnBackend_Config_t, QnnContext_Config_t, ...) are null-terminated arrays of

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "HTP/QnnHtpCommon.h"
+#include "HTP/QnnHtpContext.h"
 #include "QnnInterface.h"
 #include "htp/qnn_api.h"
 
@@ -157,6 +158,16 @@ EI_SAME_OFFSET(q::OpConfigV1, output_tensors, Qnn_OpConfigV1_t, outputTensors);
 EI_SAME_LAYOUT(q::OpConfig, Qnn_OpConfig_t);
 EI_SAME_OFFSET(q::OpConfig, v1, Qnn_OpConfig_t, v1);
 EI_SAME_VALUE(q::kOpConfigVersion1, QNN_OPCONFIG_VERSION_1);
+
+// Context configs (the HTP weight-sharing option).
+EI_SAME_LAYOUT(q::ContextConfigOption, QnnContext_ConfigOption_t);
+EI_SAME_VALUE(q::kContextConfigCustom, QNN_CONTEXT_CONFIG_OPTION_CUSTOM);
+EI_SAME_LAYOUT(q::ContextConfig, QnnContext_Config_t);
+EI_SAME_OFFSET(q::ContextConfig, custom_config, QnnContext_Config_t, customConfig);
+EI_SAME_LAYOUT(q::HtpContextConfigOption, QnnHtpContext_ConfigOption_t);
+EI_SAME_VALUE(q::kHtpContextWeightSharing, QNN_HTP_CONTEXT_CONFIG_OPTION_WEIGHT_SHARING_ENABLED);
+EI_SAME_LAYOUT(q::HtpContextCustomConfig, QnnHtpContext_CustomConfig_t);
+EI_SAME_OFFSET(q::HtpContextCustomConfig, weight_sharing_enabled, QnnHtpContext_CustomConfig_t, weightSharingEnabled);
 
 // The provider and the prefix of its function table the adapter reads.
 EI_SAME_OFFSET(q::Interface, provider_name, QnnInterface_t, providerName);

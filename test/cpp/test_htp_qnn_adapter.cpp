@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -285,15 +286,21 @@ void check_same_graph(const QnnGraph& sent, const QnnGraph* got) {
     }
 }
 
+std::string g_temp_dir;
+
+// A folder of this run's own for cache files, removed (with what is left in it) at exit.
 std::string temp_dir() {
-    static std::string dir;
-    if (dir.empty()) {
+    if (g_temp_dir.empty()) {
         char tmpl[] = "/tmp/ei-qnn-test-XXXXXX";
         const char* d = mkdtemp(tmpl);
         if (!d) std::abort();
-        dir = d;
+        g_temp_dir = d;
+        std::atexit([] {
+            for (const char* f : {"x.bin", "x.bin.tmp"}) std::remove((g_temp_dir + "/" + f).c_str());
+            rmdir(g_temp_dir.c_str());
+        });
     }
-    return dir;
+    return g_temp_dir;
 }
 
 std::vector<uint8_t> read_file(const std::string& path) {
@@ -538,8 +545,39 @@ TEST(load_errors_are_clear) {
     CHECK_THROWS(QnnAdapter(fake_options()), EI_ERR_INTERNAL, "QnnInterface_getProviders failed");
     fake.fail("QnnBackend_create", 4003);
     CHECK_THROWS(QnnAdapter(fake_options()), EI_ERR_INTERNAL, "QnnBackend_create failed (the HTP backend): error code 4003");
+    QnnAdapter::Options plain = fake_options();
+    plain.share_weights = false;
     fake.fail("QnnContext_create", 5001);
-    CHECK_THROWS(QnnAdapter(fake_options()), EI_ERR_INTERNAL, "QnnContext_create failed");
+    CHECK_THROWS(QnnAdapter(plain), EI_ERR_INTERNAL, "QnnContext_create failed (a context): error code 5001");
+}
+
+TEST(weight_sharing_is_asked_for_and_optional) {
+    Fake fake;
+    {
+        QnnAdapter a(fake_options());
+        CHECK(a.weight_sharing() == "shared");
+        CHECK_EQ(fake.count("QnnContext_create weight_sharing=1"), 1u);
+    }
+    {
+        // A backend that refuses the option still gives a context, and the reason is kept.
+        fake.reset();
+        fake.fail("QnnContext_create", 5003);
+        QnnAdapter a(fake_options());
+        CHECK(a.weight_sharing().find("not shared (the backend refused: QnnContext_create error code 5003") == 0);
+        CHECK_EQ(fake.count("QnnContext_create"), 2u);
+        const Weights w;
+        a.build(fold_graph(w));
+        CHECK(a.has_graph("fold"));
+    }
+    {
+        fake.reset();
+        QnnAdapter::Options o = fake_options();
+        o.share_weights = false;
+        QnnAdapter a(o);
+        CHECK(a.weight_sharing() == "not shared (not asked)");
+        CHECK_EQ(fake.count("QnnContext_create weight_sharing=1"), 0u);
+        CHECK_EQ(fake.count("QnnContext_create"), 1u);
+    }
 }
 
 TEST(failing_calls_name_the_call_and_the_code) {

@@ -264,8 +264,17 @@ q::ErrorHandle device_free(q::DeviceHandle h) {
     return h == &st().device_token ? q::kSuccess : kErrInvalidHandle;
 }
 
-q::ErrorHandle context_create(q::BackendHandle b, q::DeviceHandle d, q::ConfigList, q::ContextHandle* out) {
-    if (q::ErrorHandle e = enter("QnnContext_create")) return e;
+q::ErrorHandle context_create(q::BackendHandle b, q::DeviceHandle d, q::ConfigList config, q::ContextHandle* out) {
+    // The HTP weight-sharing option is the one context config the adapter may pass.
+    bool weight_sharing = false;
+    for (q::ConfigList c = config; c && *c; ++c) {
+        const auto* cfg = static_cast<const q::ContextConfig*>(*c);
+        if (cfg->option != q::kContextConfigCustom || !cfg->custom_config) return kErrInvalidArgument;
+        const auto* htp = static_cast<const q::HtpContextCustomConfig*>(cfg->custom_config);
+        if (htp->option != q::kHtpContextWeightSharing) return kErrInvalidArgument;
+        weight_sharing = htp->weight_sharing_enabled;
+    }
+    if (q::ErrorHandle e = enter("QnnContext_create", weight_sharing ? "weight_sharing=1" : "")) return e;
     if (b != &st().backend_token || d != &st().device_token) return kErrInvalidHandle;
     st().contexts.push_back(std::make_unique<FakeContext>());
     *out = st().contexts.back().get();
