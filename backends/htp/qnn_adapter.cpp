@@ -595,11 +595,19 @@ struct QnnAdapter::Impl {
             }
         }
         free_context();
-        check(need(api().context_create_from_binary, "QnnContext_createFromBinary")(backend, device, nullptr, c.binary.data(), c.binary.size(),
-                                                                                 &context, nullptr),
-              "QnnContext_createFromBinary", path);
-        for (auto& [name, g] : loaded) {
-            check(need(api().graph_retrieve, "QnnGraph_retrieve")(context, name.c_str(), &g.handle), "QnnGraph_retrieve", "graph '" + name + "' of " + path);
+        try {
+            check(need(api().context_create_from_binary, "QnnContext_createFromBinary")(backend, device, nullptr, c.binary.data(),
+                                                                                     c.binary.size(), &context, nullptr),
+                  "QnnContext_createFromBinary", path);
+            for (auto& [name, g] : loaded) {
+                check(need(api().graph_retrieve, "QnnGraph_retrieve")(context, name.c_str(), &g.handle), "QnnGraph_retrieve",
+                      "graph '" + name + "' of " + path);
+            }
+        } catch (const Error&) {
+            // QNN refused the binary: the adapter is left with an empty context, as built.
+            free_context();
+            new_context();
+            throw;
         }
         graphs = std::move(loaded);
         weight_sharing = "as cached";

@@ -487,6 +487,12 @@ TEST(context_cache_stores_loads_and_refuses) {
         CHECK(why.find("not a context cache file") != std::string::npos);
         CHECK(read_file(path) == good);  // the same graphs give the same file
         CHECK_THROWS(a.load_context(dir + "/absent.bin", graphs), EI_ERR_IO, "cannot open");
+        // QNN refusing a well-formed file leaves an empty context the adapter builds in.
+        fake.fail("QnnContext_createFromBinary", 5004);
+        CHECK_THROWS(a.load_context(path, graphs), EI_ERR_INTERNAL, "QnnContext_createFromBinary failed");
+        CHECK(!a.has_graph("prefill"));
+        a.build(fold);
+        CHECK(a.has_graph("fold"));
     }
     std::remove(path.c_str());
 }
