@@ -15,6 +15,7 @@
 #include <mutex>
 
 #include "error.h"
+#include "file_io.h"
 #include "htp/qnn_context_cache.h"
 
 namespace ei::htp {
@@ -162,7 +163,7 @@ void describe_tensor(const Tensor& ir, TensorStore& s) {
     }
 }
 
-void hash_bytes(uint64_t& h, const void* p, size_t n) { h = cache_fnv1a64(p, n, h); }
+void hash_bytes(uint64_t& h, const void* p, size_t n) { h = fnv1a64(p, n, h); }
 template <class T>
 void hash_val(uint64_t& h, T v) { hash_bytes(h, &v, sizeof v); }
 void hash_str(uint64_t& h, const std::string& s) {
@@ -635,7 +636,7 @@ std::string QnnAdapter::cache_key(const std::vector<const QnnGraph*>& graphs) co
 std::string QnnAdapter::cache_file(const std::string& dir, const std::vector<const QnnGraph*>& graphs) const {
     const std::string k = impl_->key(graphs);
     char name[40];
-    std::snprintf(name, sizeof name, "qnn-%016llx.bin", static_cast<unsigned long long>(cache_fnv1a64(k.data(), k.size())));
+    std::snprintf(name, sizeof name, "qnn-%016llx.bin", static_cast<unsigned long long>(fnv1a64(k.data(), k.size())));
     return dir + "/" + name;
 }
 

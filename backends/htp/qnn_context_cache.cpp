@@ -4,10 +4,9 @@
 
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 
 #include "error.h"
+#include "file_io.h"
 
 namespace ei::htp {
 
@@ -66,15 +65,6 @@ struct Reader {
 
 }  // namespace
 
-uint64_t cache_fnv1a64(const void* data, size_t n, uint64_t h) {
-    const uint8_t* b = static_cast<const uint8_t*>(data);
-    for (size_t i = 0; i < n; ++i) {
-        h ^= b[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 std::string make_context_cache_key(const std::string& provider, const std::string& build_id,
                                    const std::string& api_version, const std::string& soc,
                                    uint64_t graphs_signature) {
@@ -105,7 +95,7 @@ std::vector<uint8_t> encode_context_cache(const ContextCache& c) {
     }
     put64(o, c.binary.size());
     o.insert(o.end(), c.binary.begin(), c.binary.end());
-    put64(o, cache_fnv1a64(o.data(), o.size()));
+    put64(o, fnv1a64(o.data(), o.size()));
     return o;
 }
 
@@ -116,7 +106,7 @@ ContextCache decode_context_cache(const uint8_t* data, size_t size) {
     // The hash first: a file altered anywhere is refused as a whole before any field is used.
     Reader tail{data + size - 8, 8};
     const uint64_t want = tail.u64("hash");
-    if (cache_fnv1a64(data, size - 8) != want) bad("checksum mismatch (the file is corrupt or was altered)");
+    if (fnv1a64(data, size - 8) != want) bad("checksum mismatch (the file is corrupt or was altered)");
 
     Reader r{data + sizeof kMagic, size - sizeof kMagic - 8};
     const uint32_t version = r.u32("format version");
@@ -161,23 +151,13 @@ ContextCache decode_context_cache(const uint8_t* data, size_t size) {
 
 void write_context_cache_file(const std::string& path, const ContextCache& c) {
     const std::vector<uint8_t> bytes = encode_context_cache(c);
-    const std::string tmp = path + ".tmp";
-    {
-        std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-        if (!f) fail(EI_ERR_IO, "QNN context cache: cannot write " + tmp);
-        f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-        if (!f) fail(EI_ERR_IO, "QNN context cache: cannot write " + tmp);
-    }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-        std::remove(tmp.c_str());
-        fail(EI_ERR_IO, "QNN context cache: cannot rename " + tmp + " to " + path);
-    }
+    if (!write_file_atomic(path, bytes.data(), bytes.size())) fail(EI_ERR_IO, "QNN context cache: cannot write " + path);
 }
 
 ContextCache read_context_cache_file(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) fail(EI_ERR_IO, "QNN context cache: cannot open " + path);
-    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    std::vector<uint8_t> bytes;
+    // A context binary of a whole model's graphs stays far below 4 GiB.
+    if (!read_file(path, uint64_t{4} << 30, bytes)) fail(EI_ERR_IO, "QNN context cache: cannot open " + path);
     try {
         return decode_context_cache(bytes.data(), bytes.size());
     } catch (const Error& e) {

@@ -39,8 +39,6 @@ constexpr uint32_t kCacheMaxKey = 4096;
 constexpr uint32_t kCacheMaxGraphs = 64;
 constexpr uint32_t kCacheMaxName = 256;
 
-uint64_t cache_fnv1a64(const void* data, size_t n, uint64_t h = 1469598103934665603ull);
-
 // The key of a context binary: the provider and its build (QNN versions compile differently),
 // its API versions, the SoC the binary was compiled for, and the model's graphs.
 std::string make_context_cache_key(const std::string& provider, const std::string& build_id,
