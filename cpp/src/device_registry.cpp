@@ -124,15 +124,16 @@ Registry& registry() {
 void list_backends(Registry& r) {
     if (r.listed) return;
     r.listed = true;
-#if defined(EI_BACKEND_HTP)
-    r.list.push_back(std::make_shared<HtpEmulatorDevice>());
-#endif
 #if defined(EI_BACKEND_OPENCL)
     for (const opencl::DeviceInfo& i : opencl::present_devices(&r.opencl_why)) {
         r.list.push_back(std::make_shared<OpenClDevice>(i));
     }
 #else
     r.opencl_why = "not built in";
+#endif
+#if defined(EI_BACKEND_HTP)
+    // After the OpenCL devices, so their list positions stay opencl:N + 1.
+    r.list.push_back(std::make_shared<HtpEmulatorDevice>());
 #endif
 }
 
