@@ -1,6 +1,7 @@
 // Executes a lowered graph (qnn_ir.h) on the CPU: the reference the NPU path is measured
-// with. Buffers for every non-static tensor are allocated once when the emulator is made and
-// reused by every execution; Static tensors point at the graph's data. Each node runs the
+// with. One arena for every non-static tensor is planned and allocated when the emulator is
+// made (inner tensors share bytes once dead) and reused by every execution; Static tensors
+// point at the graph's data. Each node runs the
 // kernel its tensors' types call for (node_kernels.h).
 #pragma once
 #include <cstdint>
@@ -30,12 +31,12 @@ public:
     // One execution, node by node; observer (may be null) sees each node's outputs.
     void run(NodeObserver* observer = nullptr);
 
-    // Bytes of buffers this emulator holds (every non-static tensor).
+    // Bytes of the arena this emulator holds.
     uint64_t buffer_bytes() const { return storage_.size(); }
 
 private:
     QnnGraph graph_;
-    std::vector<uint8_t> storage_;  // one allocation for every non-static tensor
+    std::vector<uint8_t> storage_;  // the arena
     ExecBuffers buffers_;
     std::vector<NodeKernel> kernels_;  // per node, chosen once
 };

@@ -3,6 +3,7 @@
 // host binds; the llama Q/K rows are permuted into the halves layout; each float kernel
 // against a double-precision reference written here, on odd sizes; refusals name the problem.
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <random>
@@ -89,6 +90,18 @@ TEST(every_lowered_graph_validates_with_its_io_roles) {
             CHECK_EQ(count_role(lp.prefill, IoRole::MemM), 0);
             CHECK_EQ(count_role(lp.fold, IoRole::MemMOut), hp.n_layer);
             CHECK_EQ(count_role(lp.fold, IoRole::FoldRopeCos), s.memory_rope ? 0 : 1);
+            // The emulator's arena: inner tensors share bytes once dead, the inputs and
+            // outputs keep theirs.
+            uint64_t all_bytes = 0, io_bytes = 0;
+            for (const htp::Tensor& t : lp.prefill.tensors) {
+                if (t.kind != TensorKind::Static) all_bytes += t.bytes();
+                if (t.io != IoRole::None) io_bytes += t.bytes();
+            }
+            const Emulator emu(lp.prefill);
+            std::printf("  %-30s prefill: %zu nodes, arena %llu of %llu bytes of non-static tensors\n", file,
+                        lp.prefill.nodes.size(), (unsigned long long)emu.buffer_bytes(), (unsigned long long)all_bytes);
+            CHECK(emu.buffer_bytes() >= io_bytes);
+            CHECK(emu.buffer_bytes() < all_bytes / 2);
             // The three graphs bind the same weight data.
             CHECK(find_tensor(lp.prefill, "blk.0.ffn_up.weight")->data == find_tensor(lp.decode, "blk.0.ffn_up.weight")->data);
         }
