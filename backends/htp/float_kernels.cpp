@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 
+#include "cpu/quants.h"
 #include "error.h"
 #include "htp/node_kernels.h"
 
@@ -251,8 +252,9 @@ void elu(const Node& n, const ExecBuffers& b) {
     unary(n, b, [alpha](float x) { return x > 0 ? x : alpha * std::expm1(x); });
 }
 
-// Bytes per element of a tensor a data-movement op copies (float or int32 alike).
+// Bytes per element of a tensor a data-movement op copies (float, half or int32 alike).
 uint64_t elem(const Node& n, const Tensor& t) {
+    if (t.dtype == DType::Float16) return 2;
     if (t.dtype != DType::Float32 && t.dtype != DType::Int32) refuse(n, "tensor '" + t.name + "' is " + dtype_name(t.dtype));
     return 4;
 }
@@ -348,11 +350,26 @@ void reshape(const Node& n, const ExecBuffers& b) {
 }
 
 void convert(const Node& n, const ExecBuffers& b) {
-    // The float table converts only between equal plain types; fixed-point conversions are
+    // The float table converts between equal plain types and between FLOAT_32 and FLOAT_16
+    // (round to nearest even, as the CPU's f16 cache stores); fixed-point conversions are
     // quant_kernel's.
     const Tensor& ta = in_t(n, b, 0);
     const Tensor& to = out_t(n, b);
-    if (ta.dtype != to.dtype || (ta.dtype != DType::Float32 && ta.dtype != DType::Int32)) {
+    if (ta.elements() != to.elements()) refuse(n, "conversion changes the element count");
+    const uint64_t count = ta.elements();
+    if (ta.dtype == DType::Float32 && to.dtype == DType::Float16) {
+        const float* x = b.at<float>(n.inputs[0]);
+        uint16_t* y = b.at<uint16_t>(n.outputs[0]);
+        for (uint64_t i = 0; i < count; ++i) y[i] = cpu::fp32_to_fp16(x[i]);
+        return;
+    }
+    if (ta.dtype == DType::Float16 && to.dtype == DType::Float32) {
+        const uint16_t* x = b.at<uint16_t>(n.inputs[0]);
+        float* y = b.at<float>(n.outputs[0]);
+        for (uint64_t i = 0; i < count; ++i) y[i] = cpu::fp16_to_fp32(x[i]);
+        return;
+    }
+    if (ta.dtype != to.dtype || (ta.dtype != DType::Float32 && ta.dtype != DType::Int32 && ta.dtype != DType::Float16)) {
         refuse(n, std::string("conversion ") + dtype_name(ta.dtype) + " -> " + dtype_name(to.dtype) + " has no float kernel");
     }
     std::memcpy(b.ptr[n.outputs[0]], b.ptr[n.inputs[0]], ta.bytes());

@@ -6,7 +6,6 @@
 #include <string>
 #include <vector>
 
-#include "cpu/quants.h"
 #include "error.h"
 #include "htp/emulator.h"
 #include "htp/lower.h"
@@ -152,30 +151,38 @@ private:
         graphs_.emplace(key, std::move(lw));
     }
 
+    static uint8_t* e_data(const Lowered& lw, uint32_t id) { return lw.emu->data(id); }
+
     template <class T>
     static const T* at(const uint8_t* pool, uint64_t off) {
         return reinterpret_cast<const T*>(pool + off);
     }
 
-    // Row of the cache (f16 or f32) to f32, in the graph's head layout (keys permuted).
-    void load_row(const uint8_t* src, bool f16, float* dst, size_t n, bool permute) const {
+    // A cache row from the pool into the graph's tensor, in the graph's head layout (keys
+    // permuted). The lowering gives the graph the cache's own type (f16 or f32), so the
+    // elements move as they are.
+    void load_row(const uint8_t* src, uint8_t* dst, size_t elem, size_t n, bool permute) const {
         const size_t D = perm_.size();
         for (size_t c = 0; c < n; ++c) {
             const size_t from = permute ? c / D * D + size_t(perm_[c % D]) : c;
-            dst[c] = f16 ? cpu::fp16_to_fp32(reinterpret_cast<const uint16_t*>(src)[from])
-                         : reinterpret_cast<const float*>(src)[from];
+            std::memcpy(dst + c * elem, src + from * elem, elem);
         }
     }
-    void store_row(const float* src, uint8_t* dst, bool f16, size_t n, bool permute) const {
+    void store_row(const uint8_t* src, uint8_t* dst, size_t elem, size_t n, bool permute) const {
         const size_t D = perm_.size();
         for (size_t c = 0; c < n; ++c) {
             const size_t to = permute ? c / D * D + size_t(perm_[c % D]) : c;
-            if (f16) {
-                reinterpret_cast<uint16_t*>(dst)[to] = cpu::fp32_to_fp16(src[c]);
-            } else {
-                reinterpret_cast<float*>(dst)[to] = src[c];
-            }
+            std::memcpy(dst + to * elem, src + c * elem, elem);
         }
+    }
+    // The graph's cache tensors have the pool's element type (lower.cpp cache_type).
+    static size_t cache_elem(const Binding& b, const htp::Tensor& t) {
+        const size_t e = dtype_bytes(t.dtype);
+        if (e != (b.f16 ? 2u : 4u)) {
+            fail(EI_ERR_INTERNAL, "htp-emulator: tensor '" + t.name + "' is " + dtype_name(t.dtype) +
+                                      " but the pool's cache is " + (b.f16 ? "f16" : "f32"));
+        }
+        return e;
     }
 
     // Which cache slots the step's queries see (step.visible): the older sink slots and the
@@ -253,26 +260,29 @@ private:
             }
             case IoRole::KCache: case IoRole::VCache: {
                 const uint64_t cols = t.dims[1], rows = t.dims[0];
-                const uint64_t rb = cols * (b.f16 ? 2 : 4);
+                const size_t e = cache_elem(b, t);
+                const uint64_t rb = cols * e;
+                uint8_t* d = e_data(lw, b.id);
                 // Only the rows this step sees: the others (never written, or stale) are
                 // zeros, so a hidden row adds exactly 0 (weight 0 times a finite value) and
                 // uninitialized pool memory never reaches the arithmetic.
                 for (uint64_t r = 0; r < rows; ++r) {
                     if (mask_row_[r]) {
-                        load_row(pool + b.offset + r * rb, b.f16, f + r * cols, cols, b.role == IoRole::KCache);
+                        load_row(pool + b.offset + r * rb, d + r * rb, e, cols, b.role == IoRole::KCache);
                     } else {
-                        std::fill(f + r * cols, f + (r + 1) * cols, 0.0f);
+                        std::memset(d + r * rb, 0, rb);
                     }
                 }
                 break;
             }
             case IoRole::FoldK: case IoRole::FoldV: {
                 const uint64_t cols = t.dims[1];
-                const uint64_t rb = cols * (b.f16 ? 2 : 4);
+                const size_t e = cache_elem(b, t);
+                const uint64_t rb = cols * e;
+                uint8_t* d = e_data(lw, b.id);
                 const int32_t* slot = at<int32_t>(pool, lw.fold_slot);
                 for (int32_t r = 0; r < L; ++r) {
-                    load_row(pool + b.offset + uint64_t(slot[r]) * rb, b.f16, f + uint64_t(r) * cols, cols,
-                             b.role == IoRole::FoldK);
+                    load_row(pool + b.offset + uint64_t(slot[r]) * rb, d + uint64_t(r) * rb, e, cols, b.role == IoRole::FoldK);
                 }
                 break;
             }
@@ -310,11 +320,12 @@ private:
             case IoRole::KNew: case IoRole::VNew: {
                 // The step's valid rows into their slots ("smart mask": the host's write).
                 const uint64_t cols = t.dims[1];
-                const uint64_t rb = cols * (b.f16 ? 2 : 4);
+                const size_t e = cache_elem(b, t);
+                const uint64_t rb = cols * e;
+                const uint8_t* src = e_data(lw, b.id);
                 const int32_t* slot = at<int32_t>(pool, lw.kv_slot);
                 for (int32_t r = 0; r < s.n_tokens; ++r) {
-                    store_row(f + uint64_t(r) * cols, pool + b.offset + uint64_t(slot[r]) * rb, b.f16, cols,
-                              b.role == IoRole::KNew);
+                    store_row(src + uint64_t(r) * rb, pool + b.offset + uint64_t(slot[r]) * rb, e, cols, b.role == IoRole::KNew);
                 }
                 break;
             }

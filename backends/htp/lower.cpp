@@ -99,8 +99,13 @@ public:
     uint32_t input(const std::string& name, IoRole io, Dims d, int32_t layer = -1, DType type = DType::Float32) {
         return tensor(name, TensorKind::AppWrite, std::move(d), io, layer, type);
     }
-    uint32_t output(const std::string& name, IoRole io, Dims d, int32_t layer = -1) {
-        return tensor(name, TensorKind::AppRead, std::move(d), io, layer);
+    uint32_t output(const std::string& name, IoRole io, Dims d, int32_t layer = -1, DType type = DType::Float32) {
+        return tensor(name, TensorKind::AppRead, std::move(d), io, layer, type);
+    }
+    uint32_t convert(const std::string& name, uint32_t a, DType to) {
+        const uint32_t out = tensor(name, TensorKind::Native, dims(a), IoRole::None, -1, to);
+        node_into(name, OpType::Convert, {a}, out);
+        return out;
     }
     uint32_t constant(const std::string& name, Dims d, WeightStore::Data data) {
         const uint32_t id = tensor(name, TensorKind::Static, std::move(d));
@@ -119,9 +124,14 @@ public:
     uint32_t scalar_const(const std::string& name, float v) { return constant(name, {1}, std::vector<float>{v}); }
 
     // A node whose output is a new Native tensor named after the node.
+    // The output's type: data movement keeps its input's (f16 cache rows stay f16), the
+    // arithmetic computes in float.
     uint32_t node(const std::string& name, OpType type, std::vector<uint32_t> in, Dims out_dims,
                   std::vector<Param> params = {}) {
-        const uint32_t out = tensor(name, TensorKind::Native, std::move(out_dims));
+        const bool moves = type == OpType::Concat || type == OpType::Reshape || type == OpType::Transpose ||
+                           type == OpType::StridedSlice;
+        const DType dt = moves ? g_.tensors[in.at(0)].dtype : DType::Float32;
+        const uint32_t out = tensor(name, TensorKind::Native, std::move(out_dims), IoRole::None, -1, dt);
         node_into(name, type, std::move(in), out, std::move(params));
         return out;
     }
@@ -341,6 +351,15 @@ private:
         const uint32_t e = b_.unary(name + ".elu", OpType::Elu, x, {scalar("alpha", Param::Kind::Float, 1.0)});
         return b_.eltwise(name, OpType::ElementWiseAdd, e, b_.scalar_const("one", 1.0f));
     }
+    // The KV cache's element type in the graph: f16 when the scenario's cache is (the host
+    // then copies the pool's bits as they are), else f32.
+    DType cache_type() const { return sc_.kv_type == KvType::F16 ? DType::Float16 : DType::Float32; }
+    // With an f16 cache the CPU rounds q and the attention weights to f16 before their dot
+    // products with the cache (as llama.cpp does): the same rounding, as a pair of Converts.
+    uint32_t cache_rounded(const std::string& name, uint32_t x) {
+        if (cache_type() == DType::Float32) return x;
+        return b_.convert(name, b_.convert(name + ".f16", x, DType::Float16), DType::Float32);
+    }
     uint32_t zeros(int64_t n) {
         return b_.constant("zeros." + std::to_string(n), {u32(n)}, std::vector<float>(static_cast<size_t>(n), 0.0f));
     }
@@ -447,25 +466,38 @@ private:
         // Q and K rows permuted per head (halves layout); V and everything else as in the GGUF.
         const uint32_t q = b_.fc(p + "attn_q", xn, weight(l.q->src0, geo_.H), bias(l.q->src2, geo_.H));
         const uint32_t k = b_.fc(p + "attn_k", xn, weight(l.k->src0, geo_.Hk), bias(l.k->src2, geo_.Hk));
-        // V's projection writes straight into the VNew output.
-        const uint32_t v_new = b_.output(p + "attn_v", IoRole::VNew, {L, KV}, il);
-        {
+        // The new K/V rows leave the graph in the cache's type (the host writes them into
+        // their slots as they are); attention reads them back from there, as the CPU reads
+        // the rows it stored.
+        const DType ct = cache_type();
+        uint32_t v_new;
+        if (ct == DType::Float32) {  // V's projection writes straight into the VNew output
+            v_new = b_.output(p + "attn_v", IoRole::VNew, {L, KV}, il);
             std::vector<uint32_t> in{xn, weight(l.v->src0)};
             if (l.v->src2.valid()) in.push_back(weight(l.v->src2));
             b_.node_into(p + "attn_v", OpType::FullyConnected, in, v_new);
+        } else {
+            const uint32_t v = b_.fc(p + "attn_v", xn, weight(l.v->src0), bias(l.v->src2));
+            v_new = b_.output(p + "v_new", IoRole::VNew, {L, KV}, il, ct);
+            b_.node_into(p + "v_new", OpType::Convert, {v}, v_new);
         }
         const uint32_t q_heads = b_.reshape(p + "attn_q_heads", q, {L, H, D});
         const uint32_t q_rope = rope(p + "attn_q_rope", q_heads, cos, sin);
         const uint32_t k_heads = b_.reshape(p + "attn_k_heads", k, {L, Hk, D});
         const uint32_t k_rope = rope(p + "attn_k_rope", k_heads, cos, sin);
-        const uint32_t k_new = b_.output(p + "k_new", IoRole::KNew, {L, KV}, il);
-        b_.node_into(p + "k_new", OpType::Reshape, {k_rope}, k_new);
+        const uint32_t k_new = b_.output(p + "k_new", IoRole::KNew, {L, KV}, il, ct);
+        if (ct == DType::Float32) {
+            b_.node_into(p + "k_new", OpType::Reshape, {k_rope}, k_new);
+        } else {
+            b_.node_into(p + "k_new", OpType::Convert, {b_.reshape(p + "attn_k_rows", k_rope, {L, KV})}, k_new);
+        }
 
         // Keys and values: the cache before the step, then the step's own rows.
-        const uint32_t k_cache = b_.input(p + "k_cache", IoRole::KCache, {S, KV}, il);
-        const uint32_t v_cache = b_.input(p + "v_cache", IoRole::VCache, {S, KV}, il);
+        const uint32_t k_cache = b_.input(p + "k_cache", IoRole::KCache, {S, KV}, il, ct);
+        const uint32_t v_cache = b_.input(p + "v_cache", IoRole::VCache, {S, KV}, il, ct);
         auto heads_of = [&](const std::string& n, uint32_t cache, uint32_t fresh) {
-            const uint32_t all = b_.concat(n + "_all", {cache, fresh}, 0);
+            uint32_t all = b_.concat(n + "_all", {cache, fresh}, 0);
+            if (ct != DType::Float32) all = b_.convert(n + "_all.f32", all, DType::Float32);
             const uint32_t r = b_.reshape(n + "_all.heads", all, {S + L, Hk, D});
             return b_.transpose(n + "_all.t", r, {1, 0, 2});  // [Hk, S+L, D]
         };
@@ -473,19 +505,20 @@ private:
         const uint32_t values = heads_of(p + "attn_v", v_cache, v_new);
 
         const uint32_t qg = group_heads(p + "attn_q_grouped", q_rope);  // [Hk, G*L, D]
+        const uint32_t qk = cache_rounded(p + "attn_q_cache", qg);      // q as the cache's dots see it
         uint32_t kq;
         if (sink_cos) {
             // Sink columns [0, n_sink) scored with the sink queries, the rest with q.
             const uint32_t ns = u32(geo_.n_sink);
             const uint32_t qs = rope(p + "attn_q_sink_rope", q_heads, sink_cos, sink_sin);
-            const uint32_t qsg = group_heads(p + "attn_q_sink_grouped", qs);
+            const uint32_t qsg = cache_rounded(p + "attn_q_sink_cache", group_heads(p + "attn_q_sink_grouped", qs));
             const uint32_t ks = b_.slice(p + "attn_k_sink", keys, 1, 0, ns);
             const uint32_t kr = b_.slice(p + "attn_k_rest", keys, 1, ns, S + L);
             const uint32_t s1 = b_.matmul(p + "attn_kq_sink", qsg, ks, false, true);
-            const uint32_t s2 = b_.matmul(p + "attn_kq_rest", qg, kr, false, true);
+            const uint32_t s2 = b_.matmul(p + "attn_kq_rest", qk, kr, false, true);
             kq = b_.concat(p + "attn_kq", {s1, s2}, 2);
         } else {
-            kq = b_.matmul(p + "attn_kq", qg, keys, false, true);  // [Hk, G*L, S+L]
+            kq = b_.matmul(p + "attn_kq", qk, keys, false, true);  // [Hk, G*L, S+L]
         }
         const uint32_t scaled = b_.eltwise(p + "attn_kq_scaled", OpType::ElementWiseMultiply, kq,
                                            b_.scalar_const("kq_scale", 1.0f / std::sqrt(float(geo_.D))));
@@ -493,7 +526,7 @@ private:
         const uint32_t scores = b_.eltwise(p + "attn_scores", OpType::ElementWiseAdd, s4, mask);
         const uint32_t probs = b_.node(p + "attn_probs", OpType::Softmax, {scores}, b_.dims(scores),
                                        {scalar("axis", Param::Kind::UInt32, 3), scalar("beta", Param::Kind::Float, 1.0)});
-        const uint32_t p3 = b_.reshape(p + "attn_probs_rows", probs, {Hk, G * L, S + L});
+        const uint32_t p3 = b_.reshape(p + "attn_probs_rows", cache_rounded(p + "attn_probs_cache", probs), {Hk, G * L, S + L});
         const uint32_t local = b_.matmul(p + "attn_local", p3, values, false, false);  // [Hk, G*L, D]
         uint32_t out4 = b_.reshape(p + "attn_local_heads", local, {Hk, G, L, D});
 
@@ -590,8 +623,13 @@ private:
             if (op.kind != OpKind::MemoryUpdate) unsupported(g_.name, std::string("unexpected op ") + op_name(op.kind));
             const int32_t il = op.layer;
             const std::string p = "blk." + std::to_string(il) + ".";
-            const uint32_t fk = b_.input(p + "fold_k", IoRole::FoldK, {L, KV}, il);
-            const uint32_t fv = b_.input(p + "fold_v", IoRole::FoldV, {L, KV}, il);
+            const DType ct = cache_type();
+            uint32_t fk = b_.input(p + "fold_k", IoRole::FoldK, {L, KV}, il, ct);
+            uint32_t fv = b_.input(p + "fold_v", IoRole::FoldV, {L, KV}, il, ct);
+            if (ct != DType::Float32) {
+                fk = b_.convert(p + "fold_k_f32", fk, DType::Float32);
+                fv = b_.convert(p + "fold_v_f32", fv, DType::Float32);
+            }
             uint32_t kh = b_.reshape(p + "fold_k_heads", fk, {L, Hk, D});
             if (unrope) kh = rope(p + "fold_k_nope", kh, cos, sin);
             const uint32_t kt = b_.transpose(p + "fold_k_t", kh, {1, 0, 2});  // [Hk, L, D]

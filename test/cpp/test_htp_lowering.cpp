@@ -79,6 +79,13 @@ TEST(every_lowered_graph_validates_with_its_io_roles) {
                 CHECK(find_tensor(*g, "blk." + std::to_string(hp.n_layer - 1) + ".attn_scores"));
                 CHECK(find_tensor(*g, "blk.1.ffn_down"));
             }
+            // The scenario's f16 cache goes in and out as FLOAT_16 (the pool's bits as they are).
+            for (const htp::Tensor& t : lp.prefill.tensors) {
+                if (t.io == IoRole::KCache || t.io == IoRole::VNew || t.io == IoRole::KNew) CHECK(t.dtype == DType::Float16);
+            }
+            for (const htp::Tensor& t : lp.fold.tensors) {
+                if (t.io == IoRole::FoldK) CHECK(t.dtype == DType::Float16);
+            }
             const htp::Tensor* logits = find_tensor(lp.prefill, "logits");
             CHECK(logits && logits->dims == (std::vector<uint32_t>{1, uint32_t(hp.n_vocab)}));
             CHECK_EQ(count_role(lp.prefill, IoRole::LogitRow), 1);
@@ -373,6 +380,34 @@ TEST(data_movement_kernels_equal_a_reference) {
     std::memcpy(idx_bits.data(), bad, sizeof(bad));
     CHECK_THROWS(run_node(OpType::Gather, {{3, 5}, {3}}, {3, 5}, {data, idx_bits}, {axis0}, {DType::Float32, DType::Int32}),
                  EI_ERR_INVALID_ARGUMENT, "index 3 outside [0, 3)");
+    // Convert f32 -> f16 -> f32 rounds to the nearest half (ties to even), as the CPU's
+    // f16 cache stores: 1 + 2^-11 is a tie (to 1), 1 + 3 * 2^-11 rounds up to 1 + 2^-9.
+    {
+        OneNode o;
+        o.g.name = "round";
+        const uint32_t x = o.add_tensor("x", {4}, TensorKind::AppWrite);
+        const uint32_t h = o.add_tensor("h", {4}, TensorKind::Native, DType::Float16);
+        const uint32_t y = o.add_tensor("y", {4}, TensorKind::AppRead);
+        Node c1;
+        c1.name = "to_half";
+        c1.type = OpType::Convert;
+        c1.inputs = {x};
+        c1.outputs = {h};
+        Node c2 = c1;
+        c2.name = "to_float";
+        c2.inputs = {h};
+        c2.outputs = {y};
+        o.g.nodes = {c1, c2};
+        Emulator e(o.g);
+        const float in[4] = {1.0f + 0x1p-11f, 1.0f + 3 * 0x1p-11f, -2.5f, 70000.0f};
+        std::memcpy(e.data(x), in, sizeof(in));
+        e.run();
+        const float* out = e.data_as<float>(y);
+        CHECK(out[0] == 1.0f);
+        CHECK(out[1] == 1.0f + 0x1p-9f);
+        CHECK(out[2] == -2.5f);
+        CHECK(std::isinf(out[3]));
+    }
     // Reshape keeps the bytes.
     std::vector<double> same(a.begin(), a.end());
     CHECK(max_err(run_node(OpType::Reshape, {{2, 3, 5}}, {6, 5}, {a}), same) == 0);
