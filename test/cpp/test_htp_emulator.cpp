@@ -31,6 +31,8 @@
 #include "check.h"
 #include "device_registry.h"
 #include "gguf_with_tensors.h"
+#include "htp/htp_emulator_backend.h"
+#include "session.h"
 #include "session_harness.h"
 
 using namespace ei;
@@ -283,4 +285,45 @@ TEST(memory_route_f16_cache_close_to_cpu) {
     CHECK(htp.folded > 0);
     CHECK(d.rmse <= 0.02);
     CHECK(nmse(cpu.state, htp.state) <= 1e-4);
+}
+
+// The emulator's node observer (htp::set_node_observer): sees every node of every graph it
+// runs, after it ran, and changes nothing.
+TEST(node_observer_sees_every_node) {
+    struct Count : htp::NodeObserver {
+        int64_t nodes = 0, scores = 0;
+        void after(const htp::Node& n, const htp::ExecBuffers& b) override {
+            ++nodes;
+            if (n.name.find(".attn_scores") != std::string::npos && b.tensor(n.outputs[0]).dtype == htp::DType::Float32) {
+                ++scores;
+            }
+        }
+    };
+    Scenario sc;
+    sc.n_sink = 4;
+    sc.n_window = 16;
+    sc.n_batch = 8;
+    sc.device = "htp-emulator";
+    auto model = Model::load(check::testdata("models/tiny-llama-f32.gguf"));
+    const Plan plan = make_plan(model, sc);
+    std::vector<int32_t> prompt(30);
+    for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t(3 + i * 7);
+    std::vector<float> watched, plain;
+    Count c;
+    for (int watch = 0; watch < 2; ++watch) {
+        std::vector<uint8_t> pool(plan.pool.size + 64);
+        uint8_t* base = pool.data() + (64 - reinterpret_cast<uintptr_t>(pool.data()) % 64) % 64;
+        std::unique_ptr<Backend> be = htp::make_htp_emulator_backend(sc);
+        if (watch) CHECK(htp::set_node_observer(*be, &c));
+        Session s(plan, base, plan.pool.size, std::move(be));
+        s.plan_route(int64_t(prompt.size()));
+        const float* l = s.eval(prompt.data(), int32_t(prompt.size()));
+        (watch ? watched : plain).assign(l, l + s.n_vocab());
+    }
+    CHECK(plain == watched);
+    // 4 prefill runs of 8 rows (30 tokens) and 1 fold: a node count per run and the
+    // scores of each layer in each prefill run.
+    CHECK(c.nodes > 4 * 200);
+    CHECK_EQ(c.scores, int64_t(4 * model->hparams().n_layer));
+    CHECK(!htp::set_node_observer(*cpu_device()->create(sc), &c));  // not an emulator backend
 }
