@@ -11,15 +11,14 @@ namespace ei::htp {
 
 namespace {
 
-// The kernel a node runs with: the float table where every tensor it touches is Float32 or
-// Int32. Fixed-point nodes are quant_kernel's (the NPU arithmetic, built beside this in its
-// own file); until that table is in the build, such a node is refused naming the op, so a
-// quantized graph never runs silently in float.
+// The kernel a node runs with: the float table where no tensor it touches is fixed point,
+// else the fixed-point table (quant_kernels.cpp: the NPU's integer arithmetic, Converts at
+// the float boundaries included). A node neither implements is refused, naming it.
 NodeKernel pick_kernel(const QnnGraph& g, const Node& n) {
     bool plain = true;
     for (uint32_t id : n.inputs) plain &= !dtype_quantized(g.tensors[id].dtype);
     for (uint32_t id : n.outputs) plain &= !dtype_quantized(g.tensors[id].dtype);
-    NodeKernel k = plain ? float_kernel(n.type) : nullptr;
+    NodeKernel k = plain ? float_kernel(n.type) : quant_kernel(n.type);
     if (!k) {
         fail(EI_ERR_UNSUPPORTED, std::string("htp emulator: no ") + (plain ? "float" : "fixed-point") + " kernel for " +
                                      op_type_name(n.type) + " node '" + n.name + "' of graph '" + g.name + "'");

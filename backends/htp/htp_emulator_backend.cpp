@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu/quants.h"
 #include "error.h"
 #include "htp/emulator.h"
 #include "htp/lower.h"
@@ -36,7 +37,7 @@ struct Lowered {
 
 class HtpEmulatorBackend final : public Backend {
 public:
-    explicit HtpEmulatorBackend(const Scenario& sc) : sc_(sc) {}
+    HtpEmulatorBackend(const Scenario& sc, bool float_cache) : sc_(sc), float_cache_(float_cache) {}
 
     const char* name() const override { return "htp-emulator"; }
     // The device takes whole graphs; what it cannot lower is refused by prepare(), when the
@@ -49,9 +50,11 @@ public:
         if (g.name != "prefill" && g.name != "decode" && g.name != "fold") {
             fail(EI_ERR_UNSUPPORTED, "htp-emulator: graph '" + g.name + "' is not a whole planned graph");
         }
-        add(g, g.name, LowerOptions{});
+        LowerOptions opt;
+        opt.float_cache = float_cache_;
+        add(g, g.name, opt);
         if (g.name == "prefill") {
-            LowerOptions all;
+            LowerOptions all = opt;
             all.all_logits = true;
             add(g, "prefill_all_logits", all);
         }
@@ -158,31 +161,36 @@ private:
         return reinterpret_cast<const T*>(pool + off);
     }
 
-    // A cache row from the pool into the graph's tensor, in the graph's head layout (keys
-    // permuted). The lowering gives the graph the cache's own type (f16 or f32), so the
-    // elements move as they are.
-    void load_row(const uint8_t* src, uint8_t* dst, size_t elem, size_t n, bool permute) const {
+    // A cache row between the pool (f16 or f32, the scenario's) and the graph's tensor (the
+    // cache's type by default, Float32 with LowerOptions::float_cache), in the graph's head
+    // layout (keys permuted). Equal types move as they are.
+    void move_row(const uint8_t* src, bool src_f16, uint8_t* dst, bool dst_f16, size_t n, bool permute, bool to_pool) const {
         const size_t D = perm_.size();
+        const size_t es = src_f16 ? 2 : 4, ed = dst_f16 ? 2 : 4;
         for (size_t c = 0; c < n; ++c) {
-            const size_t from = permute ? c / D * D + size_t(perm_[c % D]) : c;
-            std::memcpy(dst + c * elem, src + from * elem, elem);
+            const size_t p = permute ? c / D * D + size_t(perm_[c % D]) : c;
+            const size_t from = to_pool ? c : p, to = to_pool ? p : c;
+            if (src_f16 == dst_f16) {
+                std::memcpy(dst + to * ed, src + from * es, es);
+            } else if (src_f16) {
+                uint16_t h;
+                std::memcpy(&h, src + from * 2, 2);
+                const float f = cpu::fp16_to_fp32(h);
+                std::memcpy(dst + to * 4, &f, 4);
+            } else {
+                float f;
+                std::memcpy(&f, src + from * 4, 4);
+                const uint16_t h = cpu::fp32_to_fp16(f);
+                std::memcpy(dst + to * 2, &h, 2);
+            }
         }
     }
-    void store_row(const uint8_t* src, uint8_t* dst, size_t elem, size_t n, bool permute) const {
-        const size_t D = perm_.size();
-        for (size_t c = 0; c < n; ++c) {
-            const size_t to = permute ? c / D * D + size_t(perm_[c % D]) : c;
-            std::memcpy(dst + to * elem, src + c * elem, elem);
+    static bool graph_f16(const htp::Tensor& t) {
+        if (t.dtype != DType::Float16 && t.dtype != DType::Float32) {
+            fail(EI_ERR_UNSUPPORTED, "htp-emulator: cache tensor '" + t.name + "' is " + dtype_name(t.dtype) +
+                                         "; the host binds FLOAT_16 or FLOAT_32 cache tensors");
         }
-    }
-    // The graph's cache tensors have the pool's element type (lower.cpp cache_type).
-    static size_t cache_elem(const Binding& b, const htp::Tensor& t) {
-        const size_t e = dtype_bytes(t.dtype);
-        if (e != (b.f16 ? 2u : 4u)) {
-            fail(EI_ERR_INTERNAL, "htp-emulator: tensor '" + t.name + "' is " + dtype_name(t.dtype) +
-                                      " but the pool's cache is " + (b.f16 ? "f16" : "f32"));
-        }
-        return e;
+        return t.dtype == DType::Float16;
     }
 
     // Which cache slots the step's queries see (step.visible): the older sink slots and the
@@ -260,29 +268,30 @@ private:
             }
             case IoRole::KCache: case IoRole::VCache: {
                 const uint64_t cols = t.dims[1], rows = t.dims[0];
-                const size_t e = cache_elem(b, t);
-                const uint64_t rb = cols * e;
+                const bool gf = graph_f16(t);
+                const uint64_t prb = cols * (b.f16 ? 2 : 4), grb = cols * (gf ? 2 : 4);
                 uint8_t* d = e_data(lw, b.id);
                 // Only the rows this step sees: the others (never written, or stale) are
                 // zeros, so a hidden row adds exactly 0 (weight 0 times a finite value) and
                 // uninitialized pool memory never reaches the arithmetic.
                 for (uint64_t r = 0; r < rows; ++r) {
                     if (mask_row_[r]) {
-                        load_row(pool + b.offset + r * rb, d + r * rb, e, cols, b.role == IoRole::KCache);
+                        move_row(pool + b.offset + r * prb, b.f16, d + r * grb, gf, cols, b.role == IoRole::KCache, false);
                     } else {
-                        std::memset(d + r * rb, 0, rb);
+                        std::memset(d + r * grb, 0, grb);
                     }
                 }
                 break;
             }
             case IoRole::FoldK: case IoRole::FoldV: {
                 const uint64_t cols = t.dims[1];
-                const size_t e = cache_elem(b, t);
-                const uint64_t rb = cols * e;
+                const bool gf = graph_f16(t);
+                const uint64_t prb = cols * (b.f16 ? 2 : 4), grb = cols * (gf ? 2 : 4);
                 uint8_t* d = e_data(lw, b.id);
                 const int32_t* slot = at<int32_t>(pool, lw.fold_slot);
                 for (int32_t r = 0; r < L; ++r) {
-                    load_row(pool + b.offset + uint64_t(slot[r]) * rb, d + uint64_t(r) * rb, e, cols, b.role == IoRole::FoldK);
+                    move_row(pool + b.offset + uint64_t(slot[r]) * prb, b.f16, d + uint64_t(r) * grb, gf, cols,
+                             b.role == IoRole::FoldK, false);
                 }
                 break;
             }
@@ -320,12 +329,13 @@ private:
             case IoRole::KNew: case IoRole::VNew: {
                 // The step's valid rows into their slots ("smart mask": the host's write).
                 const uint64_t cols = t.dims[1];
-                const size_t e = cache_elem(b, t);
-                const uint64_t rb = cols * e;
+                const bool gf = graph_f16(t);
+                const uint64_t prb = cols * (b.f16 ? 2 : 4), grb = cols * (gf ? 2 : 4);
                 const uint8_t* src = e_data(lw, b.id);
                 const int32_t* slot = at<int32_t>(pool, lw.kv_slot);
                 for (int32_t r = 0; r < s.n_tokens; ++r) {
-                    store_row(src + uint64_t(r) * rb, pool + b.offset + uint64_t(slot[r]) * rb, e, cols, b.role == IoRole::KNew);
+                    move_row(src + uint64_t(r) * grb, gf, pool + b.offset + uint64_t(slot[r]) * prb, b.f16, cols,
+                             b.role == IoRole::KNew, true);
                 }
                 break;
             }
@@ -357,6 +367,7 @@ private:
     }
 
     Scenario sc_;
+    bool float_cache_ = false;
     WeightStore weights_;
     std::map<std::string, Lowered> graphs_;
     std::vector<int32_t> perm_;  // the head layout (lower.h head_permutation)
@@ -367,8 +378,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Backend> make_htp_emulator_backend(const Scenario& scenario) {
-    return std::make_unique<HtpEmulatorBackend>(scenario);
+std::unique_ptr<Backend> make_htp_emulator_backend(const Scenario& scenario, bool float_cache) {
+    return std::make_unique<HtpEmulatorBackend>(scenario, float_cache);
 }
 
 bool set_node_observer(Backend& backend, NodeObserver* observer) {

@@ -13,7 +13,9 @@
 
 namespace ei::htp {
 
-std::unique_ptr<Backend> make_htp_emulator_backend(const Scenario& scenario);
+// float_cache: lower with FLOAT_32 cache tensors whatever the scenario's cache type
+// (LowerOptions::float_cache; the host converts the pool's f16 rows).
+std::unique_ptr<Backend> make_htp_emulator_backend(const Scenario& scenario, bool float_cache = false);
 
 // Sets the node observer of an htp-emulator backend (tools that measure per-node values);
 // false when backend is not one.

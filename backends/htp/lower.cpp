@@ -353,7 +353,9 @@ private:
     }
     // The KV cache's element type in the graph: f16 when the scenario's cache is (the host
     // then copies the pool's bits as they are), else f32.
-    DType cache_type() const { return sc_.kv_type == KvType::F16 ? DType::Float16 : DType::Float32; }
+    DType cache_type() const {
+        return sc_.kv_type == KvType::F16 && !opt_.float_cache ? DType::Float16 : DType::Float32;
+    }
     // With an f16 cache the CPU rounds q and the attention weights to f16 before their dot
     // products with the cache (as llama.cpp does): the same rounding, as a pair of Converts.
     uint32_t cache_rounded(const std::string& name, uint32_t x) {

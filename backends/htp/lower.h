@@ -48,6 +48,11 @@ struct LowerOptions {
     // Prefill with the logits of every row (Logits [L, n_vocab], no LogitRow input): the
     // all_logits mode (perplexity, the reference tests). The normal graphs gather one row.
     bool all_logits = false;
+    // The KV cache as FLOAT_32 graph tensors whatever the scenario's cache type (the host
+    // converts at its boundary): the form the quantization pass (quantize_graph.h) re-encodes
+    // to its 8-bit KV. Default: the scenario's type (FLOAT_16 for an f16 cache, with q and
+    // the attention weights rounded to f16 where the CPU rounds them).
+    bool float_cache = false;
 };
 
 // Lowers one graph of a plan made for scenario sc. Throws ei::Error(EI_ERR_UNSUPPORTED)

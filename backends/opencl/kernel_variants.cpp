@@ -323,7 +323,8 @@ void VariantKernels::prepare(const TensorRef& w, WeightCache& cache, const std::
 }
 
 void VariantKernels::mat_vec(cl_command_queue q, const TensorRef& w, cl_mem w_buf, cl_mem xbuf, uint64_t x_off,
-                             cl_mem ybuf, uint64_t y_off, cl_mem bias, bool has_bias, bool accumulate) {
+                             uint64_t x_stride, int64_t sel_off, cl_mem ybuf, uint64_t y_off, cl_mem bias, bool has_bias,
+                             bool accumulate) {
     if (!handles(w)) fail(EI_ERR_STATE, "OpenCL: no kernel variant for this weight");
     const Api& cl = *rt_->cl;
     const int32_t K = static_cast<int32_t>(w.cols), N = static_cast<int32_t>(w.rows);
@@ -349,6 +350,8 @@ void VariantKernels::mat_vec(cl_command_queue q, const TensorRef& w, cl_mem w_bu
     set(sizeof N, &N);
     set(sizeof xbuf, &xbuf);
     set(sizeof x_off, &x_off);
+    set(sizeof x_stride, &x_stride);
+    set(sizeof sel_off, &sel_off);
     set(sizeof ybuf, &ybuf);
     set(sizeof y_off, &y_off);
     set(sizeof bias, &bias);

@@ -66,8 +66,10 @@ public:
     // in cache, for the backend's prepare.
     void prepare(const TensorRef& w, WeightCache& cache, const std::string& layout);
     // Enqueues y[0..N) (=|+=) W x + bias for one token; w_buf is w's upload in GGUF layout.
-    void mat_vec(cl_command_queue q, const TensorRef& w, cl_mem w_buf, cl_mem xbuf, uint64_t x_off, cl_mem ybuf,
-                 uint64_t y_off, cl_mem bias, bool has_bias, bool accumulate);
+    // x is the row at x_off, or, when sel_off >= 0, row i of the rows of x_stride bytes from
+    // x_off, i the int32 at xbuf + sel_off (the output head's step.logit_row).
+    void mat_vec(cl_command_queue q, const TensorRef& w, cl_mem w_buf, cl_mem xbuf, uint64_t x_off, uint64_t x_stride,
+                 int64_t sel_off, cl_mem ybuf, uint64_t y_off, cl_mem bias, bool has_bias, bool accumulate);
 
 private:
     struct Split;

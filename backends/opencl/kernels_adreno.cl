@@ -50,15 +50,23 @@ inline float4 nibbles_hi(uint u) {
     return (float4)((float)((u >> 4) & 15u), (float)((u >> 12) & 15u), (float)((u >> 20) & 15u), (float)(u >> 28)) - 8.0f;
 }
 
+// The activation row: x_off, or for the output head (sel_off >= 0) row step.logit_row of
+// the rows that start at x_off (the index is read from the pool on the device).
+inline global const float* act_row(global const uchar* xbuf, ulong x_off, ulong x_stride, long sel_off) {
+    const ulong row = sel_off < 0 ? 0 : (ulong)((global const int*)(xbuf + sel_off))[0];
+    return (global const float*)(xbuf + x_off + row * x_stride);
+}
+
 // Row r's blocks are texels r * (K / 32) ...; element j of a block is the low nibble of byte
 // j, element j + 16 the high nibble.
 kernel EI_REQD_SUBGROUP void mat_vec_q4_0_split(read_only image1d_buffer_t quants, global const half* scales, int K,
-                                                int N, global const uchar* xbuf, ulong x_off, global uchar* ybuf,
+                                                int N, global const uchar* xbuf, ulong x_off, ulong x_stride,
+                                                long sel_off, global uchar* ybuf,
                                                 ulong y_off, global const float* bias, int has_bias, int accumulate,
                                                 local float* red) {
     const int r = get_group_id(0), lid = get_local_id(0), ls = get_local_size(0);
     if (r >= N) return;
-    global const float* x = (global const float*)(xbuf + x_off);
+    global const float* x = act_row(xbuf, x_off, x_stride, sel_off);
     const int nb = K / 32;
     float acc = 0.0f;
     for (int b = lid; b < nb; b += ls) {

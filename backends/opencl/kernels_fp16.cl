@@ -23,16 +23,23 @@ inline void finish_row(float v, local float* red, int r, global uchar* ybuf, ulo
     }
 }
 
+// The activation row: x_off, or for the output head (sel_off >= 0) row step.logit_row of
+// the rows that start at x_off (the index is read from the pool on the device).
+inline global const float* act_row(global const uchar* xbuf, ulong x_off, ulong x_stride, long sel_off) {
+    const ulong row = sel_off < 0 ? 0 : (ulong)((global const int*)(xbuf + sel_off))[0];
+    return (global const float*)(xbuf + x_off + row * x_stride);
+}
+
 #define MAT_VEC_ARGS                                                                                     \
     global const uchar *W, ulong w_row_bytes, int K, int N, global const uchar *xbuf, ulong x_off,       \
-        global uchar *ybuf, ulong y_off, global const float *bias, int has_bias, int accumulate, local float *red
+        ulong x_stride, long sel_off, global uchar *ybuf, ulong y_off, global const float *bias, int has_bias, int accumulate, local float *red
 
 // F16 weights: eight halves a load.
 kernel void mat_vec_f16(MAT_VEC_ARGS) {
     const int r = get_group_id(0), lid = get_local_id(0), ls = get_local_size(0);
     if (r >= N) return;
     global const half* w = (global const half*)(W + (ulong)r * w_row_bytes);
-    global const float* x = (global const float*)(xbuf + x_off);
+    global const float* x = act_row(xbuf, x_off, x_stride, sel_off);
     float acc = 0.0f;
     const int K8 = K / 8;
     for (int i = lid; i < K8; i += ls) {
@@ -49,7 +56,7 @@ kernel void mat_vec_q8_0(MAT_VEC_ARGS) {
     const int r = get_group_id(0), lid = get_local_id(0), ls = get_local_size(0);
     if (r >= N) return;
     global const uchar* w = W + (ulong)r * w_row_bytes;
-    global const float* x = (global const float*)(xbuf + x_off);
+    global const float* x = act_row(xbuf, x_off, x_stride, sel_off);
     float acc = 0.0f;
     for (int b = lid; b < K / 32; b += ls) {
         global const uchar* blk = w + b * 34;
@@ -69,7 +76,7 @@ kernel void mat_vec_q4_0(MAT_VEC_ARGS) {
     const int r = get_group_id(0), lid = get_local_id(0), ls = get_local_size(0);
     if (r >= N) return;
     global const uchar* w = W + (ulong)r * w_row_bytes;
-    global const float* x = (global const float*)(xbuf + x_off);
+    global const float* x = act_row(xbuf, x_off, x_stride, sel_off);
     float acc = 0.0f;
     for (int b = lid; b < K / 32; b += ls) {
         global const uchar* blk = w + b * 18;

@@ -461,13 +461,10 @@ private:
         cl_mem y = to_logits ? logits_.get() : pool;
         const uint64_t y_off = to_logits ? uint64_t{0} : op.dst.offset;
         const uint64_t y_stride = to_logits ? uint64_t(N) * 4 : op.dst.row_bytes;
-        // One token: the device's kernel variant where it has one for this weight type. The
-        // variants read row 0; a prefill's head row is chosen on the device by step.logit_row,
-        // which only the portable kernels read, so that case stays with them.
-        const bool row0 = !last_only || s.n_tokens == 1;
-        if (rows == 1 && row0 && variants_ && variants_->handles(op.src0)) {
-            variants_->mat_vec(q_, op.src0, weight(op.src0), pool, x_off, y, y_off, weight(op.src2), op.src2.valid(),
-                               op.accumulate);
+        // One row: the device's kernel variant where it has one for this weight type.
+        if (rows == 1 && variants_ && variants_->handles(op.src0)) {
+            variants_->mat_vec(q_, op.src0, weight(op.src0), pool, x_off, op.src1.row_bytes, sel_off, y, y_off,
+                               weight(op.src2), op.src2.valid(), op.accumulate);
             return;
         }
         const GgmlType t = op.src0.type;

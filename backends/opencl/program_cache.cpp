@@ -1,12 +1,10 @@
 #include "opencl/program_cache.h"
 
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+
+#include "file_io.h"
 
 namespace ei::opencl {
 
@@ -27,30 +25,7 @@ uint64_t get_le(const uint8_t* p, int n) {
     return v;
 }
 
-// mkdir -p; true when dir exists afterwards.
-bool make_dirs(const std::string& dir) {
-    if (dir.empty()) return false;
-    std::string path;
-    size_t pos = 0;
-    while (pos != std::string::npos) {
-        pos = dir.find('/', pos + 1);
-        path = dir.substr(0, pos);
-        if (path.empty()) continue;
-        if (mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return false;
-    }
-    struct stat st;
-    return stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
 }  // namespace
-
-uint64_t fnv1a64(const void* data, size_t n, uint64_t h) {
-    const uint8_t* p = static_cast<const uint8_t*>(data);
-    for (size_t i = 0; i < n; ++i) {
-        h ^= p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
 
 std::string make_cache_key(const std::string& device_name, const std::string& device_vendor,
                            const std::string& driver_version, const std::string& platform_version,
@@ -109,33 +84,15 @@ std::optional<std::vector<uint8_t>> decode_cached_binary(const uint8_t* data, si
 
 std::optional<std::vector<uint8_t>> load_cached_binary(const std::string& dir, const std::string& key) {
     if (dir.empty()) return std::nullopt;
-    FILE* f = std::fopen(cache_file(dir, key).c_str(), "rb");
-    if (!f) return std::nullopt;
     std::vector<uint8_t> bytes;
-    uint8_t buf[65536];
-    size_t got;
-    while ((got = std::fread(buf, 1, sizeof buf, f)) > 0) {
-        bytes.insert(bytes.end(), buf, buf + got);
-        if (bytes.size() > kMaxPayload + 65536 + key.size()) break;  // not one of ours
-    }
-    std::fclose(f);
+    if (!read_file(cache_file(dir, key), kMaxPayload + 64 + key.size(), bytes)) return std::nullopt;
     return decode_cached_binary(bytes.data(), bytes.size(), key);
 }
 
 bool store_cached_binary(const std::string& dir, const std::string& key, const std::vector<uint8_t>& payload) {
     if (dir.empty() || payload.empty() || !make_dirs(dir)) return false;
-    const std::string path = cache_file(dir, key);
-    // A per-process temporary name: concurrent writers each rename a whole file into place.
-    const std::string tmp = path + ".tmp" + std::to_string(getpid());
     const std::vector<uint8_t> bytes = encode_cached_binary(key, payload);
-    FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (!f) return false;
-    const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
-    if (std::fclose(f) != 0 || !ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-        std::remove(tmp.c_str());
-        return false;
-    }
-    return true;
+    return write_file_atomic(cache_file(dir, key), bytes.data(), bytes.size());
 }
 
 }  // namespace ei::opencl

@@ -16,8 +16,6 @@
 
 namespace ei::opencl {
 
-uint64_t fnv1a64(const void* data, size_t n, uint64_t h = 1469598103934665603ull);
-
 std::string make_cache_key(const std::string& device_name, const std::string& device_vendor,
                            const std::string& driver_version, const std::string& platform_version,
                            const std::string& build_options, const std::string& source);

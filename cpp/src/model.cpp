@@ -7,6 +7,7 @@
 
 #include "cpu/cpu_limits.h"
 #include "error.h"
+#include "file_io.h"
 #include "tokenizer.h"
 
 namespace ei {
@@ -263,5 +264,24 @@ std::shared_ptr<const Model> Model::vocab_from_gguf(std::unique_ptr<GgufFile> fi
 }
 
 int64_t Model::max_matmul_k() const { return std::max<int64_t>({hp_.n_embd, hp_.n_ff, int64_t{hp_.n_head} * hp_.head_dim}); }
+
+uint64_t Model::fingerprint() const {
+    Fnv f;
+    const HParams& hp = hparams();
+    f.add(hp.n_vocab);
+    f.add(hp.n_embd);
+    f.add(hp.n_layer);
+    f.add(hp.n_head);
+    f.add(hp.n_head_kv);
+    f.add(hp.n_ff);
+    for (const TensorInfo& t : gguf().tensors()) {
+        f.add(t.name.data(), t.name.size());
+        f.add(t.type);
+        f.add(t.ne);
+        // A few bytes of each tensor's data tell apart models of equal shape.
+        f.add(t.data, std::min<uint64_t>(t.n_bytes, 64));
+    }
+    return f.h;
+}
 
 }  // namespace ei

@@ -78,6 +78,9 @@ public:
     static std::shared_ptr<const Model> load_vocab(const std::string& path);
     static std::shared_ptr<const Model> vocab_from_gguf(std::unique_ptr<GgufFile> file);
     bool vocab_only() const { return vocab_only_; }
+    // Tells models apart: shapes, every tensor's name, type and first bytes (session state
+    // and prepared device data are keyed by it).
+    uint64_t fingerprint() const;
     ~Model();
 
     const GgufFile& gguf() const { return *file_; }

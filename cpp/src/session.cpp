@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "error.h"
+#include "file_io.h"
 #include "tokenizer.h"
 
 namespace ei {
@@ -224,20 +225,6 @@ const char* const kStateRegions[] = {"kv.k", "kv.v", "mem.M", "mem.z"};
 // overflowing int64 in eval's arithmetic.
 constexpr int64_t kMaxStatePosition = int64_t{1} << 53;
 
-// FNV-1a, 64 bit: a fingerprint and checksum with no dependency; it catches corruption
-// and mismatches, not tampering.
-struct Fnv {
-    uint64_t h = 1469598103934665603ull;
-    void add(const void* p, size_t n) {
-        const uint8_t* b = static_cast<const uint8_t*>(p);
-        for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;
-    }
-    template <typename T>
-    void add(const T& v) {
-        add(&v, sizeof(T));
-    }
-};
-
 struct StateHeader {
     char magic[8];
     uint32_t version;
@@ -254,24 +241,7 @@ struct StateHeader {
 
 }  // namespace
 
-uint64_t Session::fingerprint() const {
-    Fnv f;
-    const HParams& hp = model().hparams();
-    f.add(hp.n_vocab);
-    f.add(hp.n_embd);
-    f.add(hp.n_layer);
-    f.add(hp.n_head);
-    f.add(hp.n_head_kv);
-    f.add(hp.n_ff);
-    for (const TensorInfo& t : model().gguf().tensors()) {
-        f.add(t.name.data(), t.name.size());
-        f.add(t.type);
-        f.add(t.ne);
-        // A few bytes of each tensor's data tell apart models of equal shape.
-        f.add(t.data, std::min<uint64_t>(t.n_bytes, 64));
-    }
-    return f.h;
-}
+uint64_t Session::fingerprint() const { return model().fingerprint(); }
 
 namespace {
 std::string hex(uint64_t v) {

@@ -327,3 +327,31 @@ TEST(node_observer_sees_every_node) {
     CHECK_EQ(c.scores, int64_t(4 * model->hparams().n_layer));
     CHECK(!htp::set_node_observer(*cpu_device()->create(sc), &c));  // not an emulator backend
 }
+
+// LowerOptions::float_cache: FLOAT_32 cache tensors over the scenario's f16 cache (the form
+// the quantization pass re-encodes), the host converting the rows at its boundary. The CPU
+// rounds q and the attention weights to f16 there and this graph does not: rmse bound.
+TEST(float_cache_over_an_f16_pool_is_close_to_cpu) {
+    Scenario sc;
+    sc.n_sink = 4;
+    sc.n_window = 16;
+    sc.n_batch = 8;
+    auto model = Model::load(check::testdata("models/tiny-qwen2-f32.gguf"));
+    const Plan plan = make_plan(model, sc);
+    std::vector<int32_t> prompt(40);
+    for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t(3 + i * 11);
+    std::vector<float> out[2];
+    for (int k = 0; k < 2; ++k) {
+        std::vector<uint8_t> pool(plan.pool.size + 64);
+        uint8_t* base = pool.data() + (64 - reinterpret_cast<uintptr_t>(pool.data()) % 64) % 64;
+        std::unique_ptr<Backend> be = k ? htp::make_htp_emulator_backend(sc, true) : cpu_device()->create(sc);
+        Session s(plan, base, plan.pool.size, std::move(be));
+        s.plan_route(int64_t(prompt.size()));
+        out[k].resize(prompt.size() * size_t(s.n_vocab()));
+        s.eval(prompt.data(), int32_t(prompt.size()), out[k].data());
+        CHECK(s.placement().memory > 0);
+    }
+    const Diff d = diff(out[0], out[1]);
+    std::printf("  float cache over an f16 pool: logits max_abs %.3g rmse %.3g\n", d.max_abs, d.rmse);
+    CHECK(d.rmse <= 0.02);
+}

@@ -36,30 +36,15 @@ using namespace ei;
 namespace {
 
 using check::have_opencl;
+using check::Layout;
+using check::nmse;
+using check::rng;
+using check::uniform;
+using check::Weight;
+using check::f32_vector;
 
 using Pool = check::AlignedBuf;
 
-// Lays out pool regions.
-struct Layout {
-    uint64_t size = 0;
-    TensorRef add(int64_t cols, int64_t rows, GgmlType type = GgmlType::F32) {
-        TensorRef r;
-        r.where = TensorRef::Where::Pool;
-        r.type = type;
-        r.offset = size;
-        r.cols = cols;
-        r.rows = rows;
-        r.row_bytes = uint64_t(cols) * (type == GgmlType::F16 ? 2 : 4);
-        size += (r.row_bytes * uint64_t(rows) + 63) / 64 * 64;
-        return r;
-    }
-    TensorRef scratch(uint64_t bytes, int64_t cols = 0) {
-        TensorRef r = add(0, 0);
-        r.cols = cols;
-        size += (bytes + 63) / 64 * 64;
-        return r;
-    }
-};
 
 // The step inputs a device reads (step_inputs.h), laid out beside an op's tensors and
 // filled by the session's writer: OpenCL takes the per-step facts from them, the CPU from
@@ -101,8 +86,6 @@ struct StepTensors {
     }
 };
 
-std::mt19937 rng(1234);
-float uniform(float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(rng); }
 
 void fill_f32(uint8_t* pool, const TensorRef& r, float lo = -1.0f, float hi = 1.0f) {
     for (int64_t t = 0; t < r.rows; ++t) {
@@ -122,83 +105,8 @@ void fill_cache(uint8_t* pool, const TensorRef& r) {
     }
 }
 
-// A random weight of `rows` x `cols` of type t in ggml's layout, scales kept finite.
-struct Weight {
-    std::vector<uint8_t> bytes;
-    TensorRef ref;
-    Weight(GgmlType t, int64_t cols, int64_t rows) {
-        const TypeTraits tt = type_traits(t);
-        const uint64_t row_bytes = uint64_t(cols / tt.block_size * tt.type_size);
-        bytes.resize(row_bytes * uint64_t(rows) + 64);
-        uint8_t* base = bytes.data() + (64 - reinterpret_cast<uintptr_t>(bytes.data()) % 64) % 64;
-        for (uint64_t i = 0; i < row_bytes * uint64_t(rows); ++i) base[i] = uint8_t(rng());
-        const uint64_t blocks = row_bytes * uint64_t(rows) / uint64_t(tt.type_size);
-        auto half_at = [&](uint64_t at, float v) {
-            const uint16_t h = cpu::fp32_to_fp16(v);
-            std::memcpy(base + at, &h, 2);
-        };
-        for (uint64_t b = 0; b < blocks; ++b) {
-            const uint64_t at = b * uint64_t(tt.type_size);
-            switch (t) {
-                case GgmlType::F32:
-                    for (int j = 0; j < 1; ++j) {
-                        const float v = uniform(-1, 1);
-                        std::memcpy(base + at, &v, 4);
-                    }
-                    break;
-                case GgmlType::F16: half_at(at, uniform(-1, 1)); break;
-                case GgmlType::BF16: {
-                    const uint16_t h = cpu::fp32_to_bf16(uniform(-1, 1));
-                    std::memcpy(base + at, &h, 2);
-                    break;
-                }
-                case GgmlType::Q8_0:
-                case GgmlType::Q4_0:
-                case GgmlType::Q5_0: half_at(at, uniform(0.002f, 0.03f)); break;
-                case GgmlType::Q4_K:
-                    half_at(at, uniform(0.001f, 0.004f));
-                    half_at(at + 2, uniform(0.001f, 0.004f));
-                    break;
-                case GgmlType::Q6_K: half_at(at + 208, uniform(0.0005f, 0.002f)); break;
-                default: break;
-            }
-        }
-        ref.where = TensorRef::Where::Weight;
-        ref.type = t;
-        ref.data = base;
-        ref.cols = cols;
-        ref.rows = rows;
-        ref.row_bytes = row_bytes;
-    }
-};
 
-Weight f32_vector(int64_t n, float lo, float hi) {
-    Weight w(GgmlType::F32, n, 1);
-    float* x = static_cast<float*>(const_cast<void*>(w.ref.data));
-    for (int64_t i = 0; i < n; ++i) x[i] = uniform(lo, hi);
-    return w;
-}
 
-double nmse(const uint8_t* a, const uint8_t* b, const TensorRef& r, int64_t rows) {
-    double num = 0, den = 0;
-    for (int64_t t = 0; t < rows; ++t) {
-        for (int64_t i = 0; i < r.cols; ++i) {
-            const uint64_t at = r.offset + uint64_t(t) * r.row_bytes;
-            double x, y;
-            if (r.type == GgmlType::F16) {
-                x = cpu::fp16_to_fp32(reinterpret_cast<const uint16_t*>(a + at)[i]);
-                y = cpu::fp16_to_fp32(reinterpret_cast<const uint16_t*>(b + at)[i]);
-            } else {
-                x = reinterpret_cast<const float*>(a + at)[i];
-                y = reinterpret_cast<const float*>(b + at)[i];
-            }
-            if (!std::isfinite(x)) return INFINITY;
-            num += (x - y) * (x - y);
-            den += y * y;
-        }
-    }
-    return den > 0 ? num / den : num;
-}
 
 // Runs graph g over a copy of pool on each backend; returns (cpu pool, opencl pool).
 struct Both {
@@ -666,12 +574,14 @@ TEST(unsupported_weight_type_is_reported) {
 // a corrupted entry is refused by its hash and rebuilt from source.
 TEST(program_cache_second_build_loads_binary) {
     if (!have_opencl("program_cache_second_build_loads_binary")) return;
+    // The shared runtime first: made under the new folder, it would fill the cache before
+    // the cold build (when this case runs alone).
+    const opencl::DeviceInfo dev = opencl::Runtime::get()->device;
     char tmpl[] = "/tmp/ei-opencl-cache-XXXXXX";
     const char* dir = mkdtemp(tmpl);
     CHECK(dir != nullptr);
     if (!dir) return;
     setenv("EI_OPENCL_CACHE_DIR", dir, 1);
-    const opencl::DeviceInfo dev = opencl::Runtime::get()->device;
     auto cold = opencl::Runtime::create(dev);
     CHECK(!cold->program_from_cache);
     CHECK(!cold->cache_path.empty());

@@ -35,6 +35,10 @@ using opencl::Variant;
 namespace {
 
 using check::have_opencl;
+using check::Layout;
+using check::nmse;
+using check::uniform;
+using check::Weight;
 
 // Sets EI_OPENCL_VARIANT for a scope, restoring what was there.
 struct VariantEnv {
@@ -54,61 +58,11 @@ struct VariantEnv {
     }
 };
 
-std::mt19937 rng(77);
-float uniform(float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(rng); }
 
 using Buf = check::AlignedBuf;
 
-// A random weight in ggml's layout: half values / scales in ranges real models have.
-struct Weight {
-    std::unique_ptr<Buf> mem;
-    TensorRef ref;
-    Weight(GgmlType t, int64_t cols, int64_t rows) {
-        const TypeTraits tt = type_traits(t);
-        const uint64_t row_bytes = uint64_t(cols / tt.block_size * tt.type_size);
-        mem = std::make_unique<Buf>(row_bytes * uint64_t(rows));
-        uint8_t* base = mem->p;
-        for (uint64_t i = 0; i < row_bytes * uint64_t(rows); ++i) base[i] = uint8_t(rng());
-        const uint64_t blocks = row_bytes * uint64_t(rows) / uint64_t(tt.type_size);
-        for (uint64_t b = 0; b < blocks; ++b) {
-            const float v = t == GgmlType::F16 ? uniform(-1, 1) : uniform(0.002f, 0.03f);
-            const uint16_t h = cpu::fp32_to_fp16(v);
-            std::memcpy(base + b * uint64_t(tt.type_size), &h, 2);  // F16: the value; Q8_0/Q4_0: the scale
-        }
-        ref.where = TensorRef::Where::Weight;
-        ref.type = t;
-        ref.data = base;
-        ref.cols = cols;
-        ref.rows = rows;
-        ref.row_bytes = row_bytes;
-    }
-};
 
-TensorRef pool_f32(uint64_t& size, int64_t cols, int64_t rows) {
-    TensorRef r;
-    r.where = TensorRef::Where::Pool;
-    r.type = GgmlType::F32;
-    r.offset = size;
-    r.cols = cols;
-    r.rows = rows;
-    r.row_bytes = uint64_t(cols) * 4;
-    size += (r.row_bytes * uint64_t(rows) + 63) / 64 * 64;
-    return r;
-}
 
-double nmse(const Buf& a, const Buf& b, const TensorRef& r, int64_t first_row, int64_t rows) {
-    double num = 0, den = 0;
-    for (int64_t t = first_row; t < first_row + rows; ++t) {
-        const float* x = reinterpret_cast<const float*>(a.p + r.offset + uint64_t(t) * r.row_bytes);
-        const float* y = reinterpret_cast<const float*>(b.p + r.offset + uint64_t(t) * r.row_bytes);
-        for (int64_t i = 0; i < r.cols; ++i) {
-            if (!std::isfinite(x[i])) return INFINITY;
-            num += double(x[i] - y[i]) * (x[i] - y[i]);
-            den += double(y[i]) * y[i];
-        }
-    }
-    return den > 0 ? num / den : num;
-}
 
 struct Case {
     GgmlType type;
@@ -120,15 +74,15 @@ struct Case {
 // backend on the same pool; the nMSE of the OpenCL result against the CPU's.
 double run_case(const Case& c) {
     Weight w(c.type, c.K, c.N);
-    Weight bias(GgmlType::F32, c.N, 1);
-    for (int64_t i = 0; i < c.N; ++i) reinterpret_cast<float*>(bias.mem->p)[i] = uniform(-0.5f, 0.5f);
+    const Weight bias = check::f32_vector(c.N, -0.5f, 0.5f);
     const int32_t T = 5, nt = c.kind >= 2 ? 5 : 1;
-    uint64_t size = 0;
-    TensorRef x = pool_f32(size, c.K, T), dst = pool_f32(size, c.N, T);
-    TensorRef aux = pool_f32(size, (c.K * 4 + 4096) / 4, T);
+    Layout l;
+    TensorRef x = l.add(c.K, T), dst = l.add(c.N, T);
+    TensorRef aux = l.add((c.K * 4 + 4096) / 4, T);
     // The head's row is a step input (step_inputs.h) that the device reads: the last valid row.
-    TensorRef logit_row = pool_f32(size, 1, 1);
+    TensorRef logit_row = l.add(1, 1);
     logit_row.type = GgmlType::I32;
+    const uint64_t size = l.size;
     Buf pool(size);
     for (uint64_t i = 0; i < size / 4; ++i) reinterpret_cast<float*>(pool.p)[i] = uniform(-1, 1);
     *reinterpret_cast<int32_t*>(pool.p + logit_row.offset) = nt - 1;
@@ -161,7 +115,7 @@ double run_case(const Case& c) {
     auto cl_buffer = cl_backend->wrap_host_pool(on_cl.p, on_cl.size);
     cl_backend->compute(g, s, *cl_buffer);
     cl_buffer->synchronize();
-    return c.kind == 2 ? nmse(on_cl, on_cpu, dst, 0, 1) : nmse(on_cl, on_cpu, dst, 0, nt);
+    return c.kind == 2 ? nmse(on_cl.p, on_cpu.p, dst, 1) : nmse(on_cl.p, on_cpu.p, dst, nt);
 }
 
 const Case kCases[] = {

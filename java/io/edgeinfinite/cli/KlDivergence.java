@@ -10,11 +10,14 @@ import java.util.Locale;
  * uncertainties that account for their correlation), the KL divergence KL(base || model)
  * per token (mean with its standard error, median, percentiles), how often the top token
  * is the same, and delta p = p_model(next token) - p_base(next token) (mean, RMS,
- * percentiles).
+ * percentiles). Also the logits' SQNR (signal to quantization noise, dB, the figure NPU
+ * toolchains gate on): logits are only defined up to a per-row shift, so both rows are
+ * centered over the tokens the base file resolves (within 16 nats of its top; the rest is
+ * below its floor) before signal and noise are summed.
  */
 final class KlDivergence {
     private final TokenScores.Nll nll = new TokenScores.Nll(), nllBase = new TokenScores.Nll();
-    private double sumCross, sumKld, sumKld2, sumDp, sumDp2, sumDp4;
+    private double sumCross, sumKld, sumKld2, sumDp, sumDp2, sumDp4, sumSignal2, sumNoise2;
     private long sameTop;
     private float[] kld = new float[1024], dp = new float[1024];
     private int n;
@@ -27,11 +30,22 @@ final class KlDivergence {
         int off = r * nVocab;
         float max = TokenScores.maxOf(logits, off, nVocab);
         double lse = max + TokenScores.logSumExp(logits, off, nVocab, max);
-        double kl = 0;
+        double kl = 0, sumB = 0, sumD = 0, sumB2 = 0, sumD2 = 0;
+        int resolved = 0;
         for (int i = 0; i < nVocab; i++) {
             double lpb = base.logProb[i];
             if (lpb == Double.NEGATIVE_INFINITY) continue;  // below the base's floor: p = 0
-            kl += Math.exp(lpb) * (lpb - (logits[off + i] - lse));
+            double lpq = logits[off + i] - lse, diff = lpq - lpb;
+            kl += Math.exp(lpb) * -diff;
+            sumB += lpb;
+            sumB2 += lpb * lpb;
+            sumD += diff;
+            sumD2 += diff * diff;
+            resolved++;
+        }
+        if (resolved > 0) {  // centered sums of squares: sum x^2 - (sum x)^2 / n
+            sumSignal2 += Math.max(0, sumB2 - sumB * sumB / resolved);
+            sumNoise2 += Math.max(0, sumD2 - sumD * sumD / resolved);
         }
         double q = logits[off + target] - lse, b = base.target;
         nll.add(-q);
@@ -67,6 +81,11 @@ final class KlDivergence {
 
     double meanKld() {
         return sumKld / n;
+    }
+
+    /** The logits' SQNR in dB (see the class comment); infinite when they are identical. */
+    double logitsSqnrDb() {
+        return sumNoise2 > 0 ? 10 * Math.log10(sumSignal2 / sumNoise2) : Double.POSITIVE_INFINITY;
     }
 
     double sameTopFraction() {
@@ -138,5 +157,6 @@ final class KlDivergence {
         }
         out.printf(L, "delta p min                   : %7.3f %%%n", 100 * ds[0]);
         out.printf(L, "same top token                : %7.3f ± %5.3f %%%n", 100 * top, 100 * topErr);
+        out.printf(L, "logits SQNR                   : %7.2f dB%n", logitsSqnrDb());
     }
 }

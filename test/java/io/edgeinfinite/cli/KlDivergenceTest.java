@@ -90,7 +90,7 @@ class KlDivergenceTest {
         int[][] tok = new int[1][];
         float[][] p = chunkLogits(F32, t, tok), q = chunkLogits(Q8, t, tok);
         int v = 1024, n = 0, same = 0;
-        double kl = 0, nllQ = 0, nllP = 0;
+        double kl = 0, nllQ = 0, nllP = 0, signal2 = 0, noise2 = 0;
         for (int c = 0; c < p.length; c++) {
             for (int i = CTX / 2; i <= CTX - 2; i++) {
                 double[] lp = logSoftmax(p[c], i * v, v), lq = logSoftmax(q[c], i * v, v);
@@ -103,6 +103,20 @@ class KlDivergenceTest {
                 }
                 kl += k;
                 if (ap == aq) same++;
+                // SQNR over the tokens the base resolves (within 16 nats of its top), centered.
+                double sb = 0, sd = 0, sb2 = 0, sd2 = 0;
+                int m = 0;
+                for (int j = 0; j < v; j++) {
+                    if (lp[j] <= lp[ap] - 16) continue;
+                    double d = lq[j] - lp[j];
+                    sb += lp[j];
+                    sb2 += lp[j] * lp[j];
+                    sd += d;
+                    sd2 += d * d;
+                    m++;
+                }
+                signal2 += sb2 - sb * sb / m;
+                noise2 += sd2 - sd * sd / m;
                 int target = tok[0][c * CTX + i + 1];
                 nllQ -= lq[target];
                 nllP -= lp[target];
@@ -121,6 +135,8 @@ class KlDivergenceTest {
         double med = field(r.out(), "KLD median"), p99 = field(r.out(), "KLD  99.0%");
         assertTrue(field(r.out(), "KLD min") <= med && med <= p99 && p99 <= field(r.out(), "KLD max"), r.out());
         assertTrue(field(r.out(), "delta p RMS") > 0, r.out());
+        double sqnr = 10 * Math.log10(signal2 / noise2);
+        assertEquals(sqnr, field(r.out(), "logits SQNR"), 0.3, r.out());
     }
 
     static double[] logSoftmax(float[] l, int off, int n) {
@@ -142,6 +158,8 @@ class KlDivergenceTest {
         assertTrue(Math.abs(field(r.out(), "KLD mean")) < 1e-4, r.out());
         assertEquals(100.0, field(r.out(), "same top token"), 1e-9, r.out());
         assertEquals(1.0, field(r.out(), "PPL(Q)/PPL(base)"), 1e-6, r.out());
+        // Only the base file's 16-bit steps separate them.
+        assertTrue(field(r.out(), "logits SQNR") > 60, r.out());
     }
 
     @Test
