@@ -22,7 +22,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <string>
@@ -31,7 +33,10 @@
 #include "check.h"
 #include "device_registry.h"
 #include "gguf_with_tensors.h"
+#include "htp/emulator.h"
 #include "htp/htp_emulator_backend.h"
+#include "htp/lower.h"
+#include "htp/quantize_graph.h"
 #include "session.h"
 #include "session_harness.h"
 
@@ -354,4 +359,79 @@ TEST(float_cache_over_an_f16_pool_is_close_to_cpu) {
     const Diff d = diff(out[0], out[1]);
     std::printf("  float cache over an f16 pool: logits max_abs %.3g rmse %.3g\n", d.max_abs, d.rmse);
     CHECK(d.rmse <= 0.02);
+}
+
+// The lowering, the emulator and the quantization pass together: the decode graph of the
+// trained evaluation model (FLOAT_32 cache tensors, LowerOptions::float_cache), calibrated on
+// the graph inputs of real decode steps (captured from an htp-emulator session by a node
+// observer), quantized 16a8w and 16a4w by prepare_quantized, executed by this emulator with
+// quant_kernel. The figure printed is the logits SQNR against the float graph on those
+// samples (the issue aims above 20 dB for 16a8w and 15 dB for 16a4w); asserted only that the
+// quantized graph runs and tracks the float one (above 10 dB), as calibration and evaluation
+// share the samples here.
+TEST(quantized_decode_graph_runs_on_the_emulator) {
+    struct Capture : htp::NodeObserver {
+        std::vector<std::map<std::string, std::vector<uint8_t>>> samples;
+        void after(const htp::Node& n, const htp::ExecBuffers& b) override {
+            if (b.graph->name != "decode" || &n != &b.graph->nodes.front()) return;
+            std::map<std::string, std::vector<uint8_t>> s;
+            for (const htp::Tensor& t : b.graph->tensors) {
+                if (t.kind == htp::TensorKind::AppWrite) s[t.name].assign(b.ptr[t.id], b.ptr[t.id] + t.bytes());
+            }
+            samples.push_back(std::move(s));
+        }
+    };
+    Scenario sc;
+    sc.memory = false;
+    sc.n_sink = 4;
+    sc.n_window = 60;
+    sc.n_batch = 8;
+    auto model = Model::load(check::testdata("eval/evalmodel-f32.gguf"));
+    const Plan plan = make_plan(model, sc);
+    const RefCase rc = reference_case("evalmodel-f32.E");
+    const std::vector<int32_t> prompt(rc.tokens.begin(), rc.tokens.begin() + 24);
+    Capture cap;
+    {
+        std::vector<uint8_t> pool(plan.pool.size + 64);
+        uint8_t* base = pool.data() + (64 - reinterpret_cast<uintptr_t>(pool.data()) % 64) % 64;
+        std::unique_ptr<Backend> be = htp::make_htp_emulator_backend(sc, true);
+        CHECK(htp::set_node_observer(*be, &cap));
+        Session s(plan, base, plan.pool.size, std::move(be));
+        s.plan_route(int64_t(rc.tokens.size()));
+        s.eval(prompt.data(), int32_t(prompt.size()));
+        for (size_t i = 24; i < 40; ++i) s.eval(&rc.tokens[i], 1);  // teacher-forced decode steps
+    }
+    CHECK_EQ(cap.samples.size(), size_t(16));
+    htp::WeightStore ws;
+    htp::LowerOptions opt;
+    opt.float_cache = true;
+    const htp::QnnGraph g = htp::lower_graph(plan.decode, sc, ws, opt);
+    const htp::GraphRunner run = [&](const htp::QnnGraph& q, size_t sample, htp::NodeObserver* obs) {
+        htp::Emulator e(q);
+        for (const htp::Tensor& t : e.graph().tensors) {
+            if (t.kind != htp::TensorKind::AppWrite) continue;
+            const std::vector<uint8_t>& v = cap.samples.at(sample).at(t.name);
+            CHECK_EQ(v.size(), size_t(t.bytes()));
+            std::memcpy(e.data(t.id), v.data(), std::min<size_t>(v.size(), t.bytes()));
+        }
+        e.run(obs);
+        std::vector<std::vector<float>> out;
+        for (const htp::Tensor& t : e.graph().tensors) {
+            if (t.kind != htp::TensorKind::AppRead) continue;
+            const float* f = e.data_as<float>(t.id);
+            out.emplace_back(f, f + t.elements());
+        }
+        return out;
+    };
+    for (int int4 = 0; int4 < 2; ++int4) {
+        htp::QuantConfig cfg;
+        cfg.int4 = int4 != 0;
+        cfg.sensitivity_samples = 2;
+        const htp::PreparedGraph pg = htp::prepare_quantized(g, cfg, run, cap.samples.size());
+        std::printf("  evalmodel decode graph %s: logits SQNR %.1f dB vs float, weights %llu of %llu bytes\n",
+                    int4 ? "16a4w" : "16a8w", pg.report.output_sqnr_db, (unsigned long long)pg.report.weight_bytes,
+                    (unsigned long long)pg.report.float_weight_bytes);
+        CHECK(pg.report.output_sqnr_db > 10.0);
+        CHECK(pg.report.weight_bytes < pg.report.float_weight_bytes / 3);
+    }
 }
