@@ -76,6 +76,7 @@ qnn::DataType qnn_dtype(DType t) {
         case DType::SFixed8: return qnn::kSFixed8;
         case DType::SFixed4: return qnn::kSFixed4;
         case DType::SFixed32: return qnn::kSFixed32;
+        case DType::Float16: return qnn::kFloat16;
     }
     fail(EI_ERR_INTERNAL, "QNN: unknown tensor data type");
 }

@@ -18,6 +18,7 @@ const char* dtype_name(DType t) {
         case DType::SFixed8: return "SFIXED_POINT_8";
         case DType::SFixed4: return "SFIXED_POINT_4";
         case DType::SFixed32: return "SFIXED_POINT_32";
+        case DType::Float16: return "FLOAT_16";
     }
     return "?";
 }
@@ -25,7 +26,7 @@ const char* dtype_name(DType t) {
 uint32_t dtype_bytes(DType t) {
     switch (t) {
         case DType::Float32: case DType::Int32: case DType::UInt32: case DType::SFixed32: return 4;
-        case DType::UFixed16: return 2;
+        case DType::UFixed16: case DType::Float16: return 2;
         case DType::Bool8: case DType::UFixed8: case DType::SFixed8: case DType::SFixed4: return 1;
     }
     return 0;

@@ -27,6 +27,9 @@ enum class DType : uint8_t {
     SFixed8,    // QNN_DATATYPE_SFIXED_POINT_8: weights, per output channel
     SFixed4,    // QNN_DATATYPE_SFIXED_POINT_4: weights, block-wise; stored one value per byte here
     SFixed32,   // QNN_DATATYPE_SFIXED_POINT_32: biases of quantized FullyConnected
+    // Added by the lowering (wt-lower): QNN_DATATYPE_FLOAT_16, the f16 KV cache of a float
+    // graph, so the float path rounds K, V, q and the attention weights where the CPU does.
+    Float16,
 };
 const char* dtype_name(DType t);     // "FLOAT_32", "UFIXED_POINT_16", ...
 uint32_t dtype_bytes(DType t);       // storage bytes per element in this IR (SFixed4: 1)

@@ -13,6 +13,9 @@
 #endif
 #include "error.h"
 #include "scenario.h"
+#if defined(EI_BACKEND_HTP)
+#include "htp/htp_emulator_backend.h"
+#endif
 
 namespace ei {
 
@@ -80,6 +83,29 @@ private:
 };
 #endif
 
+#if defined(EI_BACKEND_HTP)
+// The Hexagon NPU path run on this CPU: graphs lowered to QNN operations, executed by the
+// emulator. It takes whole graphs (no op falls back to the CPU); what it cannot lower is
+// refused when the session is made.
+class HtpEmulatorDevice final : public Device {
+public:
+    HtpEmulatorDevice() : Device(describe()) {}
+    std::string why_unsupported(const Op&) const override { return ""; }
+    std::unique_ptr<Backend> create(const Scenario& sc) const override { return htp::make_htp_emulator_backend(sc); }
+
+private:
+    static DeviceDesc describe() {
+        DeviceDesc d;
+        d.name = "htp-emulator";
+        d.kind = "accelerator";
+        d.description = "Hexagon NPU (HTP) emulated on the CPU: graphs lowered to QNN operations";
+        d.features = "qnn-ir float";
+        d.compute_units = 1;
+        return d;
+    }
+};
+#endif
+
 struct Registry {
     std::mutex mu;
     std::vector<std::shared_ptr<const Device>> list;  // "cpu" first
@@ -104,6 +130,10 @@ void list_backends(Registry& r) {
     }
 #else
     r.opencl_why = "not built in";
+#endif
+#if defined(EI_BACKEND_HTP)
+    // After the OpenCL devices, so their list positions stay opencl:N + 1.
+    r.list.push_back(std::make_shared<HtpEmulatorDevice>());
 #endif
 }
 

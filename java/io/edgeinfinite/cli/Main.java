@@ -78,6 +78,7 @@ public final class Main {
               --device NAME   the device that runs the graphs: cpu, opencl:N (see ei devices), or opencl (the
                               first GPU, else the first OpenCL device; EI_OPENCL_DEVICE=N picks another); ops
                               it cannot run are placed on the CPU and listed. --backend NAME: the same (older name)
+                              htp-emulator: the Hexagon NPU path (graphs lowered to QNN ops) emulated on the CPU
               --cache-dir DIR  OpenCL program-binary cache (default $EI_OPENCL_CACHE_DIR, else ~/.cache; off: none)
               --ctx N   plain full attention over at most N tokens (memory off)
             """;
