@@ -36,6 +36,11 @@ struct Fake {
         auto f = reinterpret_cast<ei_fake_qnn_calls_fn>(dlsym(dl, "ei_fake_qnn_calls"));
         return f ? f() : "";
     }
+    void fail(const char* call, uint64_t code) const {
+        auto f = reinterpret_cast<ei_fake_qnn_fail_fn>(dlsym(dl, "ei_fake_qnn_fail"));
+        if (!f) std::abort();
+        f(call, code);
+    }
     void reset(bool compute) const {
         auto r = reinterpret_cast<ei_fake_qnn_reset_fn>(dlsym(dl, "ei_fake_qnn_reset"));
         auto c = reinterpret_cast<ei_fake_qnn_set_compute_fn>(dlsym(dl, "ei_fake_qnn_set_compute"));
@@ -184,4 +189,30 @@ TEST(htp_backend_has_no_node_observer) {
     auto be = find_device("htp")->create(sc);
     CHECK(!htp::set_node_observer(*be, &obs));
     CHECK(std::string(be->name()) == "htp");
+}
+
+// QNN failing under a session is an error naming the call and the graph; a cache folder that
+// cannot be made is refused when the session is.
+TEST(qnn_failures_under_a_session_are_clear_errors) {
+    Fake fake;
+    fake.reset(true);
+    Scenario sc;
+    sc.n_sink = 4;
+    sc.n_window = 24;
+    sc.n_batch = 8;
+    sc.device = "htp";
+    sc.cache_dir = "off";  // build, write nothing
+    const std::string path = check::testdata("models/tiny-qwen2-f32.gguf");
+    {
+        check::Harness h(path, sc);
+        const int32_t tokens[3] = {5, 6, 7};
+        fake.fail("QnnGraph_execute", 1000);
+        CHECK_THROWS(h.session->eval(tokens, 3), EI_ERR_INTERNAL, "QnnGraph_execute failed (graph 'prefill')");
+    }
+    CHECK_EQ(fake.count("QnnContext_getBinarySize"), size_t(0));  // "off": no cache file written
+    sc.cache_dir = "/proc/ei-no-such-folder/qnn";
+    check::Harness* h = nullptr;
+    CHECK_THROWS(h = new check::Harness(path, sc), EI_ERR_IO, "cannot create the QNN context cache folder /proc/ei-no-such-folder/qnn");
+    delete h;
+    fake.reset(false);
 }
