@@ -108,6 +108,11 @@ public:
         return out;
     }
     uint32_t constant(const std::string& name, Dims d, WeightStore::Data data) {
+        // A weight two nodes read (a tied embedding: the Gather and the LM head) is one
+        // tensor: QNN refuses two tensors of one name in a graph, and one copy is stored.
+        for (const Tensor& t : g_.tensors) {
+            if (t.name == name && t.kind == TensorKind::Static && t.data == data && t.dims == d) return t.id;
+        }
         const uint32_t id = tensor(name, TensorKind::Static, std::move(d));
         g_.tensors[id].data = std::move(data);
         return id;

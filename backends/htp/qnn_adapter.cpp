@@ -507,7 +507,7 @@ struct QnnAdapter::Impl {
             for (uint32_t d : s.dims) want *= d;
             want *= ([&] {
                 switch (s.t.v1.data_type) {
-                    case qnn::kUFixed16: return 2u;
+                    case qnn::kUFixed16: case qnn::kFloat16: return 2u;
                     case qnn::kFloat32: case qnn::kInt32: case qnn::kUInt32: case qnn::kSFixed32: return 4u;
                     default: return 1u;
                 }

@@ -14,6 +14,7 @@
 #include "error.h"
 #include "scenario.h"
 #if defined(EI_BACKEND_HTP)
+#include "htp/htp_backend.h"
 #include "htp/htp_emulator_backend.h"
 #endif
 
@@ -104,6 +105,29 @@ private:
         return d;
     }
 };
+
+// The Hexagon NPU through QNN: the same lowered graphs and host side, executed by the QNN
+// HTP backend the probe found (htp_backend.h).
+class HtpDevice final : public Device {
+public:
+    explicit HtpDevice(const htp::HtpProbe& p) : Device(describe(p)), library_(p.library) {}
+    std::string why_unsupported(const Op&) const override { return ""; }
+    std::unique_ptr<Backend> create(const Scenario& sc) const override { return htp::make_htp_backend(sc, library_); }
+
+private:
+    static DeviceDesc describe(const htp::HtpProbe& p) {
+        DeviceDesc d;
+        d.name = "htp";
+        d.kind = "accelerator";
+        d.description = "Hexagon NPU (HTP) through QNN provider " + p.provider + ", SoC " + p.soc;
+        d.vendor = "Qualcomm";
+        d.driver = "QNN build " + (p.build_id.empty() ? std::string("?") : p.build_id) + ", API " + p.api_version;
+        d.features = "qnn-ir float library=" + p.library;
+        d.compute_units = 1;
+        return d;
+    }
+    std::string library_;
+};
 #endif
 
 struct Registry {
@@ -111,6 +135,7 @@ struct Registry {
     std::vector<std::shared_ptr<const Device>> list;  // "cpu" first
     bool listed = false;  // the backends' devices were added
     std::string opencl_why;  // why no OpenCL device is listed ("" when some are)
+    std::string htp_why;     // why no htp device is listed ("" when it is)
 };
 
 Registry& registry() {
@@ -134,6 +159,16 @@ void list_backends(Registry& r) {
 #if defined(EI_BACKEND_HTP)
     // After the OpenCL devices, so their list positions stay opencl:N + 1.
     r.list.push_back(std::make_shared<HtpEmulatorDevice>());
+    // QNN's library is probed once per process, quietly: where it is absent (CI, every
+    // machine without the SDK) only the reason is kept, for a scenario that names htp.
+    const htp::HtpProbe& qnn = htp::probe_htp();
+    if (qnn.present) {
+        r.list.push_back(std::make_shared<HtpDevice>(qnn));
+    } else {
+        r.htp_why = qnn.why;
+    }
+#else
+    r.htp_why = "htp: not built in";
 #endif
 }
 
@@ -181,6 +216,7 @@ std::shared_ptr<const Device> find_device(const std::string& wanted) {
     if ((name == "opencl" || name.rfind("opencl:", 0) == 0) && !r.opencl_why.empty()) {
         msg += "; OpenCL: " + r.opencl_why;
     }
+    if (name == "htp" && !r.htp_why.empty()) msg += "; " + r.htp_why;
     fail(EI_ERR_UNSUPPORTED, msg);
 }
 

@@ -35,7 +35,7 @@ struct Scenario {
     int32_t n_threads = 0;   // 0: one per available core
     KvType kv_type = KvType::F16;
     std::string device = "cpu";  // a registry name or alias (device_registry.h), checked at planning
-    std::string cache_dir;       // OpenCL program-binary cache folder ("": the environment's)
+    std::string cache_dir;       // compiled-program cache folder: OpenCL program binaries, QNN context binaries ("": the environment's)
 
     int32_t kv_slots() const { return n_sink + n_window + n_batch; }
     // Tokens that fit without folding anything: the full-attention route's limit.

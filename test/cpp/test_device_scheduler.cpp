@@ -15,6 +15,9 @@
 #include "opencl/opencl_backend.h"
 #include "opencl/opencl_device.h"
 #endif
+#if defined(EI_BACKEND_HTP)
+#include "htp/htp_backend.h"
+#endif
 
 using namespace ei;
 
@@ -149,7 +152,7 @@ TEST(cpu_is_always_listed_first) {
     CHECK(d.compute_units >= 1);
     CHECK(find_device("") == list.front());  // no name: the CPU
     for (size_t i = 1; i < list.size(); ++i) {
-        CHECK(list[i]->name().rfind("opencl:", 0) == 0 || list[i]->name() == "htp-emulator");
+        CHECK(list[i]->name().rfind("opencl:", 0) == 0 || list[i]->name() == "htp-emulator" || list[i]->name() == "htp");
     }
 }
 
@@ -161,6 +164,20 @@ TEST(unknown_device_names_the_present_ones) {
     delete none;
     CHECK(!register_device(std::make_shared<SubsetDevice>("cpu", "cpu", kNoMatMul)));  // "cpu" stays the CPU
 }
+
+#if defined(EI_BACKEND_HTP)
+// Without a QNN library (CI, any machine without the SDK) there is no htp device, and naming
+// it says why: the probe's reason, naming the library and how to point at it.
+TEST(absent_htp_device_says_why) {
+    if (htp::probe_htp().present) {
+        std::printf("  skipped: a QNN HTP library is present (%s)\n", htp::probe_htp().library.c_str());
+        return;
+    }
+    for (const auto& d : devices()) CHECK(d->name() != "htp");
+    CHECK_THROWS(find_device("htp"), EI_ERR_UNSUPPORTED, "; htp: QNN: cannot load the HTP backend library");
+    CHECK_THROWS(find_device("htp"), EI_ERR_UNSUPPORTED, "EI_QNN_HTP_LIB");
+}
+#endif
 
 TEST(all_on_cpu_reports_no_fallback) {
     check::Harness h(check::testdata("models/tiny-llama-q8_0.gguf"), small("cpu"));

@@ -11,11 +11,15 @@
 // another package, io buffers that do not match their tensors) and fails the call with a
 // QNN-style error code and an error log line.
 //
-// Execution does not compute the graph (the emulator is a separate piece): it records each
-// input buffer's bytes under its tensor's name and fills each output with a pattern derived
-// from that output's name, so a test proves every buffer was bound to its own tensor.
-// Context binaries are the fake's own serialization of the graphs' tensor tables; one loaded
-// back executes with the same checks, which proves the adapter's cached io ids.
+// Execution records each input buffer's bytes under its tensor's name, then either fills each
+// output with a pattern derived from that output's name (the default: a test proves every
+// buffer was bound to its own tensor) or, after ei_fake_qnn_set_compute(1), computes the graph
+// it rebuilt with the project's emulator (backends/htp/emulator.h), so a session on the htp
+// device over this library gives real logits (the end-to-end test).
+// Context binaries are the fake's own serialization of whole graphs (tensors with their
+// encodings and static data, nodes with their params), as a real binary holds the compiled
+// graph and its weights: one loaded back executes, and computes, from the binary alone, which
+// proves the adapter's cached io ids and that nothing of the building process is needed.
 //
 // Test hooks (extern "C"): ei_fake_qnn_reset, ei_fake_qnn_set_htp_provider, ei_fake_qnn_fail,
 // ei_fake_qnn_calls, ei_fake_qnn_graph, ei_fake_qnn_input (see fake_qnn.h).
@@ -28,6 +32,8 @@
 #include <string>
 #include <vector>
 
+#include "error.h"
+#include "htp/emulator.h"
 #include "htp/qnn_api.h"
 #include "htp/qnn_ir.h"
 
@@ -66,6 +72,10 @@ struct FakeGraph {
     std::vector<FakeTensor> tensors;  // index = QNN id - 1
     std::vector<FakeNode> nodes;
     bool finalized = false;
+    // Compute mode: the emulator over the rebuilt graph (made at the first execution) and the
+    // IR id of each QNN id.
+    std::unique_ptr<htp::Emulator> emu;
+    std::map<uint32_t, uint32_t> ir_id;
 };
 
 struct FakeContext {
@@ -81,6 +91,7 @@ struct State {
     std::vector<std::unique_ptr<FakeContext>> contexts;
     std::map<std::string, htp::QnnGraph> rebuilt;  // by graph name, the latest finalized
     std::map<std::string, std::vector<uint8_t>> inputs;  // "graph/tensor" -> bytes of the last execution
+    bool compute = false;  // execute with the emulator, not the pattern
     int backend_token = 0, device_token = 0, log_token = 0;
 };
 
@@ -111,7 +122,7 @@ q::ErrorHandle enter(const std::string& call, const std::string& detail = "") {
 uint32_t dtype_size(q::DataType t) {
     switch (t) {
         case q::kFloat32: case q::kInt32: case q::kUInt32: case q::kSFixed32: return 4;
-        case q::kUFixed16: return 2;
+        case q::kUFixed16: case q::kFloat16: return 2;
         case q::kUFixed8: case q::kSFixed8: case q::kSFixed4: case q::kBool8: return 1;
         default: return 0;
     }
@@ -129,6 +140,7 @@ bool ir_dtype(q::DataType t, htp::DType* out) {
         case q::kSFixed8: *out = D::SFixed8; return true;
         case q::kSFixed4: *out = D::SFixed4; return true;
         case q::kSFixed32: *out = D::SFixed32; return true;
+        case q::kFloat16: *out = D::Float16; return true;
         default: return false;
     }
 }
@@ -405,10 +417,11 @@ q::ErrorHandle graph_add_node(q::GraphHandle gh, q::OpConfig op) {
 
 // The lowered graph the calls described: param tensors become params, the rest keep their
 // creation order.
-htp::QnnGraph rebuild(const FakeGraph& g) {
+htp::QnnGraph rebuild(const FakeGraph& g, std::map<uint32_t, uint32_t>* ids = nullptr) {
     htp::QnnGraph out;
     out.name = g.name;
-    std::map<uint32_t, uint32_t> ir_id;
+    std::map<uint32_t, uint32_t> local;
+    std::map<uint32_t, uint32_t>& ir_id = ids ? *ids : local;
     for (const FakeTensor& t : g.tensors) {
         if (t.is_param) continue;
         htp::Tensor it;
@@ -481,6 +494,36 @@ const FakeTensor* io_tensor(const FakeGraph& g, const q::Tensor& t, q::TensorTyp
     return &ft;
 }
 
+// Runs the graph rebuilt from the calls (or the binary) with the emulator over the client
+// buffers (their tensors were checked by graph_execute).
+q::ErrorHandle compute(FakeGraph& g, const q::Tensor* ins, uint32_t n_in, q::Tensor* outs, uint32_t n_out) {
+    try {
+        if (!g.emu) {
+            g.ir_id.clear();
+            htp::QnnGraph r = rebuild(g, &g.ir_id);
+            // Io roles are the host side's knowledge, which QNN never receives; the IR wants
+            // one on every io tensor and the emulator reads none, so each gets a placeholder.
+            for (htp::Tensor& t : r.tensors) {
+                if (t.kind == htp::TensorKind::AppWrite) t.io = htp::IoRole::TokenIds;
+                if (t.kind == htp::TensorKind::AppRead) t.io = htp::IoRole::Logits;
+            }
+            g.emu = std::make_unique<htp::Emulator>(std::move(r));
+        }
+        for (uint32_t i = 0; i < n_in; ++i) {
+            std::memcpy(g.emu->data(g.ir_id.at(ins[i].v1.id)), ins[i].v1.client_buf.data, ins[i].v1.client_buf.data_size);
+        }
+        g.emu->run();
+        for (uint32_t i = 0; i < n_out; ++i) {
+            const FakeTensor* t = io_tensor(g, outs[i], q::kTensorAppRead);
+            if (!t) return log_error("fake QNN: %s: output %u does not match an output tensor", g.name.c_str(), i), kErrGraphInvalidTensor;
+            std::memcpy(outs[i].v1.client_buf.data, g.emu->data(g.ir_id.at(t->id)), outs[i].v1.client_buf.data_size);
+        }
+    } catch (const std::exception& e) {
+        return log_error("fake QNN: %s: the emulator failed: %s", g.name.c_str(), e.what()), kErrGeneral;
+    }
+    return q::kSuccess;
+}
+
 q::ErrorHandle graph_execute(q::GraphHandle gh, const q::Tensor* ins, uint32_t n_in, q::Tensor* outs, uint32_t n_out,
                              q::ProfileHandle, q::SignalHandle) {
     FakeGraph* g = as_graph(gh);
@@ -502,6 +545,7 @@ q::ErrorHandle graph_execute(q::GraphHandle gh, const q::Tensor* ins, uint32_t n
         const uint8_t* p = static_cast<const uint8_t*>(ins[i].v1.client_buf.data);
         st().inputs[g->name + "/" + t->name].assign(p, p + ins[i].v1.client_buf.data_size);
     }
+    if (st().compute) return compute(*g, ins, n_in, outs, n_out);
     for (uint32_t i = 0; i < n_out; ++i) {
         const FakeTensor* t = io_tensor(*g, outs[i], q::kTensorAppRead);
         if (!t) return log_error("fake QNN: %s: output %u does not match an output tensor", g->name.c_str(), i), kErrGraphInvalidTensor;
@@ -512,14 +556,27 @@ q::ErrorHandle graph_execute(q::GraphHandle gh, const q::Tensor* ins, uint32_t n
     return q::kSuccess;
 }
 
-// ---- Context binaries: "FAKEQNNB", then per graph its name and tensor table ---------------
+// ---- Context binaries: "FAKEQNNB", then per graph its whole description --------------------
 
 void put32(std::vector<uint8_t>& o, uint32_t v) {
     for (int i = 0; i < 4; ++i) o.push_back(static_cast<uint8_t>(v >> (8 * i)));
 }
+void put64(std::vector<uint8_t>& o, uint64_t v) {
+    put32(o, static_cast<uint32_t>(v));
+    put32(o, static_cast<uint32_t>(v >> 32));
+}
+void put_f32(std::vector<uint8_t>& o, float f) {
+    uint32_t v;
+    std::memcpy(&v, &f, 4);
+    put32(o, v);
+}
 void put_str(std::vector<uint8_t>& o, const std::string& s) {
     put32(o, static_cast<uint32_t>(s.size()));
     o.insert(o.end(), s.begin(), s.end());
+}
+void put_ids(std::vector<uint8_t>& o, const std::vector<uint32_t>& v) {
+    put32(o, static_cast<uint32_t>(v.size()));
+    for (uint32_t x : v) put32(o, x);
 }
 
 std::vector<uint8_t> serialize(const FakeContext& c) {
@@ -532,13 +589,48 @@ std::vector<uint8_t> serialize(const FakeContext& c) {
             put_str(o, t.name);
             put32(o, t.type);
             put32(o, t.dtype);
-            put32(o, static_cast<uint32_t>(t.dims.size()));
-            for (uint32_t d : t.dims) put32(o, d);
+            put_ids(o, t.dims);
+            put32(o, t.is_param ? 1 : 0);
+            const htp::Encoding& e = t.enc;
+            put32(o, static_cast<uint32_t>(e.kind));
+            put_f32(o, e.scale);
+            put32(o, static_cast<uint32_t>(e.offset));
+            put32(o, static_cast<uint32_t>(e.axis));
+            put32(o, static_cast<uint32_t>(e.scales.size()));
+            for (float f : e.scales) put_f32(o, f);
+            put32(o, static_cast<uint32_t>(e.offsets.size()));
+            for (int32_t x : e.offsets) put32(o, static_cast<uint32_t>(x));
+            put32(o, static_cast<uint32_t>(e.block_size));
+            put32(o, static_cast<uint32_t>(e.block_scale_bits));
+            put64(o, e.block_scales.size());
+            o.insert(o.end(), e.block_scales.begin(), e.block_scales.end());
+            put64(o, t.data.size());
+            o.insert(o.end(), t.data.begin(), t.data.end());
+        }
+        put32(o, static_cast<uint32_t>(g->nodes.size()));
+        for (const FakeNode& n : g->nodes) {
+            put_str(o, n.name);
+            put_str(o, n.package);
+            put_str(o, n.type);
+            put32(o, static_cast<uint32_t>(n.params.size()));
+            for (const htp::Param& p : n.params) {
+                put_str(o, p.name);
+                put32(o, static_cast<uint32_t>(p.kind));
+                uint64_t bits;
+                std::memcpy(&bits, &p.scalar, 8);
+                put64(o, bits);
+                put32(o, static_cast<uint32_t>(p.values.size()));
+                for (int64_t v : p.values) put64(o, static_cast<uint64_t>(v));
+                put_ids(o, p.dims);
+            }
+            put_ids(o, n.inputs);
+            put_ids(o, n.outputs);
         }
     }
     return o;
 }
 
+// Reads what serialize wrote; every count is checked against the bytes left before use.
 struct In {
     const uint8_t* p;
     size_t left;
@@ -550,14 +642,99 @@ struct In {
         p += 4, left -= 4;
         return v;
     }
+    uint64_t u64() {
+        const uint64_t lo = u32();
+        return lo | static_cast<uint64_t>(u32()) << 32;
+    }
+    float f32() {
+        const uint32_t v = u32();
+        float f;
+        std::memcpy(&f, &v, 4);
+        return f;
+    }
+    // A count of items of at least `each` bytes that must fit in what is left.
+    uint64_t count(uint64_t n, uint64_t each) {
+        if (!ok || n > left / each) return ok = false, 0;
+        return n;
+    }
+    std::vector<uint8_t> bytes() {
+        const uint64_t n = count(u64(), 1);
+        std::vector<uint8_t> v(p, p + n);
+        p += n, left -= n;
+        return v;
+    }
     std::string str() {
-        const uint32_t n = u32();
-        if (!ok || n > left) return ok = false, "";
+        const uint32_t n = static_cast<uint32_t>(count(u32(), 1));
         std::string s(reinterpret_cast<const char*>(p), n);
         p += n, left -= n;
         return s;
     }
+    std::vector<uint32_t> ids() {
+        std::vector<uint32_t> v(count(u32(), 4));
+        for (uint32_t& x : v) x = u32();
+        return v;
+    }
 };
+
+std::unique_ptr<FakeGraph> deserialize_graph(In& in) {
+    auto g = std::make_unique<FakeGraph>();
+    g->name = in.str();
+    g->finalized = true;
+    const uint64_t nt = in.count(in.u32(), 4);
+    for (uint32_t k = 0; in.ok && k < nt; ++k) {
+        FakeTensor t;
+        t.id = k + 1;
+        t.name = in.str();
+        t.type = static_cast<q::TensorType>(in.u32());
+        t.dtype = static_cast<q::DataType>(in.u32());
+        t.dims = in.ids();
+        t.is_param = in.u32() != 0;
+        htp::Encoding& e = t.enc;
+        const uint32_t kind = in.u32();
+        if (kind > static_cast<uint32_t>(htp::Encoding::Kind::BlockwiseExpansion)) in.ok = false;
+        e.kind = static_cast<htp::Encoding::Kind>(kind);
+        e.scale = in.f32();
+        e.offset = static_cast<int32_t>(in.u32());
+        e.axis = static_cast<int32_t>(in.u32());
+        e.scales.resize(in.count(in.u32(), 4));
+        for (float& f : e.scales) f = in.f32();
+        e.offsets.resize(in.count(in.u32(), 4));
+        for (int32_t& x : e.offsets) x = static_cast<int32_t>(in.u32());
+        e.block_size = static_cast<int32_t>(in.u32());
+        e.block_scale_bits = static_cast<int32_t>(in.u32());
+        e.block_scales = in.bytes();
+        t.data = in.bytes();
+        if (t.dims.empty() || t.dims.size() > 5) in.ok = false;
+        g->tensors.push_back(std::move(t));
+    }
+    const uint64_t nn = in.count(in.u32(), 4);
+    for (uint32_t k = 0; in.ok && k < nn; ++k) {
+        FakeNode n;
+        n.name = in.str();
+        n.package = in.str();
+        n.type = in.str();
+        const uint64_t np = in.count(in.u32(), 4);
+        for (uint32_t i = 0; in.ok && i < np; ++i) {
+            htp::Param p;
+            p.name = in.str();
+            const uint32_t kind = in.u32();
+            if (kind > static_cast<uint32_t>(htp::Param::Kind::TensorInt32)) in.ok = false;
+            p.kind = static_cast<htp::Param::Kind>(kind);
+            const uint64_t bits = in.u64();
+            std::memcpy(&p.scalar, &bits, 8);
+            p.values.resize(in.count(in.u32(), 8));
+            for (int64_t& v : p.values) v = static_cast<int64_t>(in.u64());
+            p.dims = in.ids();
+            n.params.push_back(std::move(p));
+        }
+        n.inputs = in.ids();
+        n.outputs = in.ids();
+        for (uint32_t id : n.inputs) in.ok = in.ok && id >= 1 && id <= g->tensors.size();
+        for (uint32_t id : n.outputs) in.ok = in.ok && id >= 1 && id <= g->tensors.size();
+        g->nodes.push_back(std::move(n));
+    }
+    return g;
+}
 
 q::ErrorHandle context_get_binary_size(q::ContextHandle ch, q::ContextBinarySize* size) {
     if (q::ErrorHandle e = enter("QnnContext_getBinarySize")) return e;
@@ -589,24 +766,8 @@ q::ErrorHandle context_create_from_binary(q::BackendHandle b, q::DeviceHandle d,
     if (size < 8 || std::memcmp(buf, "FAKEQNNB", 8) != 0) return log_error("fake QNN: not a context binary"), kErrContextBinary;
     in.p += 8, in.left -= 8;
     auto c = std::make_unique<FakeContext>();
-    const uint32_t n = in.u32();
-    for (uint32_t i = 0; in.ok && i < n; ++i) {
-        auto g = std::make_unique<FakeGraph>();
-        g->name = in.str();
-        g->finalized = true;
-        const uint32_t nt = in.u32();
-        for (uint32_t k = 0; in.ok && k < nt; ++k) {
-            FakeTensor t;
-            t.id = k + 1;
-            t.name = in.str();
-            t.type = static_cast<q::TensorType>(in.u32());
-            t.dtype = static_cast<q::DataType>(in.u32());
-            const uint32_t rank = in.u32();
-            for (uint32_t r = 0; in.ok && r < rank && r < 5; ++r) t.dims.push_back(in.u32());
-            g->tensors.push_back(std::move(t));
-        }
-        c->graphs.push_back(std::move(g));
-    }
+    const uint64_t n = in.count(in.u32(), 4);
+    for (uint32_t i = 0; in.ok && i < n; ++i) c->graphs.push_back(deserialize_graph(in));
     if (!in.ok || in.left != 0) return log_error("fake QNN: truncated context binary"), kErrContextBinary;
     st().contexts.push_back(std::move(c));
     *out = st().contexts.back().get();
@@ -659,8 +820,11 @@ EI_FAKE_QNN_EXPORT q::ErrorHandle QnnInterface_getProviders(const q::Interface**
     return q::kSuccess;
 }
 
+EI_FAKE_QNN_EXPORT void ei_fake_qnn_set_compute(int on) { st().compute = on != 0; }
+
 EI_FAKE_QNN_EXPORT void ei_fake_qnn_reset(void) {
     State& s = st();
+    s.compute = false;
     s.calls.clear();
     s.htp_backend_id = q::kBackendIdHtp;
     s.htp_core = {2, 20, 0};

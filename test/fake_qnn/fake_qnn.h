@@ -16,6 +16,9 @@ typedef void (*ei_fake_qnn_reset_fn)(void);
 typedef void (*ei_fake_qnn_set_htp_provider_fn)(uint32_t backend_id, uint32_t core_major, uint32_t core_minor);
 // The next call of that QNN function (its API name, e.g. "QnnGraph_finalize") fails with code.
 typedef void (*ei_fake_qnn_fail_fn)(const char* call, uint64_t code);
+// 1: QnnGraph_execute computes the graph with the emulator; 0 (the default, and after reset):
+// it fills each output with its pattern.
+typedef void (*ei_fake_qnn_set_compute_fn)(int on);
 // Every call so far, one per line: "QnnGraph_addNode blk.0.attn_q".
 typedef const char* (*ei_fake_qnn_calls_fn)(void);
 // The ei::htp::QnnGraph rebuilt from the calls that built and finalized graph `name` (null if none).

@@ -154,9 +154,10 @@ typedef struct ei_scenario {
      * farther from a sink than S + W + L); 2 at their absolute positions. */
     int32_t sink_positions;
     /* ---- the first version ends here (EI_SCENARIO_SIZE_V1); appended since: */
-    /* The OpenCL program-binary cache folder, used when the device's program is first built
-     * in the process: NULL takes $EI_OPENCL_CACHE_DIR, else the user cache folder; "off":
-     * no disk cache. */
+    /* The compiled-program cache folder: OpenCL program binaries (used when the device's
+     * program is first built in the process; NULL takes $EI_OPENCL_CACHE_DIR) and the htp
+     * device's QNN context binaries (NULL takes $EI_QNN_CACHE_DIR); else the user cache
+     * folder; "off": no disk cache. */
     const char* cache_dir;
 } ei_scenario;
 #define EI_SCENARIO_SIZE_V1 (offsetof(ei_scenario, sink_positions) + sizeof(int32_t))

@@ -185,7 +185,10 @@ public final class Scenario {
         return device;
     }
 
-    /** The OpenCL program-binary cache folder, or null: {@code EI_OPENCL_CACHE_DIR}, else the user cache folder. */
+    /**
+     * The compiled-program cache folder (OpenCL program binaries, the htp device's QNN context binaries), or null:
+     * {@code EI_OPENCL_CACHE_DIR} / {@code EI_QNN_CACHE_DIR}, else the user cache folder.
+     */
     public String cacheDir() {
         return cacheDir;
     }

@@ -79,7 +79,9 @@ public final class Main {
                               first GPU, else the first OpenCL device; EI_OPENCL_DEVICE=N picks another); ops
                               it cannot run are placed on the CPU and listed. --backend NAME: the same (older name)
                               htp-emulator: the Hexagon NPU path (graphs lowered to QNN ops) emulated on the CPU
-              --cache-dir DIR  OpenCL program-binary cache (default $EI_OPENCL_CACHE_DIR, else ~/.cache; off: none)
+                              htp: the Hexagon NPU through QNN (listed where libQnnHtp.so loads; EI_QNN_HTP_LIB=PATH)
+              --cache-dir DIR  compiled-program cache: OpenCL program binaries, QNN context binaries
+                               (default $EI_OPENCL_CACHE_DIR / $EI_QNN_CACHE_DIR, else ~/.cache; off: none)
               --ctx N   plain full attention over at most N tokens (memory off)
             """;
 
