@@ -7,7 +7,9 @@
 #include <vector>
 
 #include "cpu/quants.h"
+#include "model.h"
 #include "error.h"
+#include "htp/device_graphs.h"
 #include "htp/emulator.h"
 #include "htp/lower.h"
 #include "step_inputs.h"
@@ -45,6 +47,10 @@ public:
     bool supports(const Op&) const override { return true; }
     uint64_t pool_alignment() const override { return 64; }
     bool reads_step_inputs() const override { return true; }
+    // The graphs: float, or quantized with the parameters ei npu-prepare left for this
+    // model in the scenario's cache_dir (device_graphs.h).
+    void bind_model(const Model& m) override { graphs_src_ = DeviceGraphs::for_model(sc_, m.fingerprint()); }
+    const DeviceGraphs& device_graphs() const { return graphs_src_; }
 
     void prepare(const Graph& g, WeightCache&) override {
         if (g.name != "prefill" && g.name != "decode" && g.name != "fold") {
@@ -92,7 +98,7 @@ private:
         if (graphs_.count(key)) return;
         Lowered lw;
         lw.source = &g;
-        lw.emu = std::make_unique<Emulator>(lower_graph(g, sc_, weights_, opt));
+        lw.emu = std::make_unique<Emulator>(graphs_src_.lower(g, sc_, weights_, opt));
         auto region = [&](const std::string& name, bool required = true) -> const ei::Tensor* {
             for (const ei::Tensor& t : g.tensors) {
                 if (t.name == name) return &t;
@@ -369,6 +375,7 @@ private:
     Scenario sc_;
     bool float_cache_ = false;
     WeightStore weights_;
+    DeviceGraphs graphs_src_;
     std::map<std::string, Lowered> graphs_;
     std::vector<int32_t> perm_;  // the head layout (lower.h head_permutation)
     int32_t rot_ = 0;
@@ -380,6 +387,11 @@ private:
 
 std::unique_ptr<Backend> make_htp_emulator_backend(const Scenario& scenario, bool float_cache) {
     return std::make_unique<HtpEmulatorBackend>(scenario, float_cache);
+}
+
+const DeviceGraphs* device_graphs(const Backend& backend) {
+    auto* b = dynamic_cast<const HtpEmulatorBackend*>(&backend);
+    return b ? &b->device_graphs() : nullptr;
 }
 
 bool set_node_observer(Backend& backend, NodeObserver* observer) {

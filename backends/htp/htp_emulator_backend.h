@@ -21,4 +21,9 @@ std::unique_ptr<Backend> make_htp_emulator_backend(const Scenario& scenario, boo
 // false when backend is not one.
 bool set_node_observer(Backend& backend, NodeObserver* observer);
 
+class DeviceGraphs;
+// The graphs' source of an htp-emulator backend (its mode: float or quantized, set when a
+// session binds the model); null when backend is not one.
+const DeviceGraphs* device_graphs(const Backend& backend);
+
 }  // namespace ei::htp

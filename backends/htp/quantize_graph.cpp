@@ -39,6 +39,12 @@ void RangeObserver::after(const Node& n, const ExecBuffers& b) {
     for (uint32_t out : n.outputs) record(b, out);
 }
 
+void RangeObserver::set_range(const std::string& tensor, float lo, float hi) {
+    if (!std::isfinite(lo) || !std::isfinite(hi) || lo > hi)
+        fail(EI_ERR_INVALID_ARGUMENT, "range of '" + tensor + "' is not a finite [min, max]");
+    ranges_[tensor] = Range{lo, hi, true};
+}
+
 const RangeObserver::Range* RangeObserver::range(const std::string& tensor) const {
     auto it = ranges_.find(tensor);
     return it == ranges_.end() || !it->second.seen ? nullptr : &it->second;
@@ -439,12 +445,13 @@ void add_energy(const std::vector<std::vector<float>>& ref, const std::vector<st
 }  // namespace
 
 PreparedGraph prepare_quantized(const QnnGraph& g, const QuantConfig& cfg, const GraphRunner& run, size_t n_samples,
-                                QuantWeightCache* cache) {
+                                QuantWeightCache* cache, const RangeObserver* calibrated) {
     check_config(cfg);
     if (n_samples == 0) fail(EI_ERR_INVALID_ARGUMENT, "quantize: no calibration samples");
-    RangeObserver ranges;
+    RangeObserver own;
     std::vector<std::vector<std::vector<float>>> ref(n_samples);
-    for (size_t i = 0; i < n_samples; ++i) ref[i] = run(g, i, &ranges);
+    for (size_t i = 0; i < n_samples; ++i) ref[i] = run(g, i, calibrated ? nullptr : &own);
+    const RangeObserver& ranges = calibrated ? *calibrated : own;
 
     const size_t n_sens = cfg.sensitivity_samples ? std::min(cfg.sensitivity_samples, n_samples) : n_samples;
     auto output_sqnr = [&](const QnnGraph& qg) {
