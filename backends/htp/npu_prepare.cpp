@@ -14,6 +14,7 @@
 #include "htp/device_graphs.h"
 #include "htp/emulator.h"
 #include "htp/htp_emulator_backend.h"
+#include "htp/qnn_adapter.h"
 #include "session.h"
 
 namespace ei::htp {
@@ -75,8 +76,9 @@ std::string npu_prepare(const Plan& plan, const int32_t* tokens, int64_t n, cons
     const int64_t decode = std::min<int64_t>(o.decode_steps, n / 4);
     const int64_t rest = n - decode, all_part = rest / 2;
     if (!tokens || all_part < L || rest - all_part < L) {
-        fail(EI_ERR_INVALID_ARGUMENT, "npu-prepare: a calibration text of " + std::to_string(n) + " tokens is too short: it needs at least " +
-                                          std::to_string(2 * L) + " (two prefill chunks of " + std::to_string(L) + ") before its decode steps");
+        fail(EI_ERR_INVALID_ARGUMENT, "npu-prepare: a calibration text of " + std::to_string(n) + " tokens is too short: it needs " +
+                                          std::to_string(2 * L) + " for two prefill chunks of " + std::to_string(L) + " and " +
+                                          std::to_string(o.decode_steps) + " decode steps (" + std::to_string(2 * L + o.decode_steps) + ")");
     }
     const Model& model = *plan.model;
     const int32_t V = model.hparams().n_vocab;
@@ -192,9 +194,24 @@ std::string npu_prepare(const Plan& plan, const int32_t* tokens, int64_t n, cons
     DeviceGraphs dg(std::move(stored), file);
     WeightStore ws2;
     const std::pair<const Graph*, const char*> graphs[] = {{&plan.prefill, "prefill"}, {&plan.decode, "decode"}, {&plan.fold, "fold"}};
+    std::vector<QnnGraph> lowered;
     for (const auto& g : graphs) {
         if (std::string(g.second) == "fold" && !sc.memory) continue;
-        write_text(dir + "/" + g.second + ".txt", dg.lower(*g.first, sc, ws2, LowerOptions()).describe());
+        lowered.push_back(dg.lower(*g.first, sc, ws2, LowerOptions()));
+        write_text(dir + "/" + g.second + ".txt", lowered.back().describe());
+    }
+    // The QNN context binary of those graphs where the QNN HTP library loads (a phone);
+    // elsewhere the report says why there is none.
+    std::string context;
+    try {
+        QnnAdapter qa;
+        std::vector<const QnnGraph*> ptrs;
+        for (const QnnGraph& g : lowered) ptrs.push_back(&g);
+        qa.prepare(ptrs, dir);
+        context = "QNN context binary: " + qa.cache_file(dir, ptrs) + " (" + qa.provider_name() + ", weights " + qa.weight_sharing() + ")";
+    } catch (const Error& e) {
+        if (e.status() != EI_ERR_UNSUPPORTED) throw;
+        context = std::string("no QNN context binary: ") + e.what();
     }
 
     size_t four = 0;
@@ -213,6 +230,7 @@ std::string npu_prepare(const Plan& plan, const int32_t* tokens, int64_t n, cons
       << double(pg.report.weight_bytes) / double(std::max<uint64_t>(1, pg.report.float_weight_bytes)) * 100 << "%)\n"
       << "scenario: sink " << sc.n_sink << " window " << sc.n_window << " segment " << sc.n_batch
       << " memory " << (sc.memory ? "on" : "off") << "\n"
+      << context << "\n"
       << pg.report.text();
     write_text(dir + "/report.txt", r.str());
     return r.str();

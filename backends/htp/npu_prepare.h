@@ -10,7 +10,8 @@
 //  3. DIR/htp-<fingerprint>.params (npu_params.h), DIR/report.txt (QuantReport: encodings,
 //     SQNR against float, bytes; per-layer sensitivity; totals) and DIR/{prefill,decode,
 //     fold}.txt, the quantized graphs as the device builds them from that file
-//     (device_graphs.h). No QNN context binary: that needs the QNN libraries on the device.
+//     (device_graphs.h); where the QNN HTP library loads (qnn_adapter.h), also the QNN
+//     context binary of those graphs, else the report says why there is none.
 #pragma once
 #include <cstdint>
 #include <string>

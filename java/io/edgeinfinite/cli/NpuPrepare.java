@@ -48,7 +48,6 @@ final class NpuPrepare {
             }
             out.printf("wrote %s (report.txt, prefill.txt, decode.txt%s) in %.1f s; run with --device htp-emulator --cache-dir %s%n",
                     dir, Files.exists(dir.resolve("fold.txt")) ? ", fold.txt" : "", (System.nanoTime() - t0) / 1e9, dir);
-            out.println("no QNN context binary: that needs libQnnHtp.so and a Hexagon device, neither present here");
         }
     }
 }
