@@ -39,8 +39,9 @@ row() {  # model-name model route-name "scenario options" ctx chunks calib-token
       /^PPL\(Q\)\/PPL\(base\)/ {p=$2} /^same top token/ {t=$2} /^logits SQNR/ {q=$2}
       END {
         while ((getline line < rep) > 0) if (line ~ /^prefill graph:/) {
-          match(line, /weights [0-9]+ bytes \(float [0-9]+/); w = substr(line, RSTART, RLENGTH) }
-        printf "| %s | %s | %s | %s | %s | %s | %s |\n", n, r, s, q, t, p, w }' $W/$name-$route-$scheme.log
+          split(line, f, /weights | bytes \(float |, /); w = f[2]; fl = f[3] + 0 }
+        printf "| %s | %s | %s | %s | %s | %s | %.2f MB (F32 %.2f MB, %.1f%%) |\n", n, r, s, q, t, p, w / 1e6, fl / 1e6, 100 * w / fl }' \
+      $W/$name-$route-$scheme.log
   done
 }
 
@@ -50,8 +51,8 @@ for which in ${MODELS:-eval}; do
   case $which in
     eval)
       M=../shared/testdata/eval/evalmodel-f32.gguf
-      row eval "$M" full "--ctx 128" 128 4 256
-      row eval "$M" memory "--ctx 128 --memory on --sink 8 --window 32 -L 16" 128 4 256
+      row eval "$M" full "--ctx 128" 128 16 512
+      row eval "$M" memory "--ctx 128 --memory on --sink 8 --window 32 -L 16" 128 16 512
       ;;
     qwen)
       Q=$W/qwen2.5-0.5b-f32.gguf
