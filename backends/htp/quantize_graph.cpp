@@ -342,18 +342,14 @@ QnnGraph quantize_graph(const QnnGraph& g, const RangeObserver& ranges, const Qu
                 for (const Node& n : q.nodes)
                     used = used || std::find(n.inputs.begin(), n.inputs.end(), t.id) != n.inputs.end();
                 if (!used) continue;
-                bool is_w = false;
-                for (const TensorReport& r : report->tensors) is_w = is_w || (r.name == t.name && r.weight);
-                if (is_w) {
-                    for (const TensorReport& r : report->tensors)
-                        if (r.name == t.name) {
-                            report->weight_bytes += r.bytes;
-                            report->float_weight_bytes += r.float_bytes;
-                        }
-                } else {
-                    report->weight_bytes += t.bytes();
-                    report->float_weight_bytes += t.elements() * 4;
-                }
+                // A weight's packed size (int4 two per byte, scales) from its report entry: the
+                // one of this tensor's type (a tied embedding has two constants of one name,
+                // the gathered table and the head's weight; each counts once).
+                const TensorReport* w = nullptr;
+                for (const TensorReport& r : report->tensors)
+                    if (!w && r.weight && r.name == t.name && r.dtype == dtype_name(t.dtype)) w = &r;
+                report->weight_bytes += w ? w->bytes : t.bytes();
+                report->float_weight_bytes += t.elements() * 4;
             } else if (dtype_quantized(t.dtype) && t.kind == TensorKind::Native) {
                 report->tensors.push_back({t.name, dtype_name(t.dtype), encoding_text(t), false, 0, t.bytes(), t.elements() * 4, ""});
             }
