@@ -85,6 +85,7 @@ public final class Main {
                               it cannot run are placed on the CPU and listed. --backend NAME: the same (older name)
                               htp-emulator: the Hexagon NPU path (graphs lowered to QNN ops) emulated on the CPU
               --cache-dir DIR  OpenCL program-binary cache (default $EI_OPENCL_CACHE_DIR, else ~/.cache; off: none)
+                               htp-emulator: runs quantized where ei npu-prepare -o DIR left the model's parameters
               --ctx N   plain full attention over at most N tokens (memory off)
             """;
 
