@@ -8,6 +8,8 @@
 
 #include "cpu/quants.h"
 #include "error.h"
+#include "model.h"
+#include "htp/device_graphs.h"
 #include "htp/emulator.h"
 #include "htp/lower.h"
 #include "step_inputs.h"
@@ -51,6 +53,10 @@ public:
     bool supports(const Op&) const override { return true; }
     uint64_t pool_alignment() const override { return 64; }
     bool reads_step_inputs() const override { return true; }
+    // The graphs: float, or quantized with the parameters ei npu-prepare left for this
+    // model in the scenario's cache_dir (device_graphs.h).
+    void bind_model(const Model& m) override { graphs_src_ = DeviceGraphs::for_model(sc_, m.fingerprint()); }
+    const DeviceGraphs& device_graphs() const { return graphs_src_; }
 
     void prepare(const Graph& g, WeightCache&) override {
         if (g.name != "prefill" && g.name != "decode" && g.name != "fold") {
@@ -172,7 +178,7 @@ private:
     }
 
     // The one place the backend gets its graphs: the planned graph lowered for this scenario.
-    QnnGraph obtain_graph(const Graph& g, const LowerOptions& opt) { return lower_graph(g, sc_, weights_, opt); }
+    QnnGraph obtain_graph(const Graph& g, const LowerOptions& opt) { return graphs_src_.lower(g, sc_, weights_, opt); }
 
     void prepare_executor() {
         std::vector<const QnnGraph*> list;
@@ -404,6 +410,7 @@ private:
     std::string dev_;  // the device's name, for messages
     bool prepared_ = false;
     WeightStore weights_;
+    DeviceGraphs graphs_src_;
     std::map<std::string, Lowered> graphs_;
     std::vector<int32_t> perm_;  // the head layout (lower.h head_permutation)
     int32_t rot_ = 0;
@@ -444,6 +451,11 @@ std::unique_ptr<Backend> make_lowered_backend(const Scenario& scenario, std::uni
 bool set_node_observer(Backend& backend, NodeObserver* observer) {
     auto* b = dynamic_cast<LoweredBackend*>(&backend);
     return b && b->set_observer(observer);
+}
+
+const DeviceGraphs* device_graphs(const Backend& backend) {
+    auto* b = dynamic_cast<const LoweredBackend*>(&backend);
+    return b ? &b->device_graphs() : nullptr;
 }
 
 }  // namespace ei::htp

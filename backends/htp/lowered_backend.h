@@ -54,4 +54,9 @@ std::unique_ptr<Backend> make_lowered_backend(const Scenario& scenario, std::uni
 // false when backend is not one.
 bool set_node_observer(Backend& backend, NodeObserver* observer);
 
+class DeviceGraphs;
+// The graphs' source of a lowered backend (its mode: float or quantized, set when a session
+// binds the model); null when backend is not one.
+const DeviceGraphs* device_graphs(const Backend& backend);
+
 }  // namespace ei::htp

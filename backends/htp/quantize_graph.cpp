@@ -39,6 +39,12 @@ void RangeObserver::after(const Node& n, const ExecBuffers& b) {
     for (uint32_t out : n.outputs) record(b, out);
 }
 
+void RangeObserver::set_range(const std::string& tensor, float lo, float hi) {
+    if (!std::isfinite(lo) || !std::isfinite(hi) || lo > hi)
+        fail(EI_ERR_INVALID_ARGUMENT, "range of '" + tensor + "' is not a finite [min, max]");
+    ranges_[tensor] = Range{lo, hi, true};
+}
+
 const RangeObserver::Range* RangeObserver::range(const std::string& tensor) const {
     auto it = ranges_.find(tensor);
     return it == ranges_.end() || !it->second.seen ? nullptr : &it->second;
@@ -336,18 +342,14 @@ QnnGraph quantize_graph(const QnnGraph& g, const RangeObserver& ranges, const Qu
                 for (const Node& n : q.nodes)
                     used = used || std::find(n.inputs.begin(), n.inputs.end(), t.id) != n.inputs.end();
                 if (!used) continue;
-                bool is_w = false;
-                for (const TensorReport& r : report->tensors) is_w = is_w || (r.name == t.name && r.weight);
-                if (is_w) {
-                    for (const TensorReport& r : report->tensors)
-                        if (r.name == t.name) {
-                            report->weight_bytes += r.bytes;
-                            report->float_weight_bytes += r.float_bytes;
-                        }
-                } else {
-                    report->weight_bytes += t.bytes();
-                    report->float_weight_bytes += t.elements() * 4;
-                }
+                // A weight's packed size (int4 two per byte, scales) from its report entry: the
+                // one of this tensor's type (a tied embedding has two constants of one name,
+                // the gathered table and the head's weight; each counts once).
+                const TensorReport* w = nullptr;
+                for (const TensorReport& r : report->tensors)
+                    if (!w && r.weight && r.name == t.name && r.dtype == dtype_name(t.dtype)) w = &r;
+                report->weight_bytes += w ? w->bytes : t.bytes();
+                report->float_weight_bytes += t.elements() * 4;
             } else if (dtype_quantized(t.dtype) && t.kind == TensorKind::Native) {
                 report->tensors.push_back({t.name, dtype_name(t.dtype), encoding_text(t), false, 0, t.bytes(), t.elements() * 4, ""});
             }
@@ -439,12 +441,13 @@ void add_energy(const std::vector<std::vector<float>>& ref, const std::vector<st
 }  // namespace
 
 PreparedGraph prepare_quantized(const QnnGraph& g, const QuantConfig& cfg, const GraphRunner& run, size_t n_samples,
-                                QuantWeightCache* cache) {
+                                QuantWeightCache* cache, const RangeObserver* calibrated) {
     check_config(cfg);
     if (n_samples == 0) fail(EI_ERR_INVALID_ARGUMENT, "quantize: no calibration samples");
-    RangeObserver ranges;
+    RangeObserver own;
     std::vector<std::vector<std::vector<float>>> ref(n_samples);
-    for (size_t i = 0; i < n_samples; ++i) ref[i] = run(g, i, &ranges);
+    for (size_t i = 0; i < n_samples; ++i) ref[i] = run(g, i, calibrated ? nullptr : &own);
+    const RangeObserver& ranges = calibrated ? *calibrated : own;
 
     const size_t n_sens = cfg.sensitivity_samples ? std::min(cfg.sensitivity_samples, n_samples) : n_samples;
     auto output_sqnr = [&](const QnnGraph& qg) {

@@ -45,6 +45,11 @@ public:
     // The recorded range of a tensor by name; null if it never ran.
     const Range* range(const std::string& tensor) const;
     size_t size() const { return ranges_.size(); }
+    // A range known from elsewhere (NpuParams: ranges calibrated once, kept per model), as
+    // if a run had recorded it; replaces what was recorded under that name.
+    void set_range(const std::string& tensor, float lo, float hi);
+    // Every recorded range, by tensor name (what ei npu-prepare stores).
+    const std::map<std::string, Range>& ranges() const { return ranges_; }
 
 private:
     void record(const ExecBuffers& b, uint32_t id);
@@ -125,7 +130,10 @@ struct PreparedGraph {
     QnnGraph graph;
     QuantReport report;
 };
+// `calibrated` (may be null): ranges recorded elsewhere (every graph of a session, so the
+// prefill, decode and fold graphs share one encoding per tensor name), used instead of the
+// ranges of the samples; the samples still drive the per-layer choice and the measurement.
 PreparedGraph prepare_quantized(const QnnGraph& g, const QuantConfig& cfg, const GraphRunner& run, size_t n_samples,
-                                QuantWeightCache* cache = nullptr);
+                                QuantWeightCache* cache = nullptr, const RangeObserver* calibrated = nullptr);
 
 }  // namespace ei::htp

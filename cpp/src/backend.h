@@ -16,6 +16,7 @@ namespace ei {
 
 struct Scenario;
 class WeightCache;
+class Model;
 
 class Backend {
 public:
@@ -25,6 +26,10 @@ public:
     virtual bool supports(const Op& op) const = 0;
     // Alignment the backend needs for the pool base and every region.
     virtual uint64_t pool_alignment() const = 0;
+    // The model the plan was made for, given before any prepare(): a backend whose prepared
+    // form is kept per model outside the runtime (the NPU's quantization parameters in the
+    // cache folder, keyed by Model::fingerprint) finds it by this.
+    virtual void bind_model(const Model& model) { (void)model; }
     // Makes (or finds in the model's cache) whatever form of the graph's weights the
     // backend computes with; called once per graph when a session is created.
     virtual void prepare(const Graph& graph, WeightCache& cache) {

@@ -14,6 +14,9 @@
 #include "plan.h"
 #include "session.h"
 #include "tokenizer.h"
+#if defined(EI_BACKEND_HTP)
+#include "htp/npu_prepare.h"
+#endif
 
 // Plans and sessions hold the model by reference count: freeing a model handle while
 // plans or sessions made from it are open is safe, the weights stay mapped until the
@@ -419,6 +422,27 @@ ei_status ei_plan_describe_graph(const ei_plan* p, const char* graph, char* out,
                              : name == "fold"  ? &plan.fold : nullptr;
         if (!g) ei::fail(EI_ERR_INVALID_ARGUMENT, "no graph '" + name + "' (graphs: prefill, decode, fold)");
         copy_out(ei::describe_graph(*g), out, capacity, len_out);
+    });
+}
+
+// ---------------------------------------------------------------- NPU preparation (ei npu-prepare)
+
+ei_status ei_npu_prepare(const ei_plan* p, const int32_t* tokens, int64_t n_tokens, const char* out_dir,
+                         int32_t weight_bits, int32_t block, double keep_8bit) {
+    return guard([&] {
+        const ei::Plan& plan = require(p, "plan")->plan;
+        require(tokens, "tokens");
+        const std::string dir = require(out_dir, "out_dir");
+#if defined(EI_BACKEND_HTP)
+        ei::htp::NpuPrepareOptions o;
+        o.weight_bits = weight_bits;
+        o.block = block;
+        o.keep_8bit = keep_8bit;
+        ei::htp::npu_prepare(plan, tokens, n_tokens, dir, o);
+#else
+        (void)plan, (void)n_tokens, (void)weight_bits, (void)block, (void)keep_8bit;
+        ei::fail(EI_ERR_UNSUPPORTED, "npu-prepare: this runtime was built without the htp backend");
+#endif
     });
 }
 

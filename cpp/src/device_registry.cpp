@@ -99,8 +99,9 @@ private:
         DeviceDesc d;
         d.name = "htp-emulator";
         d.kind = "accelerator";
-        d.description = "Hexagon NPU (HTP) emulated on the CPU: graphs lowered to QNN operations";
-        d.features = "qnn-ir float";
+        d.description = "Hexagon NPU (HTP) emulated on the CPU: graphs lowered to QNN operations; quantized "
+                        "(16a8w/16a4w) where ei npu-prepare left the model's parameters in the cache dir, else float";
+        d.features = "qnn-ir float 16a8w 16a4w";
         d.compute_units = 1;
         return d;
     }

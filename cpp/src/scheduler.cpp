@@ -78,6 +78,7 @@ Scheduler::Scheduler(const Plan& plan) : Scheduler(plan, find_device(plan.placem
 
 Scheduler::Scheduler(const Plan& plan, std::unique_ptr<Backend> device) : device_(std::move(device)) {
     if (!device_) fail(EI_ERR_INVALID_ARGUMENT, "the device backend is null");
+    if (plan.model) device_->bind_model(*plan.model);
     const Placement& p = plan.placement;
     if (!p.fallbacks.empty() && p.device != "cpu") cpu_ = cpu_device()->create(plan.scenario);
     const Graph* graphs[3] = {&plan.prefill, &plan.decode, &plan.fold};

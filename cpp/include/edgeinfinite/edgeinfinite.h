@@ -392,6 +392,22 @@ EI_API ei_status ei_plan_graph_ops(const ei_plan* plan, const char* graph, int32
 EI_API ei_status ei_plan_describe_graph(const ei_plan* plan, const char* graph, char* out, uint64_t capacity,
                                         uint64_t* len_out);
 
+/* ------------------------------------------------------------------ NPU preparation (ei npu-prepare) */
+
+/* Chooses the NPU quantization of the plan's model and stores it in out_dir (issue 15;
+ * backends/htp/npu_prepare.h): the plan's float graphs, lowered to QNN operations, run on the
+ * htp-emulator over the n_tokens calibration tokens (prefill, decode and the folds the plan's
+ * scenario makes) while every tensor's range is recorded; weight_bits 8 (16a8w) or 4 (16a4w:
+ * int4 in blocks of block (32 or 64) along the input, the keep_8bit share (0..1) of the most
+ * sensitive layers kept int8, measured on recorded prefill inputs). Writes
+ * out_dir/htp-<fingerprint>.params (read by every htp-emulator session whose scenario's
+ * cache_dir is out_dir), out_dir/report.txt (the summary first, then per tensor encoding,
+ * SQNR against float and bytes, per layer sensitivity) and the quantized graphs
+ * out_dir/prefill.txt, decode.txt, fold.txt. EI_ERR_UNSUPPORTED where the runtime was built
+ * without the htp backend; EI_ERR_INVALID_ARGUMENT for a text too short to run every graph. */
+EI_API ei_status ei_npu_prepare(const ei_plan* plan, const int32_t* tokens, int64_t n_tokens, const char* out_dir,
+                                int32_t weight_bits, int32_t block, double keep_8bit);
+
 #ifdef __cplusplus
 }
 #endif

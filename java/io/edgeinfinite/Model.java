@@ -185,6 +185,35 @@ public final class Model implements AutoCloseable {
         });
     }
 
+    /**
+     * {@code ei npu-prepare}: chooses this model's quantization for the Hexagon NPU path and
+     * writes it into outDir, where every {@code htp-emulator} session whose scenario's cache
+     * dir is outDir then runs the quantized graphs. The scenario's float graphs, lowered to
+     * QNN operations, run on the emulator over the calibration tokens (prefill, decode and the
+     * folds the scenario makes) to record every tensor's range; for 16a4w the layers whose
+     * int4 weights cost the most logits SQNR (the keep8bit share) stay int8. Also writes
+     * report.txt (encodings, SQNR against float, bytes, per-layer sensitivity) and the
+     * quantized graphs prefill.txt, decode.txt, fold.txt.
+     *
+     * @param weightBits 8 (16a8w) or 4 (16a4w)
+     * @param block int4 block along the input dimension: 32 or 64
+     * @param keep8bit 16a4w: share (0..1) of the int4 candidates kept int8, most sensitive first
+     * @return the text of report.txt
+     */
+    public String npuPrepare(Scenario scenario, int[] tokens, Path outDir, int weightBits, int block, double keep8bit)
+            throws java.io.IOException {
+        withHandle(h -> {
+            long plan = Session.createPlan(nb, h, scenario);
+            try {
+                nb.npuPrepare(plan, tokens, outDir.toString(), weightBits, block, keep8bit);
+                return null;
+            } finally {
+                nb.planFree(plan);
+            }
+        });
+        return java.nio.file.Files.readString(outDir.resolve("report.txt"), java.nio.charset.StandardCharsets.UTF_8);
+    }
+
     /** Text to token ids. parseSpecial: recognise special-token text such as {@code <|im_start|>}. */
     public int[] tokenize(String text, boolean addBos, boolean parseSpecial) {
         return withHandle(h -> nb.tokenize(h, text, addBos, parseSpecial));

@@ -69,6 +69,11 @@ public final class Main {
                   [--length N (window, default: training context)] [--windows N]
                   [--chat-format F] [--answer-weight 1] [--prompt-weight 0]   (for .jsonl chat data)
                                                       fit the memory gates to full attention (layer-wise distillation)
+              npu-prepare -m MODEL -f CALIB.txt -o DIR [--weights 16a8w|16a4w] [--block 32|64] [--keep-8bit 0.25]
+                  [--max-tokens 256] [scenario options]
+                                                      the quantized Hexagon NPU path: calibrate the lowered graphs on the
+                                                      htp-emulator, choose int4 layers by sensitivity, write DIR (params,
+                                                      report.txt, graphs); then --device htp-emulator --cache-dir DIR
             scenario options (all commands that run a model):
               --scenario summarize|qa|chat   a preset        -L N  segment length     --sink S  --window W
               --memory on|off  --rule linear|delta  --memory-keys nope|rope  --kv f16|f32  -t THREADS
@@ -81,7 +86,9 @@ public final class Main {
                               htp-emulator: the Hexagon NPU path (graphs lowered to QNN ops) emulated on the CPU
                               htp: the Hexagon NPU through QNN (listed where libQnnHtp.so loads; EI_QNN_HTP_LIB=PATH)
               --cache-dir DIR  compiled-program cache: OpenCL program binaries, QNN context binaries
-                               (default $EI_OPENCL_CACHE_DIR / $EI_QNN_CACHE_DIR, else ~/.cache; off: none)
+                               (default $EI_OPENCL_CACHE_DIR / $EI_QNN_CACHE_DIR, else ~/.cache; off: none);
+                               htp-emulator and htp run quantized where ei npu-prepare -o DIR left the
+                               model's parameters
               --ctx N   plain full attention over at most N tokens (memory off)
             """;
 
@@ -123,6 +130,7 @@ public final class Main {
                 case "eval" -> Eval.run(a, out, err);
                 case "fit-gates" -> FitGates.run(a, out, err);
                 case "plan" -> PlanGraphs.run(a, out);
+                case "npu-prepare" -> NpuPrepare.run(a, out, err);
                 case "version" -> out.println("edgeinfinite " + EdgeInfinite.version() + " (" + EdgeInfinite.binding()
                         + ", " + EdgeInfinite.platform() + ", cpu: " + EdgeInfinite.cpuFeatures() + ")");
                 default -> throw new UsageException("unknown command '" + args[0] + "'");

@@ -230,4 +230,14 @@ public interface NativeBinding {
 
     /** The plan's graph ("prefill", "decode" or "fold") as text: tensor table and ops (ei_plan_describe_graph). */
     String planDescribeGraph(long plan, String graph);
+
+    // ---------------------------------------------------------------- NPU preparation (ei npu-prepare)
+
+    /**
+     * Chooses the plan's model's NPU quantization over the calibration tokens and writes it,
+     * its report and the quantized graphs into outDir (ei_npu_prepare): weightBits 8 (16a8w)
+     * or 4 (16a4w, int4 blocks of block inputs, the keep8bit share of the most sensitive
+     * layers kept int8).
+     */
+    void npuPrepare(long plan, int[] tokens, String outDir, int weightBits, int block, double keep8bit);
 }

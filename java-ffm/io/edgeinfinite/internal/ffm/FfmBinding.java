@@ -59,6 +59,8 @@ public final class FfmBinding implements NativeBinding {
     private final MethodHandle deviceCount, deviceGet, planDevice, planFallbackCount, planFallback, planGraphOps;
     // graph tables (issue 14)
     private final MethodHandle planDescribeGraph;
+    // NPU preparation (ei npu-prepare)
+    private final MethodHandle npuPrepare;
 
     // Extensible structs (ABI 3): struct_size first, set to the layout's size.
     private static final MemoryLayout SCENARIO = MemoryLayout.structLayout(
@@ -170,6 +172,8 @@ public final class FfmBinding implements NativeBinding {
         planGraphOps = fn("ei_plan_graph_ops", JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS);
         // graph tables (issue 14)
         planDescribeGraph = fn("ei_plan_describe_graph", JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS);
+        // NPU preparation (ei npu-prepare)
+        npuPrepare = fn("ei_npu_prepare", JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS, JAVA_INT, JAVA_INT, JAVA_DOUBLE);
     }
 
     private MethodHandle fn(String name, MemoryLayout ret, MemoryLayout... args) {
@@ -921,6 +925,17 @@ public final class FfmBinding implements NativeBinding {
             MemorySegment out = a.allocate(Math.max(1, n));
             check(call(() -> (int) planDescribeGraph.invokeExact(ptr(plan), g, out, n, len)));
             return utf8(out, n);
+        }
+    }
+
+    // ---------------------------------------------------------------- NPU preparation (ei npu-prepare)
+
+    @Override
+    public void npuPrepare(long plan, int[] tokens, String outDir, int weightBits, int block, double keep8bit) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment t = a.allocateFrom(JAVA_INT, tokens);
+            MemorySegment d = a.allocateFrom(outDir);
+            check(call(() -> (int) npuPrepare.invokeExact(ptr(plan), t, (long) tokens.length, d, weightBits, block, keep8bit)));
         }
     }
 }

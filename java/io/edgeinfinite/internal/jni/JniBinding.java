@@ -658,4 +658,11 @@ public final class JniBinding implements NativeBinding {
         check(CApi.ei_plan_describe_graph(plan, graph, out, out.length, len));
         return new String(out, StandardCharsets.UTF_8);
     }
+
+    // ---------------------------------------------------------------- NPU preparation (ei npu-prepare)
+
+    @Override
+    public void npuPrepare(long plan, int[] tokens, String outDir, int weightBits, int block, double keep8bit) {
+        check(CApi.ei_npu_prepare(plan, tokens, tokens.length, outDir, weightBits, block, keep8bit));
+    }
 }

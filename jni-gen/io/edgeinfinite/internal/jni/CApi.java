@@ -261,6 +261,11 @@ public final class CApi {
     public static native int ei_plan_describe_graph(@Cast("const ei_plan*") long plan, String graph,
             @Cast("char*") byte[] out, @Cast("uint64_t") long capacity, @Cast("uint64_t*") long[] lenOut);
 
+    // ---------------------------------------------------------------- NPU preparation (ei npu-prepare)
+
+    public static native int ei_npu_prepare(@Cast("const ei_plan*") long plan, @Cast("const int32_t*") int[] tokens,
+            @Cast("int64_t") long nTokens, String outDir, int weightBits, int block, double keep8bit);
+
     // ---------------------------------------------------------------- structs
 
     /** sizeof of the extensible structs, for their struct_size (edgeinfinite.h, "Extensible structs"). */
