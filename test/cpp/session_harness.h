@@ -50,4 +50,38 @@ struct Harness {
     }
 };
 
+// The index of the largest of n values (the first on ties).
+inline int32_t argmax(const float* x, int32_t n) {
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; ++i) best = x[i] > x[best] ? i : best;
+    return best;
+}
+
+// What the device tests compare across backends: a prompt evaluated in one call, then
+// greedy decoding.
+struct GreedyRun {
+    std::vector<float> logits;       // every prompt position
+    std::vector<float> step_logits;  // each decoded step's
+    std::vector<int32_t> greedy;     // the continuation
+    int64_t folded = 0;              // tokens in the memory at the end
+};
+
+// Runs prompt through h's session (the route planned for prompt + n_gen tokens), then n_gen
+// greedy tokens.
+inline GreedyRun greedy_run(Harness& h, const std::vector<int32_t>& prompt, int n_gen) {
+    GreedyRun r;
+    const int32_t V = h.session->n_vocab();
+    r.logits.resize(prompt.size() * size_t(V));
+    h.session->plan_route(int64_t(prompt.size()) + n_gen);
+    const float* last = h.session->eval(prompt.data(), int32_t(prompt.size()), r.logits.data());
+    for (int i = 0; i < n_gen; ++i) {
+        const int32_t tok = argmax(last, V);
+        r.greedy.push_back(tok);
+        last = h.session->eval(&tok, 1);
+        r.step_logits.insert(r.step_logits.end(), last, last + V);
+    }
+    r.folded = h.session->placement().memory;
+    return r;
+}
+
 }  // namespace check

@@ -93,37 +93,16 @@ Scenario small(const std::string& device) {
     return sc;
 }
 
-struct Run {
-    std::vector<float> logits;  // every prompt position, then each generated token's
-    std::vector<int32_t> greedy;
-    int64_t folded = 0;
-};
-
-int32_t argmax(const float* x, int32_t n) {
-    int32_t best = 0;
-    for (int32_t i = 1; i < n; ++i) {
-        if (x[i] > x[best]) best = i;
-    }
-    return best;
-}
+using Run = check::GreedyRun;
 
 // A prompt long enough to fold (the memory route), then greedy decoding.
 Run run(check::Harness& h, int n_prompt, int n_gen) {
     std::mt19937 rng(11);
     std::vector<int32_t> prompt(static_cast<size_t>(n_prompt));
     for (auto& t : prompt) t = 3 + int32_t(rng() % 1000);
-    const int32_t V = h.session->n_vocab();
-    Run r;
-    r.logits.resize(prompt.size() * size_t(V));
-    h.session->plan_route(int64_t(prompt.size()) + n_gen);
-    const float* last = h.session->eval(prompt.data(), int32_t(prompt.size()), r.logits.data());
-    for (int i = 0; i < n_gen; ++i) {
-        const int32_t tok = argmax(last, V);
-        r.greedy.push_back(tok);
-        last = h.session->eval(&tok, 1);
-        r.logits.insert(r.logits.end(), last, last + V);
-    }
-    r.folded = h.session->placement().memory;
+    Run r = check::greedy_run(h, prompt, n_gen);
+    // Compared as one sequence: every prompt position, then each generated token's.
+    r.logits.insert(r.logits.end(), r.step_logits.begin(), r.step_logits.end());
     return r;
 }
 

@@ -59,10 +59,7 @@ struct Fake {
     }
 };
 
-struct Run {
-    std::vector<float> logits;  // every prompt position, then each decoded step's
-    std::vector<int32_t> greedy;
-    int64_t folded = 0;
+struct Run : check::GreedyRun {
     std::vector<uint8_t> state;  // the K / V cache and the memory, as bytes
 };
 
@@ -71,18 +68,9 @@ Run run(const std::string& model, Scenario sc, const std::string& device, const 
     sc.n_threads = 1;
     check::Harness h(model, sc);
     Run r;
-    const int32_t V = h.session->n_vocab();
-    r.logits.resize(prompt.size() * size_t(V));
-    h.session->plan_route(int64_t(prompt.size()) + n_gen);
-    const float* last = h.session->eval(prompt.data(), int32_t(prompt.size()), r.logits.data());
-    for (int i = 0; i < n_gen; ++i) {
-        int32_t tok = 0;
-        for (int32_t v = 1; v < V; ++v) tok = last[v] > last[tok] ? v : tok;
-        r.greedy.push_back(tok);
-        last = h.session->eval(&tok, 1);
-        r.logits.insert(r.logits.end(), last, last + V);
-    }
-    r.folded = h.session->placement().memory;
+    static_cast<check::GreedyRun&>(r) = check::greedy_run(h, prompt, n_gen);
+    // Compared as one sequence: every prompt position, then each decoded step's.
+    r.logits.insert(r.logits.end(), r.step_logits.begin(), r.step_logits.end());
     // Every slot the run wrote (the prompt and continuation outrun the ring: all of them).
     for (const char* name : {"kv.k", "kv.v", "mem.M", "mem.z"}) {
         const std::vector<uint8_t> b = h.read_region<uint8_t>(name);

@@ -61,34 +61,16 @@ Diff diff(const std::vector<float>& a, const std::vector<float>& b) {
     return d;
 }
 
-struct Run {
-    std::vector<float> logits;   // every prompt position
-    std::vector<int32_t> greedy; // continuation
-    int64_t folded = 0;
+struct Run : check::GreedyRun {
     std::vector<float> state;    // K and V cache, then every layer's M then z
 };
-
-int32_t argmax(const float* l, int32_t n) {
-    int32_t b = 0;
-    for (int32_t i = 1; i < n; ++i) b = l[i] > l[b] ? i : b;
-    return b;
-}
 
 Run run(const std::string& model, Scenario sc, const std::string& device, const std::vector<int32_t>& prompt, int n_gen) {
     sc.device = device;
     sc.n_threads = 1;
     check::Harness h(model, sc);
     Run r;
-    const int32_t V = h.session->n_vocab();
-    r.logits.resize(prompt.size() * size_t(V));
-    h.session->plan_route(int64_t(prompt.size()) + n_gen);
-    const float* last = h.session->eval(prompt.data(), int32_t(prompt.size()), r.logits.data());
-    for (int i = 0; i < n_gen; ++i) {
-        const int32_t tok = argmax(last, V);
-        r.greedy.push_back(tok);
-        last = h.session->eval(&tok, 1);
-    }
-    r.folded = h.session->placement().memory;
+    static_cast<check::GreedyRun&>(r) = check::greedy_run(h, prompt, n_gen);
     if (sc.kv_type == KvType::F32) {
         // The slots the run wrote (positions below S + W + L sit at their own slot; past it
         // the ring has wrapped and every slot was written): the rest is the pool's garbage.

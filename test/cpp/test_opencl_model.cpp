@@ -24,18 +24,9 @@ namespace {
 
 using check::have_opencl;
 
-struct Run {
-    std::vector<float> logits;   // every prompt position
-    std::vector<int32_t> greedy; // continuation
-    int64_t folded = 0;
+struct Run : check::GreedyRun {
     std::vector<float> memory;   // every layer's M then z at the end
 };
-
-int32_t argmax(const float* l, int32_t n) {
-    int32_t b = 0;
-    for (int32_t i = 1; i < n; ++i) b = l[i] > l[b] ? i : b;
-    return b;
-}
 
 Run run(const std::string& model, const std::string& backend, const std::vector<int32_t>& prompt, int n_gen,
         bool memory_rule_delta) {
@@ -48,16 +39,7 @@ Run run(const std::string& model, const std::string& backend, const std::vector<
     sc.device = backend;
     check::Harness h(model, sc);
     Run r;
-    const int32_t V = h.session->n_vocab();
-    r.logits.resize(prompt.size() * size_t(V));
-    h.session->plan_route(int64_t(prompt.size()) + n_gen);
-    const float* last = h.session->eval(prompt.data(), int32_t(prompt.size()), r.logits.data());
-    for (int i = 0; i < n_gen; ++i) {
-        const int32_t tok = argmax(last, V);
-        r.greedy.push_back(tok);
-        last = h.session->eval(&tok, 1);
-    }
-    r.folded = h.session->placement().memory;
+    static_cast<check::GreedyRun&>(r) = check::greedy_run(h, prompt, n_gen);
     for (const char* name : {"mem.M", "mem.z"}) {
         const std::vector<float> m = h.read_region<float>(name);
         r.memory.insert(r.memory.end(), m.begin(), m.end());
