@@ -54,14 +54,25 @@ public:
 
     bool supports(const Op& op) const override { return why_unsupported(op).empty(); }
 
-    // Weights with a packed GEMM on this CPU are repacked once per model (the cache is the
-    // model's); the session keeps a map from each weight to its packed copy.
+    // Every matmul weight moves into the model's cache (shared by its sessions) once: repacked
+    // where this CPU has a packed GEMM for its type, else copied as it is, so that all weights
+    // stream from the cache's huge pages rather than the GGUF's 4 KiB mapped pages. The
+    // session keeps a map from each weight to its cached form.
     void prepare(const Graph& g, WeightCache& cache) override {
         for (const Op& op : g.ops) {
-            if (op.kind != OpKind::MatMul || packed_.count(op.src0.data)) continue;
-            const PackedGemm* pg = packed_gemm_for(op.src0.type);
-            if (!pg) continue;
+            if (op.kind != OpKind::MatMul || packed_.count(op.src0.data) || copies_.count(op.src0.data)) continue;
             const TensorRef& w = op.src0;
+            const PackedGemm* pg = packed_gemm_for(op.src0.type);
+            if (!pg) {
+                const uint64_t bytes = w.row_bytes * static_cast<uint64_t>(w.rows);
+                const uint8_t* src = static_cast<const uint8_t*>(w.data);
+                copies_.emplace(w.data, cache.get(w.data, bytes, "copy", bytes, [&](uint8_t* out) {
+                    pool_.run(w.rows, [&](int64_t b, int64_t e, int) {
+                        std::memcpy(out + b * w.row_bytes, src + b * w.row_bytes, (e - b) * w.row_bytes);
+                    });
+                }));
+                continue;
+            }
             const int64_t groups = (w.rows + kPackRows - 1) / kPackRows;
             const uint8_t* data =
                 cache.get(w.data, w.row_bytes * static_cast<uint64_t>(w.rows), std::string("r16-") + pg->name,
@@ -128,6 +139,8 @@ private:
             packed_mat_mul(op, s, pool, it->second, first, n_rows);
             return;
         }
+        TensorRef w = op.src0;
+        if (auto it = copies_.find(w.data); it != copies_.end()) w.data = it->second;
 
         // Convert activations once into the type the weights dot with.
         const uint8_t* act = nullptr;
@@ -169,7 +182,7 @@ private:
                         int64_t r = r0;
                         for (; r + 2 <= r1; r += 2) {
                             float v[4];
-                            k22(K, v, weight_row(op.src0, r), weight_row(op.src0, r + 1), act + t * act_stride,
+                            k22(K, v, weight_row(w, r), weight_row(w, r + 1), act + t * act_stride,
                                 act + (t + 1) * act_stride);
                             store(t, r, v[0]);
                             store(t + 1, r, v[1]);
@@ -179,7 +192,7 @@ private:
                         for (; r < r1; ++r) {
                             for (int32_t i = 0; i < 2; ++i) {
                                 float v;
-                                k->vec_dot(K, &v, weight_row(op.src0, r), act + (t + i) * act_stride);
+                                k->vec_dot(K, &v, weight_row(w, r), act + (t + i) * act_stride);
                                 store(t + i, r, v);
                             }
                         }
@@ -189,7 +202,7 @@ private:
                     for (; t + 4 <= n_rows; t += 4) {
                         for (int64_t r = r0; r < r1; ++r) {
                             float v[4];
-                            x4(K, v, weight_row(op.src0, r), act + t * act_stride, act_stride);
+                            x4(K, v, weight_row(w, r), act + t * act_stride, act_stride);
                             for (int i = 0; i < 4; ++i) store(t + i, r, v[i]);
                         }
                     }
@@ -198,7 +211,7 @@ private:
                     const uint8_t* a = act + t * act_stride;
                     for (int64_t r = r0; r < r1; ++r) {
                         float v;
-                        k->vec_dot(K, &v, weight_row(op.src0, r), a);
+                        k->vec_dot(K, &v, weight_row(w, r), a);
                         store(t, r, v);
                     }
                 }
@@ -384,6 +397,7 @@ private:
 
     ThreadPool pool_;
     std::unordered_map<const void*, Packed> packed_;  // filled by prepare(), read-only after
+    std::unordered_map<const void*, const uint8_t*> copies_;  // the same, for plain copies
     static constexpr int kOpKinds = static_cast<int>(OpKind::SwiGlu) + 1;
     bool profile_;
     double op_seconds_[kOpKinds] = {};
