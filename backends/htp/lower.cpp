@@ -28,14 +28,15 @@
 namespace ei::htp {
 
 WeightStore::Data WeightStore::find(const std::string& key) const {
+    std::lock_guard<std::mutex> lock(mu_);
     auto it = data_.find(key);
     return it == data_.end() ? nullptr : it->second;
 }
 
 WeightStore::Data WeightStore::put(const std::string& key, std::vector<uint8_t> bytes) {
     Data d = std::make_shared<const std::vector<uint8_t>>(std::move(bytes));
-    data_[key] = d;
-    return d;
+    std::lock_guard<std::mutex> lock(mu_);
+    return data_.emplace(key, std::move(d)).first->second;
 }
 
 std::vector<int32_t> head_permutation(int32_t head_dim, int32_t n_rot, bool halves) {

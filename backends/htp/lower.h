@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -31,16 +32,20 @@ constexpr float kMaskHidden = -1.0e4f;
 // The memory's denominator guard, as the CPU's ops::kMemoryEps.
 constexpr float kMemoryEps = 1e-6f;
 
-// The float forms of the model's weights the lowered graphs bind, shared by the graphs of
-// one backend (prefill, decode and fold bind the same data, as one context binary does),
-// keyed by the GGUF tensor and the layout it was converted to.
+// The float forms of the model's weights the lowered graphs bind, keyed by the GGUF tensor
+// and the layout it was converted to. One store per model (the lowered backends take it from
+// the model's WeightCache), so the graphs of a session and every session of the model bind
+// one copy. Thread-safe: sessions may be made concurrently.
 class WeightStore {
 public:
     using Data = std::shared_ptr<const std::vector<uint8_t>>;
     Data find(const std::string& key) const;
+    // Stores bytes under key, or keeps what a concurrent converter stored first; returns the
+    // stored data either way.
     Data put(const std::string& key, std::vector<uint8_t> bytes);
 
 private:
+    mutable std::mutex mu_;
     std::map<std::string, Data> data_;
 };
 
@@ -59,6 +64,10 @@ struct LowerOptions {
 // naming why for a graph it cannot lower (a weight type without a float conversion, a
 // graph split across devices), EI_ERR_INTERNAL for a graph not made by the planner.
 QnnGraph lower_graph(const Graph& graph, const Scenario& sc, WeightStore& weights, const LowerOptions& opt = {});
+
+// The name under which the prefill graph lowered with every row's logits is kept beside
+// "prefill" (one planned graph, two lowered ones).
+inline constexpr const char* kPrefillAllLogits = "prefill_all_logits";
 
 struct LoweredPlan {
     QnnGraph prefill, prefill_all_logits, decode, fold;

@@ -13,6 +13,7 @@
 #include "htp/emulator.h"
 #include "htp/lower.h"
 #include "step_inputs.h"
+#include "weight_cache.h"
 
 namespace ei::htp {
 
@@ -58,7 +59,14 @@ public:
     void bind_model(const Model& m) override { graphs_src_ = DeviceGraphs::for_model(sc_, m.fingerprint()); }
     const DeviceGraphs& device_graphs() const { return graphs_src_; }
 
-    void prepare(const Graph& g, WeightCache&) override {
+    void prepare(const Graph& g, WeightCache& cache) override {
+        if (!weights_) {
+            // The model's one float weight store (a 0.5B model's f32 weights are 2 GB).
+            static const char kStoreKey = 0;
+            weights_ = std::static_pointer_cast<WeightStore>(cache.get_object(&kStoreKey, "htp-float-weights", [] {
+                return std::static_pointer_cast<void>(std::make_shared<WeightStore>());
+            }));
+        }
         if (g.name != "prefill" && g.name != "decode" && g.name != "fold") {
             fail(EI_ERR_UNSUPPORTED, dev_ + ": graph '" + g.name + "' is not a whole planned graph");
         }
@@ -69,7 +77,7 @@ public:
         if (g.name == "prefill") {
             LowerOptions all = opt;
             all.all_logits = true;
-            add(g, "prefill_all_logits", all);
+            add(g, kPrefillAllLogits, all);
         }
         for (const char* name : kPlannedGraphs) {
             if (!graphs_.count(name)) return;
@@ -90,7 +98,7 @@ public:
                                      "device; the emulator's own hook is the node observer");
         }
         const bool all = g.name == "prefill" && step.all_logits;
-        auto it = graphs_.find(all ? "prefill_all_logits" : g.name);
+        auto it = graphs_.find(all ? std::string(kPrefillAllLogits) : g.name);
         if (it == graphs_.end() || it->second.source != &g || !prepared_) {
             fail(EI_ERR_INTERNAL, dev_ + ": graph '" + g.name + "' was not prepared");
         }
@@ -178,7 +186,7 @@ private:
     }
 
     // The one place the backend gets its graphs: the planned graph lowered for this scenario.
-    QnnGraph obtain_graph(const Graph& g, const LowerOptions& opt) { return graphs_src_.lower(g, sc_, weights_, opt); }
+    QnnGraph obtain_graph(const Graph& g, const LowerOptions& opt) { return graphs_src_.lower(g, sc_, *weights_, opt); }
 
     void prepare_executor() {
         std::vector<const QnnGraph*> list;
@@ -409,7 +417,7 @@ private:
     std::unique_ptr<GraphExecutor> exec_;
     std::string dev_;  // the device's name, for messages
     bool prepared_ = false;
-    WeightStore weights_;
+    std::shared_ptr<WeightStore> weights_;  // the model's (WeightCache)
     DeviceGraphs graphs_src_;
     std::map<std::string, Lowered> graphs_;
     std::vector<int32_t> perm_;  // the head layout (lower.h head_permutation)

@@ -14,6 +14,7 @@
 #include "htp/device_graphs.h"
 #include "htp/emulator.h"
 #include "htp/htp_emulator_backend.h"
+#include "htp/lower.h"
 #include "htp/qnn_adapter.h"
 #include "session.h"
 
@@ -38,8 +39,8 @@ public:
         if (&n != &b.graph->nodes.front()) return;
         bool one_row = false;
         for (const Tensor& t : b.graph->tensors) one_row = one_row || (t.kind == TensorKind::AppWrite && t.io == IoRole::LogitRow);
-        // The all-logits prefill is its own graph ("prefill_all_logits", no LogitRow input).
-        const bool prefill = b.graph->name == "prefill" || b.graph->name == "prefill_all_logits";
+        // The all-logits prefill is its own graph (kPrefillAllLogits, no LogitRow input).
+        const bool prefill = b.graph->name == "prefill" || b.graph->name == kPrefillAllLogits;
         ++runs[prefill && !one_row ? "prefill (all logits)" : b.graph->name];
         if (!prefill || !one_row || keep_ == 0) return;
         Sample s;

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <deque>
 #include <fstream>
 #include <limits>
@@ -247,6 +248,11 @@ struct QnnAdapter::Impl {
         std::vector<uint32_t> outputs;  // IR ids of AppRead tensors
         std::map<uint32_t, TensorStore*> io;  // IR id -> its description (with the QNN id)
         std::deque<TensorStore> store;
+        // execute()'s scratch, sized on its first call so later steps allocate nothing:
+        // IR id -> index into inputs then outputs, the buffer bound there, QNN's io arrays.
+        std::map<uint32_t, size_t> slot;
+        std::vector<const QnnIoBuffer*> bound;
+        std::vector<qnn::Tensor> ins, outs;
     };
 
     std::string library;
@@ -495,14 +501,22 @@ struct QnnAdapter::Impl {
 
     void execute(const std::string& name, const std::vector<QnnIoBuffer>& io) {
         Graph& g = graph(name);
-        std::map<uint32_t, const QnnIoBuffer*> bound;
+        if (g.bound.empty() && !g.io.empty()) {
+            for (uint32_t id : g.inputs) g.slot.emplace(id, g.slot.size());
+            for (uint32_t id : g.outputs) g.slot.emplace(id, g.slot.size());
+            g.bound.resize(g.slot.size());
+            g.ins.resize(g.inputs.size());
+            g.outs.resize(g.outputs.size());
+        }
+        std::fill(g.bound.begin(), g.bound.end(), nullptr);
         for (const QnnIoBuffer& b : io) {
-            auto it = g.io.find(b.tensor);
-            if (it == g.io.end()) {
+            auto it = g.slot.find(b.tensor);
+            if (it == g.slot.end()) {
                 fail(EI_ERR_INVALID_ARGUMENT, "QNN: graph '" + name + "' has no input or output with tensor id " + std::to_string(b.tensor));
             }
-            const TensorStore& s = *it->second;
-            if (!bound.emplace(b.tensor, &b).second) fail(EI_ERR_INVALID_ARGUMENT, "QNN: '" + s.name + "' is bound twice");
+            const TensorStore& s = *g.io.at(b.tensor);
+            if (g.bound[it->second]) fail(EI_ERR_INVALID_ARGUMENT, "QNN: '" + s.name + "' is bound twice");
+            g.bound[it->second] = &b;
             uint64_t want = 1;
             for (uint32_t d : s.dims) want *= d;
             want *= ([&] {
@@ -517,22 +531,21 @@ struct QnnAdapter::Impl {
                                                   " bytes, got " + std::to_string(b.bytes));
             }
         }
-        auto gather = [&](const std::vector<uint32_t>& ids) {
-            std::vector<qnn::Tensor> v;
-            for (uint32_t id : ids) {
-                auto it = bound.find(id);
-                if (it == bound.end()) fail(EI_ERR_INVALID_ARGUMENT, "QNN: '" + g.io[id]->name + "' of graph '" + name + "' is not bound");
-                qnn::Tensor t = g.io[id]->t;
-                t.v1.mem_type = qnn::kMemRaw;
-                t.v1.client_buf = {it->second->data, static_cast<uint32_t>(it->second->bytes)};
-                v.push_back(t);
+        auto gather = [&](const std::vector<uint32_t>& ids, size_t first, std::vector<qnn::Tensor>& v) {
+            for (size_t i = 0; i < ids.size(); ++i) {
+                const QnnIoBuffer* b = g.bound[first + i];
+                if (!b) fail(EI_ERR_INVALID_ARGUMENT, "QNN: '" + g.io[ids[i]]->name + "' of graph '" + name + "' is not bound");
+                v[i] = g.io[ids[i]]->t;
+                v[i].v1.mem_type = qnn::kMemRaw;
+                v[i].v1.client_buf = {b->data, static_cast<uint32_t>(b->bytes)};
             }
-            return v;
         };
-        std::vector<qnn::Tensor> ins = gather(g.inputs), outs = gather(g.outputs);
-        check(need(api().graph_execute, "QnnGraph_execute")(g.handle, ins.empty() ? nullptr : ins.data(), static_cast<uint32_t>(ins.size()),
-                                                            outs.data(), static_cast<uint32_t>(outs.size()), nullptr, nullptr),
-              "QnnGraph_execute", "graph '" + name + "'");
+        gather(g.inputs, 0, g.ins);
+        gather(g.outputs, g.inputs.size(), g.outs);
+        const qnn::ErrorHandle e = need(api().graph_execute, "QnnGraph_execute")(
+            g.handle, g.ins.empty() ? nullptr : g.ins.data(), static_cast<uint32_t>(g.ins.size()), g.outs.data(),
+            static_cast<uint32_t>(g.outs.size()), nullptr, nullptr);
+        if (e != qnn::kSuccess) check(e, "QnnGraph_execute", "graph '" + name + "'");  // the message only on failure
     }
 
     std::string key(const std::vector<const QnnGraph*>& irs) const {
