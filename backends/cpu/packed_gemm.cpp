@@ -180,6 +180,19 @@ constexpr PackedGemm kAvx512Vnni[] = {
 };
 #endif
 
+#if defined(EI_HAVE_NEON_KERNELS)
+// The same layout on NEON with SDOT; activations quantized by the NEON Q8_0 quantizer (ggml's
+// bits, as every from_float_q8_0 variant).
+constexpr PackedGemm kNeonDotprod[] = {
+    {GT::Q8_0, "neon-dotprod", r16::packed_size_t<GT::Q8_0>, r16::pack_t<GT::Q8_0>, r16::act_row_size,
+     r16::prepare_act<128, neon::from_float_q8_0>, neon_dotprod::gemm_q8_0},
+    {GT::Q4_0, "neon-dotprod", r16::packed_size_t<GT::Q4_0>, r16::pack_t<GT::Q4_0>, r16::act_row_size,
+     r16::prepare_act<8, neon::from_float_q8_0>, neon_dotprod::gemm_q4_0},
+    {GT::Q5_0, "neon-dotprod", r16::packed_size_t<GT::Q5_0>, r16::pack_t<GT::Q5_0>, r16::act_row_size,
+     r16::prepare_act<16, neon::from_float_q8_0>, neon_dotprod::gemm_q5_0},
+};
+#endif
+
 template <size_t N>
 const PackedGemm* find(const PackedGemm (&table)[N], GT t) {
     for (const PackedGemm& g : table)
@@ -189,13 +202,25 @@ const PackedGemm* find(const PackedGemm (&table)[N], GT t) {
 
 }  // namespace
 
-const PackedGemm* packed_gemm_for(GT t) {
-#if defined(EI_HAVE_AVX512_KERNELS)
+std::vector<const PackedGemm*> packed_gemm_all(GT t) {
+    std::vector<const PackedGemm*> all;
     const CpuFeatures& f = cpu_features();
-    if (f.avx512vnni && f.avx2 && f.fma && f.f16c) return find(kAvx512Vnni, t);
+    (void)f;
+#if defined(EI_HAVE_AVX512_KERNELS)
+    if (f.avx512vnni && f.avx2 && f.fma && f.f16c && find(kAvx512Vnni, t)) all.push_back(find(kAvx512Vnni, t));
 #endif
-    (void)t;
-    return nullptr;
+#if defined(EI_HAVE_NEON_KERNELS)
+    if (f.dotprod && find(kNeonDotprod, t)) all.push_back(find(kNeonDotprod, t));
+#endif
+    return all;
+}
+
+const PackedGemm* packed_gemm_for(GT t) {
+#if defined(EI_HAVE_NEON_KERNELS)
+    if (cpu_features().i8mm) return nullptr;  // the SMMLA row-pair kernels (see packed_gemm.h)
+#endif
+    const std::vector<const PackedGemm*> all = packed_gemm_all(t);
+    return all.empty() ? nullptr : all.front();
 }
 
 const PackedGemm* packed_gemm_reference(GT t) { return find(kReference, t); }

@@ -28,6 +28,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "ggml_types.h"
 
@@ -53,9 +54,14 @@ struct PackedGemm {
                  uint64_t act_stride, int32_t n_tok, float* y, uint64_t y_stride, const float* bias, bool accumulate);
 };
 
-// The fastest packed GEMM this CPU runs for a weight type, or nullptr (then the row-at-a-
-// time kernels of quants.h serve it). EI_CPU_DISABLE=avx512vnni turns them off.
+// The packed GEMM this CPU uses for a weight type, or nullptr (then the row-at-a-time
+// kernels of quants.h serve it): AVX-512 VNNI on x86_64; SDOT on aarch64 CPUs with dotprod
+// but no i8mm (llama.cpp's choice too: its 4x4 dotprod repack for those, SMMLA tiles for
+// i8mm ones; here i8mm CPUs keep the SMMLA row-pair kernels). EI_CPU_DISABLE=avx512vnni or
+// dotprod turns them off; EI_CPU_DISABLE=i8mm puts an i8mm CPU on the packed SDOT path.
 const PackedGemm* packed_gemm_for(ei::GgmlType t);
+// Every packed GEMM this CPU can run for a type, chosen or not: the tests' list.
+std::vector<const PackedGemm*> packed_gemm_all(ei::GgmlType t);
 // The portable scalar implementation of the same layout and arithmetic: the tests' reference.
 const PackedGemm* packed_gemm_reference(ei::GgmlType t);
 

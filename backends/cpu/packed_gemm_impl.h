@@ -25,4 +25,16 @@ void gemm_q4_0(const uint8_t* packed, int64_t rows, int64_t k, int64_t g0, int64
 }  // namespace avx512vnni
 #endif
 
+#if defined(EI_HAVE_NEON_KERNELS)
+// neon/packed_gemm_neon_dotprod.cpp: SDOT (armv8.2-a+dotprod).
+namespace neon_dotprod {
+void gemm_q8_0(const uint8_t* packed, int64_t rows, int64_t k, int64_t g0, int64_t g1, const uint8_t* act,
+               uint64_t act_stride, int32_t n_tok, float* y, uint64_t y_stride, const float* bias, bool accumulate);
+void gemm_q5_0(const uint8_t* packed, int64_t rows, int64_t k, int64_t g0, int64_t g1, const uint8_t* act,
+               uint64_t act_stride, int32_t n_tok, float* y, uint64_t y_stride, const float* bias, bool accumulate);
+void gemm_q4_0(const uint8_t* packed, int64_t rows, int64_t k, int64_t g0, int64_t g1, const uint8_t* act,
+               uint64_t act_stride, int32_t n_tok, float* y, uint64_t y_stride, const float* bias, bool accumulate);
+}  // namespace neon_dotprod
+#endif
+
 }  // namespace ei::cpu

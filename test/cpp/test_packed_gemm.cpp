@@ -106,33 +106,38 @@ TEST(packed_kernels_match_their_reference_bit_for_bit) {
     int compared = 0;
     for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_0}) {
         const PackedGemm* ref = packed_gemm_reference(type);
-        const PackedGemm* fast = packed_gemm_for(type);
         CHECK(ref != nullptr);
-        if (!fast) {
+        const PackedGemm* chosen = packed_gemm_for(type);
+        const std::vector<const PackedGemm*> all = packed_gemm_all(type);
+        if (all.empty()) {
             std::printf("%s: no packed kernel on this CPU (%s); reference only\n", type_traits(type).name,
                         cpu_features_string().c_str());
-            continue;
         }
-        std::printf("%s: packed kernel %s\n", type_traits(type).name, fast->name);
-        struct Shape {
-            int64_t rows, k;
-            int32_t n_tok;
-        };
-        for (Shape s : {Shape{37, 96, 19}, Shape{16, 32, 1}, Shape{33, 224, 8}, Shape{128, 896, 13}, Shape{5, 64, 2},
-                        Shape{48, 4864 / 4, 3},
-                        // decode: groups taken 4, 2 and 1 at a time, the last one partial
-                        Shape{100, 96, 1}, Shape{37, 160, 1}, Shape{128, 64, 1}}) {
-            const Problem p = make(type, s.rows, s.k, s.n_tok, static_cast<uint32_t>(s.rows * 31 + s.n_tok));
-            for (int mode = 0; mode < 4; ++mode) {
-                const bool bias = mode & 1, acc = mode & 2;
-                const uint64_t stride = static_cast<uint64_t>(s.rows) + 5;
-                const auto a = run(*ref, p, bias, acc, stride, 1);
-                const auto b = run(*fast, p, bias, acc, stride, 2);
-                CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
-                for (size_t i = 0; i < b.size(); ++i) {
-                    if (i % stride >= static_cast<size_t>(s.rows)) CHECK(b[i] == 12345.0f);  // never written
+        CHECK(chosen == nullptr || (!all.empty() && chosen == all.front()));
+        // Every kernel this CPU can run, the one the backend chose or not.
+        for (const PackedGemm* fast : all) {
+            std::printf("%s: packed kernel %s (%s)\n", type_traits(type).name, fast->name,
+                        fast == chosen ? "chosen" : "not chosen on this CPU");
+            struct Shape {
+                int64_t rows, k;
+                int32_t n_tok;
+            };
+            for (Shape s : {Shape{37, 96, 19}, Shape{16, 32, 1}, Shape{33, 224, 8}, Shape{128, 896, 13}, Shape{5, 64, 2},
+                            Shape{48, 4864 / 4, 3},
+                            // decode: groups taken 4, 2 and 1 at a time, the last one partial
+                            Shape{100, 96, 1}, Shape{37, 160, 1}, Shape{128, 64, 1}}) {
+                const Problem p = make(type, s.rows, s.k, s.n_tok, static_cast<uint32_t>(s.rows * 31 + s.n_tok));
+                for (int mode = 0; mode < 4; ++mode) {
+                    const bool bias = mode & 1, acc = mode & 2;
+                    const uint64_t stride = static_cast<uint64_t>(s.rows) + 5;
+                    const auto a = run(*ref, p, bias, acc, stride, 1);
+                    const auto b = run(*fast, p, bias, acc, stride, 2);
+                    CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+                    for (size_t i = 0; i < b.size(); ++i) {
+                        if (i % stride >= static_cast<size_t>(s.rows)) CHECK(b[i] == 12345.0f);  // never written
+                    }
+                    ++compared;
                 }
-                ++compared;
             }
         }
     }
