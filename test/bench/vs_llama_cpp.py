@@ -8,8 +8,9 @@ ours / llama.cpp, as a Markdown table.
         --model q8_0=/path/qwen-q8_0.gguf --model q4_0=/path/qwen-q4_0.gguf --threads 1,2
 
 Tests (--tests): pp512, tg128 (llama-bench's defaults for both engines), and long-prompt
-ones: ppN-fa (llama.cpp with flash attention) against ppN-qa (ours, the qa preset: the
-memory route once N > S + W) and ppN-full (ours, plain full attention over N tokens).
+ones: llama.cpp with flash attention against ppN-qa (ours with the qa preset: the memory
+route once N > S + W; -summarize and -chat likewise) and ppN-full (ours, plain full attention
+over N tokens). test/bench/route_flatness.py compares our own runs across lengths.
 Build llama.cpp with ../shared/tools/build-llama-cpp.sh and ours with `./ei build` (or cmake).
 """
 import argparse
@@ -49,10 +50,10 @@ def ours_once(ei_bench, model, threads, test):
     kind, n, scenario = test
     args = [ei_bench, "-m", model, "-t", str(threads), "-r", "1"]
     args += ["-p", str(n), "-n", "0"] if kind == "pp" else ["-p", "0", "-n", str(n)]
-    if scenario == "qa":
-        args += ["--scenario", "qa"]
-    elif scenario == "full":
+    if scenario == "full":
         args += ["--ctx", str(n + 16)]
+    elif scenario:
+        args += ["--scenario", scenario]
     if kind == "pp" and n > 2048:
         args += ["-w", "0"]
     out = run(args)
@@ -83,7 +84,7 @@ def main():
         label, path = spec.split("=", 1)
         for threads in [int(t) for t in a.threads.split(",")]:
             for name in a.tests.split(","):
-                m = re.fullmatch(r"(pp|tg)(\d+)(?:-(qa|full))?", name)
+                m = re.fullmatch(r"(pp|tg)(\d+)(?:-(qa|summarize|chat|full))?", name)
                 if not m:
                     sys.exit(f"unknown test '{name}'")
                 kind, n, ours_mode = m.group(1), int(m.group(2)), m.group(3)
