@@ -86,7 +86,7 @@ QnnGraph DeviceGraphs::lower(const Graph& g, const Scenario& sc, WeightStore& we
         int4.insert(n.name);
     }
     try {
-        return quantize_graph(f, ranges_, config(p), int4, nullptr, &qcache_);
+        return quantize_graph(f, ranges_, config(p), int4, nullptr, qcache_.get());
     } catch (const Error& e) {
         if (e.status() != EI_ERR_INVALID_ARGUMENT) throw;
         misfit(source_, g.name, e.what());

@@ -6,6 +6,7 @@
 // (the htp-emulator backend; npu-prepare, which writes the graphs it describes through here).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -46,11 +47,15 @@ public:
     // everything the file does not record: both sides of the file use the same ones).
     static QuantConfig config(const NpuParams& p);
 
+    // Quantized weights from this cache from now on (the model's, so its sessions share one
+    // quantized copy; by default each DeviceGraphs has its own).
+    void share_weights(std::shared_ptr<QuantWeightCache> cache) { qcache_ = std::move(cache); }
+
 private:
     std::optional<NpuParams> params_;
     std::string source_;
     RangeObserver ranges_;           // params_'s ranges, as quantize_graph reads them
-    QuantWeightCache qcache_;        // one quantized form per weight, shared by the graphs
+    std::shared_ptr<QuantWeightCache> qcache_ = std::make_shared<QuantWeightCache>();  // one form per weight
 };
 
 // The GGUF weight a lowered constant holds ("blk.0.attn_q.weight#halves" -> "blk.0.attn_q.weight").

@@ -61,11 +61,15 @@ public:
 
     void prepare(const Graph& g, WeightCache& cache) override {
         if (!weights_) {
-            // The model's one float weight store (a 0.5B model's f32 weights are 2 GB).
+            // The model's one float weight store (a 0.5B model's f32 weights are 2 GB) and one
+            // set of quantized forms, shared by its sessions.
             static const char kStoreKey = 0;
             weights_ = std::static_pointer_cast<WeightStore>(cache.get_object(&kStoreKey, "htp-float-weights", [] {
                 return std::static_pointer_cast<void>(std::make_shared<WeightStore>());
             }));
+            graphs_src_.share_weights(std::static_pointer_cast<QuantWeightCache>(
+                cache.get_object(&kStoreKey, "htp-quantized-weights",
+                                 [] { return std::static_pointer_cast<void>(std::make_shared<QuantWeightCache>()); })));
         }
         if (g.name != "prefill" && g.name != "decode" && g.name != "fold") {
             fail(EI_ERR_UNSUPPORTED, dev_ + ": graph '" + g.name + "' is not a whole planned graph");

@@ -264,13 +264,20 @@ QnnGraph quantize_graph(const QnnGraph& g, const RangeObserver& ranges, const Qu
                                       : "int8";
         std::shared_ptr<const QuantizedWeight> qw;
         const auto key = std::make_pair(static_cast<const void*>(w.data.get()), form);
-        if (cache && cache->forms.count(key)) {
-            qw = cache->forms[key];
-        } else {
+        if (cache) {
+            std::lock_guard<std::mutex> lock(cache->mu);
+            auto it = cache->forms.find(key);
+            if (it != cache->forms.end()) qw = it->second;
+        }
+        if (!qw) {
             qw = std::make_shared<QuantizedWeight>(
                 four ? quantize_int4_blockwise(static_floats(w), w.dims[0], w.dims[1], cfg.block_size, cfg.block_scale_bits)
                      : quantize_int8_per_channel(static_floats(w), w.dims[0], w.dims[1]));
-            if (cache) cache->forms[key] = qw;
+            if (cache) {
+                // A session quantizing the same weight concurrently: the first stored stays.
+                std::lock_guard<std::mutex> lock(cache->mu);
+                qw = cache->forms.emplace(key, qw).first->second;
+            }
         }
         // The weight's quantized form: in place for the first form asked of a weight only
         // FullyConnected nodes read, else a tensor of its own (a tied embedding the Gather

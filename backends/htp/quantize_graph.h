@@ -24,6 +24,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -81,8 +82,10 @@ struct QuantConfig {
 using GraphRunner = std::function<std::vector<std::vector<float>>(const QnnGraph& g, size_t sample, NodeObserver* obs)>;
 
 // Quantized weights shared between the graphs of one model (prefill, decode and fold bind
-// the same weights): keyed by the float data and the form.
+// the same weights) and its sessions: keyed by the float data and the form ("int8",
+// "int4/<block>/<scale bits>"), which alone decide the quantized values. Thread-safe.
 struct QuantWeightCache {
+    std::mutex mu;
     std::map<std::pair<const void*, std::string>, std::shared_ptr<const QuantizedWeight>> forms;
 };
 
