@@ -13,6 +13,18 @@ namespace ei::cpu {
 namespace r16 {
 size_t quant_bytes(bool q4);            // one block's quants for 16 rows
 size_t group_bytes(bool q4, int64_t k);  // one group of 16 rows, padded to 64 bytes
+
+// A prepared activation row of nb blocks, as the kernels read it: the int8 quants, the
+// block scales and the correction terms (packed_gemm.h).
+struct ActRow {
+    const int8_t* q;
+    const float* d;
+    const int32_t* corr;
+};
+inline ActRow act_row(const uint8_t* row, int64_t nb) {
+    return {reinterpret_cast<const int8_t*>(row), reinterpret_cast<const float*>(row + nb * kQK),
+            reinterpret_cast<const int32_t*>(row + nb * (kQK + 4))};
+}
 }  // namespace r16
 
 #if defined(EI_HAVE_AVX512_KERNELS)

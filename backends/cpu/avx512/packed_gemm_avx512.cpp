@@ -31,15 +31,8 @@ inline void tile(const uint8_t* wg, int64_t nb, const uint8_t* act, uint64_t act
                  const float* bias, bool accumulate, __mmask16 mask) {
     constexpr size_t kBlock = Q4 ? 256 : 512;
     const uint16_t* scales = reinterpret_cast<const uint16_t*>(wg + static_cast<size_t>(nb) * kBlock);
-    const int8_t* aq[C];
-    const float* as[C];
-    const int32_t* ac[C];
-    for (int c = 0; c < C; ++c) {
-        const uint8_t* base = act + static_cast<uint64_t>(c) * act_stride;
-        aq[c] = reinterpret_cast<const int8_t*>(base);
-        as[c] = reinterpret_cast<const float*>(base + nb * kQK);
-        ac[c] = reinterpret_cast<const int32_t*>(base + nb * (kQK + 4));
-    }
+    r16::ActRow ar[C];
+    for (int c = 0; c < C; ++c) ar[c] = r16::act_row(act + static_cast<uint64_t>(c) * act_stride, nb);
     __m512 facc[C];
     for (int c = 0; c < C; ++c) facc[c] = _mm512_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(0x0F);
@@ -62,25 +55,25 @@ inline void tile(const uint8_t* wg, int64_t nb, const uint8_t* act, uint64_t act
             // sums are exact, so the split does not change the result).
             __m512i hi[C];
             for (int c = 0; c < C; ++c) {
-                isum[c] = _mm512_set1_epi32(ac[c][b]);
+                isum[c] = _mm512_set1_epi32(ar[c].corr[b]);
                 hi[c] = _mm512_setzero_si512();
             }
             for (int j = 0; j < 4; ++j) {
                 for (int c = 0; c < C; ++c) {
-                    const int8_t* a = aq[c] + b * kQK;
+                    const int8_t* a = ar[c].q + b * kQK;
                     isum[c] = _mm512_dpbusd_epi32(isum[c], w[j], bcast32(a + 4 * j));
                     hi[c] = _mm512_dpbusd_epi32(hi[c], w[j + 4], bcast32(a + 16 + 4 * j));
                 }
             }
             for (int c = 0; c < C; ++c) isum[c] = _mm512_add_epi32(isum[c], hi[c]);
         } else {
-            for (int c = 0; c < C; ++c) isum[c] = _mm512_set1_epi32(ac[c][b]);
+            for (int c = 0; c < C; ++c) isum[c] = _mm512_set1_epi32(ar[c].corr[b]);
             for (int j = 0; j < 8; ++j) {
-                for (int c = 0; c < C; ++c) isum[c] = _mm512_dpbusd_epi32(isum[c], w[j], bcast32(aq[c] + b * kQK + 4 * j));
+                for (int c = 0; c < C; ++c) isum[c] = _mm512_dpbusd_epi32(isum[c], w[j], bcast32(ar[c].q + b * kQK + 4 * j));
             }
         }
         for (int c = 0; c < C; ++c) {
-            const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(as[c][b]));
+            const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(ar[c].d[b]));
             facc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), scale, facc[c]);
         }
     }
@@ -100,18 +93,16 @@ template <int G, bool Q4>
 inline void rows_x1(const uint8_t* wg, size_t group, int64_t nb, const uint8_t* act, float* y, const float* bias,
                     bool accumulate, int64_t rows_left) {
     constexpr size_t kBlock = Q4 ? 256 : 512;
-    const int8_t* aq = reinterpret_cast<const int8_t*>(act);
-    const float* as = reinterpret_cast<const float*>(act + nb * kQK);
-    const int32_t* ac = reinterpret_cast<const int32_t*>(act + nb * (kQK + 4));
+    const r16::ActRow ar = r16::act_row(act, nb);
     __m512 facc[G];
     for (int g = 0; g < G; ++g) facc[g] = _mm512_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     const __m512i m4hi = _mm512_set1_epi8(static_cast<char>(0xF0));
     for (int64_t b = 0; b < nb; ++b) {
         __m512i a[8];
-        for (int j = 0; j < 8; ++j) a[j] = bcast32(aq + b * kQK + 4 * j);
-        const __m512i corr = _mm512_set1_epi32(ac[b]);
-        const __m512 da = _mm512_set1_ps(as[b]);
+        for (int j = 0; j < 8; ++j) a[j] = bcast32(ar.q + b * kQK + 4 * j);
+        const __m512i corr = _mm512_set1_epi32(ar.corr[b]);
+        const __m512 da = _mm512_set1_ps(ar.d[b]);
         __m512i lo[G], hi[G];
         for (int g = 0; g < G; ++g) {
             lo[g] = corr;

@@ -58,15 +58,8 @@ template <int C, Kind K>
 inline void tile(const uint8_t* wg, int64_t nb, int q, int valid, const uint8_t* act, uint64_t act_stride, float* y,
                  uint64_t y_stride, const float* bias, bool accumulate) {
     const uint16_t* scales = reinterpret_cast<const uint16_t*>(wg + static_cast<size_t>(nb) * kBlock<K>);
-    const int8_t* aq[C];
-    const float* as[C];
-    const int32_t* ac[C];
-    for (int c = 0; c < C; ++c) {
-        const uint8_t* base = act + static_cast<uint64_t>(c) * act_stride;
-        aq[c] = reinterpret_cast<const int8_t*>(base);
-        as[c] = reinterpret_cast<const float*>(base + nb * kQK);
-        ac[c] = reinterpret_cast<const int32_t*>(base + nb * (kQK + 4));
-    }
+    r16::ActRow ar[C];
+    for (int c = 0; c < C; ++c) ar[c] = r16::act_row(act + static_cast<uint64_t>(c) * act_stride, nb);
     float32x4_t facc[C];
     for (int c = 0; c < C; ++c) facc[c] = vdupq_n_f32(0.0f);
     for (int64_t b = 0; b < nb; ++b) {
@@ -74,9 +67,9 @@ inline void tile(const uint8_t* wg, int64_t nb, int q, int valid, const uint8_t*
         load_weights<K>(wg + static_cast<size_t>(b) * kBlock<K>, q, w);
         const float32x4_t dw = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(scales + b * kPackRows + 4 * q)));
         for (int c = 0; c < C; ++c) {
-            const int32x4_t init = K == Kind::Q8 ? vdupq_n_s32(0) : vdupq_n_s32(ac[c][b]);
-            const int32x4_t isum = block_dot(w, aq[c] + b * kQK, init);
-            facc[c] = vfmaq_f32(facc[c], vcvtq_f32_s32(isum), vmulq_n_f32(dw, as[c][b]));
+            const int32x4_t init = K == Kind::Q8 ? vdupq_n_s32(0) : vdupq_n_s32(ar[c].corr[b]);
+            const int32x4_t isum = block_dot(w, ar[c].q + b * kQK, init);
+            facc[c] = vfmaq_f32(facc[c], vcvtq_f32_s32(isum), vmulq_n_f32(dw, ar[c].d[b]));
         }
     }
     for (int c = 0; c < C; ++c) {
@@ -96,20 +89,18 @@ template <Kind K>
 inline void group_x1(const uint8_t* wg, int64_t nb, const uint8_t* act, float* y, const float* bias, bool accumulate,
                      int64_t rows_left) {
     const uint16_t* scales = reinterpret_cast<const uint16_t*>(wg + static_cast<size_t>(nb) * kBlock<K>);
-    const int8_t* aq = reinterpret_cast<const int8_t*>(act);
-    const float* as = reinterpret_cast<const float*>(act + nb * kQK);
-    const int32_t* ac = reinterpret_cast<const int32_t*>(act + nb * (kQK + 4));
+    const r16::ActRow ar = r16::act_row(act, nb);
     float32x4_t facc[4];
     for (int q = 0; q < 4; ++q) facc[q] = vdupq_n_f32(0.0f);
     for (int64_t b = 0; b < nb; ++b) {
         const uint8_t* blk = wg + static_cast<size_t>(b) * kBlock<K>;
-        const int32x4_t init = K == Kind::Q8 ? vdupq_n_s32(0) : vdupq_n_s32(ac[b]);
+        const int32x4_t init = K == Kind::Q8 ? vdupq_n_s32(0) : vdupq_n_s32(ar.corr[b]);
         for (int q = 0; q < 4; ++q) {
             int8x16_t w[8];
             load_weights<K>(blk, q, w);
-            const int32x4_t isum = block_dot(w, aq + b * kQK, init);
+            const int32x4_t isum = block_dot(w, ar.q + b * kQK, init);
             const float32x4_t dw = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(scales + b * kPackRows + 4 * q)));
-            facc[q] = vfmaq_f32(facc[q], vcvtq_f32_s32(isum), vmulq_n_f32(dw, as[b]));
+            facc[q] = vfmaq_f32(facc[q], vcvtq_f32_s32(isum), vmulq_n_f32(dw, ar.d[b]));
         }
     }
     for (int q = 0; q < 4; ++q) {
