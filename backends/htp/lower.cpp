@@ -39,6 +39,25 @@ WeightStore::Data WeightStore::put(const std::string& key, std::vector<uint8_t> 
     return data_.emplace(key, std::move(d)).first->second;
 }
 
+size_t WeightStore::size() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return data_.size();
+}
+
+uint64_t WeightStore::bytes() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    uint64_t n = 0;
+    for (const auto& [key, d] : data_) n += d->size();
+    return n;
+}
+
+long WeightStore::min_holders() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    long m = 0;
+    for (const auto& [key, d] : data_) m = m == 0 ? d.use_count() : std::min(m, d.use_count());
+    return m;
+}
+
 std::vector<int32_t> head_permutation(int32_t head_dim, int32_t n_rot, bool halves) {
     std::vector<int32_t> p(static_cast<size_t>(head_dim));
     for (int32_t i = 0; i < head_dim; ++i) p[size_t(i)] = i;

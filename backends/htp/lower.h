@@ -43,6 +43,11 @@ public:
     // Stores bytes under key, or keeps what a concurrent converter stored first; returns the
     // stored data either way.
     Data put(const std::string& key, std::vector<uint8_t> bytes);
+    // Entries and their bytes, and the fewest holders any entry has (the store counts): the
+    // tests' view of what the graphs share.
+    size_t size() const;
+    uint64_t bytes() const;
+    long min_holders() const;
 
 private:
     mutable std::mutex mu_;

@@ -60,16 +60,9 @@ public:
     const DeviceGraphs& device_graphs() const { return graphs_src_; }
 
     void prepare(const Graph& g, WeightCache& cache) override {
-        if (!weights_) {
-            // The model's one float weight store (a 0.5B model's f32 weights are 2 GB) and one
-            // set of quantized forms, shared by its sessions.
-            static const char kStoreKey = 0;
-            weights_ = std::static_pointer_cast<WeightStore>(cache.get_object(&kStoreKey, "htp-float-weights", [] {
-                return std::static_pointer_cast<void>(std::make_shared<WeightStore>());
-            }));
-            graphs_src_.share_weights(std::static_pointer_cast<QuantWeightCache>(
-                cache.get_object(&kStoreKey, "htp-quantized-weights",
-                                 [] { return std::static_pointer_cast<void>(std::make_shared<QuantWeightCache>()); })));
+        if (!weights_) {  // the model's (a 0.5B model's f32 weights are 2 GB)
+            weights_ = model_weight_store(cache);
+            graphs_src_.share_weights(model_quant_weights(cache));
         }
         if (g.name != "prefill" && g.name != "decode" && g.name != "fold") {
             fail(EI_ERR_UNSUPPORTED, dev_ + ": graph '" + g.name + "' is not a whole planned graph");
@@ -468,6 +461,21 @@ bool set_node_observer(Backend& backend, NodeObserver* observer) {
 const DeviceGraphs* device_graphs(const Backend& backend) {
     auto* b = dynamic_cast<const LoweredBackend*>(&backend);
     return b ? &b->device_graphs() : nullptr;
+}
+
+namespace {
+const char kModelWeightsKey = 0;  // the WeightCache source key of both objects below
+}  // namespace
+
+std::shared_ptr<WeightStore> model_weight_store(WeightCache& cache) {
+    return std::static_pointer_cast<WeightStore>(cache.get_object(
+        &kModelWeightsKey, "htp-float-weights", [] { return std::static_pointer_cast<void>(std::make_shared<WeightStore>()); }));
+}
+
+std::shared_ptr<QuantWeightCache> model_quant_weights(WeightCache& cache) {
+    return std::static_pointer_cast<QuantWeightCache>(cache.get_object(&kModelWeightsKey, "htp-quantized-weights", [] {
+        return std::static_pointer_cast<void>(std::make_shared<QuantWeightCache>());
+    }));
 }
 
 }  // namespace ei::htp

@@ -24,6 +24,9 @@
 
 namespace ei::htp {
 
+class WeightStore;        // lower.h
+struct QuantWeightCache;  // quantize_graph.h
+
 class GraphExecutor {
 public:
     virtual ~GraphExecutor() = default;
@@ -58,5 +61,11 @@ class DeviceGraphs;
 // The graphs' source of a lowered backend (its mode: float or quantized, set when a session
 // binds the model); null when backend is not one.
 const DeviceGraphs* device_graphs(const Backend& backend);
+
+// A model's float weight store and its quantized forms, one of each per model (kept in its
+// WeightCache): every lowered backend of the model's sessions binds these, so a second
+// session converts and quantizes nothing.
+std::shared_ptr<WeightStore> model_weight_store(WeightCache& cache);
+std::shared_ptr<QuantWeightCache> model_quant_weights(WeightCache& cache);
 
 }  // namespace ei::htp

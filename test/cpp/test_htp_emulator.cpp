@@ -26,6 +26,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <string>
@@ -37,6 +38,7 @@
 #include "htp/emulator.h"
 #include "htp/htp_emulator_backend.h"
 #include "htp/lower.h"
+#include "htp/lowered_backend.h"
 #include "htp/quantize_graph.h"
 #include "session.h"
 #include "session_harness.h"
@@ -320,6 +322,49 @@ TEST(node_observer_sees_every_node) {
     CHECK(c.nodes > 4 * 200);
     CHECK_EQ(c.scores, int64_t(4 * model->hparams().n_layer));
     CHECK(!htp::set_node_observer(*cpu_device()->create(sc), &c));  // not an emulator backend
+}
+
+// The float weights are converted once per model: a second session on the htp-emulator binds
+// the store the first one filled (no new entry, no new byte), every entry held by the store and
+// both sessions' graphs, and the same logits.
+TEST(sessions_of_a_model_share_its_float_weights) {
+    Scenario sc;
+    sc.n_sink = 4;
+    sc.n_window = 16;
+    sc.n_batch = 8;
+    sc.device = "htp-emulator";
+    auto model = Model::load(check::testdata("models/tiny-llama-f32.gguf"));
+    const Plan plan = make_plan(model, sc);
+    std::vector<int32_t> prompt(12);
+    for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t(5 + i * 11);
+    struct Live {
+        std::vector<uint8_t> pool;
+        std::unique_ptr<Session> s;
+    };
+    auto open = [&] {
+        Live l;
+        l.pool.resize(plan.pool.size + 64);
+        uint8_t* base = l.pool.data() + (64 - reinterpret_cast<uintptr_t>(l.pool.data()) % 64) % 64;
+        l.s = std::make_unique<Session>(plan, base, plan.pool.size, htp::make_htp_emulator_backend(sc));
+        return l;
+    };
+    Live a = open();
+    const std::shared_ptr<htp::WeightStore> store = htp::model_weight_store(model->weight_cache());
+    const size_t entries = store->size();
+    const uint64_t bytes = store->bytes();
+    CHECK(entries > 0);
+    CHECK(bytes > 0);
+    CHECK(store->min_holders() >= 2);  // the store and session a's graphs
+    Live b = open();
+    CHECK_EQ(store->size(), entries);
+    CHECK_EQ(store->bytes(), bytes);
+    CHECK(store->min_holders() >= 3);  // and session b's
+    a.s->plan_route(int64_t(prompt.size()));
+    b.s->plan_route(int64_t(prompt.size()));
+    const float* la = a.s->eval(prompt.data(), int32_t(prompt.size()));
+    const std::vector<float> first(la, la + a.s->n_vocab());
+    const float* lb = b.s->eval(prompt.data(), int32_t(prompt.size()));
+    CHECK(std::memcmp(first.data(), lb, first.size() * sizeof(float)) == 0);
 }
 
 // LowerOptions::float_cache: FLOAT_32 cache tensors over the scenario's f16 cache (the form
