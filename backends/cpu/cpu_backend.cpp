@@ -299,32 +299,47 @@ private:
         // (RoPE depends on the difference only). Nothing folded: shift 0, the plain path.
         const int64_t shift = op.sinks_follow && op.n_sink > 0 ? s.ring_start - op.n_sink : 0;
         const ops::Primitives& prim = ops::primitives();
-        const int64_t blocks = (s.n_tokens + ops::kMaxQueries - 1) / ops::kMaxQueries;
-        // Tasks: (query block, head); a block's queries share every key and value row they load.
-        pool_.run(blocks * H, [&](int64_t b, int64_t e, int tid) {
+        // Tasks: blocks of queries on one KV head, which share every key and value row they
+        // load. When the step's tokens times a KV head's query heads fit one block (decode)
+        // and the KV heads alone keep every thread busy, a block is all of them (GQA: the K/V
+        // rows are read once for the group, not once per query head); else it is up to
+        // kMaxQueries tokens of one query head. Each query's arithmetic is the same in either.
+        const bool by_kv_head = int64_t{s.n_tokens} * group <= ops::kMaxQueries && op.n_head_kv >= pool_.size();
+        const int32_t heads_per_task = by_kv_head ? group : 1;
+        const int32_t tokens_per_block = by_kv_head ? s.n_tokens : ops::kMaxQueries;
+        const int64_t blocks = (s.n_tokens + tokens_per_block - 1) / tokens_per_block;
+        const int64_t tasks_per_block = H / heads_per_task;
+        pool_.run(blocks * tasks_per_block, [&](int64_t b, int64_t e, int tid) {
             float* scores = reinterpret_cast<float*>(pool + op.aux.offset) +
                             static_cast<int64_t>(tid) * ops::kMaxQueries * op.aux.cols;
             alignas(64) float q_sink[ops::kMaxQueries * kMaxHeadDim];  // used when shift > 0
             for (int64_t task = b; task < e; ++task) {
-                const int32_t blk = static_cast<int32_t>(task / H), h = static_cast<int32_t>(task % H);
-                const int32_t hk = h / group;
-                const int32_t t0 = blk * ops::kMaxQueries;
-                const int32_t nq = std::min<int32_t>(ops::kMaxQueries, s.n_tokens - t0);
+                const int32_t blk = static_cast<int32_t>(task / tasks_per_block);
+                const int32_t h0 = static_cast<int32_t>(task % tasks_per_block) * heads_per_task;
+                const int32_t hk = h0 / group;
+                const int32_t t0 = blk * tokens_per_block;
+                const int32_t nt = std::min<int32_t>(tokens_per_block, s.n_tokens - t0);
                 ops::AttentionBlock a;
-                a.nq = nq;
+                a.nq = nt * heads_per_task;
                 int64_t sink_rows;
-                a.n_spans = spans_for(op, s, s.pos0 + t0 + nq - 1, a.spans, &sink_rows);
-                for (int i = 0; i < nq; ++i) {
-                    const int64_t qp = s.pos0 + t0 + i;
-                    a.q[i] = at<float>(pool, op.src0, t0 + i) + int64_t{h} * D;
-                    a.out[i] = at<float>(pool, op.dst, t0 + i) + int64_t{h} * D;
+                a.n_spans = spans_for(op, s, s.pos0 + t0 + nt - 1, a.spans, &sink_rows);
+                for (int i = 0; i < a.nq; ++i) {
+                    const int32_t t = t0 + i / heads_per_task, h = h0 + i % heads_per_task;
+                    const int64_t qp = s.pos0 + t;
+                    a.q[i] = at<float>(pool, op.src0, t) + int64_t{h} * D;
+                    a.out[i] = at<float>(pool, op.dst, t) + int64_t{h} * D;
                     // Rows are in position order: the query sees the sink rows up to its
                     // position and the ring rows from ring_start up to its position.
                     a.visible[i] = qp < op.n_sink ? qp + 1 : sink_rows + std::max<int64_t>(0, qp - s.ring_start + 1);
-                    if (use_memory) a.q_mem[i] = op.memory_rope ? a.q[i] : at<float>(pool, op.q_nope, t0 + i) + int64_t{h} * D;
+                    if (use_memory) {
+                        a.q_mem[i] = op.memory_rope ? a.q[i] : at<float>(pool, op.q_nope, t) + int64_t{h} * D;
+                        const float* gw = static_cast<const float*>(op.gate_w.data);
+                        a.gate_w[i] = op.gate == 1 ? gw + h : gw + int64_t{h} * 2 * D;
+                        a.gate_b[i] = op.gate_b.valid() ? static_cast<const float*>(op.gate_b.data)[h] : 0.0f;
+                    }
                     if (shift > 0 && sink_rows > 0) {
                         float* qs = q_sink + int64_t{i} * D;
-                        ops::rope(at<float>(pool, op.q_nope, t0 + i) + int64_t{h} * D, qs, 1, D, op.n_rot, qp - shift,
+                        ops::rope(at<float>(pool, op.q_nope, t) + int64_t{h} * D, qs, 1, D, op.n_rot, qp - shift,
                                   op.rope_base, op.rope_mode == 1);
                         a.q_sink[i] = qs;
                     }
@@ -341,9 +356,6 @@ private:
                     a.mem_m = at<float>(pool, op.mem_m, hk);
                     a.mem_z = at<float>(pool, op.mem_z, hk);
                     a.gate = op.gate;
-                    const float* gw = static_cast<const float*>(op.gate_w.data);
-                    a.gate_w = op.gate == 1 ? gw + h : gw + int64_t{h} * 2 * D;
-                    a.gate_b = op.gate_b.valid() ? static_cast<const float*>(op.gate_b.data)[h] : 0.0f;
                 }
                 ops::segment_attention(a, prim);
             }

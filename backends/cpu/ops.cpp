@@ -263,12 +263,12 @@ void segment_attention(const AttentionBlock& a, const Primitives& p) {
         for (int32_t c = 0; c < D; ++c) mem[c] *= inv;
         float g;
         if (a.gate == 1) {
-            g = sigmoid(a.gate_w[0] + a.gate_b);
+            g = sigmoid(a.gate_w[i][0] + a.gate_b[i]);
         } else {
             float wm, wl;
-            p.dot_f32(D, &wm, a.gate_w, mem);
-            p.dot_f32(D, &wl, a.gate_w + D, a.out[i]);
-            g = sigmoid(wm + wl + a.gate_b);
+            p.dot_f32(D, &wm, a.gate_w[i], mem);
+            p.dot_f32(D, &wl, a.gate_w[i] + D, a.out[i]);
+            g = sigmoid(wm + wl + a.gate_b[i]);
         }
         float* o = a.out[i];
         for (int32_t c = 0; c < D; ++c) o[c] = g * mem[c] + (1.0f - g) * o[c];

@@ -100,8 +100,9 @@ struct AttentionBlock {
     const float* mem_m = nullptr;      // d x d
     const float* mem_z = nullptr;      // d
     int gate = 0;                      // 0 none, 1 scalar, 2 adaptive
-    const float* gate_w = nullptr;     // scalar: 1 value; adaptive: 2*d values
-    float gate_b = 0.0f;
+    // Per query (the queries of a block may be different heads of one KV head: decode):
+    const float* gate_w[kMaxQueries] = {};  // scalar: 1 value; adaptive: 2*d values
+    float gate_b[kMaxQueries] = {};
 };
 void segment_attention(const AttentionBlock& a, const Primitives& p);
 

@@ -90,8 +90,10 @@ std::vector<float> run_block(const ops::Primitives& p, const Cache& c, const std
         a.mem_m = mem->data();
         a.mem_z = mem->data() + size_t(c.d) * c.d;
         a.gate = gate;
-        a.gate_w = gw.data();
-        a.gate_b = 0.25f;
+        for (int i = 0; i < a.nq; ++i) {
+            a.gate_w[i] = gw.data();
+            a.gate_b[i] = 0.25f;
+        }
     }
     ops::segment_attention(a, p);
     return out;
