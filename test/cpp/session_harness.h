@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "model.h"
@@ -18,7 +19,9 @@ struct Harness {
     uint8_t* pool = nullptr;
     std::unique_ptr<ei::Session> session;
 
-    Harness(const std::string& path, const ei::Scenario& sc) : model(ei::Model::load(path)) {
+    Harness(const std::string& path, const ei::Scenario& sc) : Harness(ei::Model::load(path), sc) {}
+    // A session on a model already loaded (several sessions of one model).
+    Harness(std::shared_ptr<const ei::Model> m, const ei::Scenario& sc) : model(std::move(m)) {
         plan = ei::make_plan(model, sc);
         pool = static_cast<uint8_t*>(std::aligned_alloc(64, plan.pool.size));
         try {

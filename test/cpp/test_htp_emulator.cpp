@@ -67,6 +67,15 @@ struct Run : check::GreedyRun {
     std::vector<float> state;    // K and V cache, then every layer's M then z
 };
 
+// The small route most tests here use: 4 sinks, a 16-token window, segments of 8.
+Scenario small_window() {
+    Scenario sc;
+    sc.n_sink = 4;
+    sc.n_window = 16;
+    sc.n_batch = 8;
+    return sc;
+}
+
 Run run(const std::string& model, Scenario sc, const std::string& device, const std::vector<int32_t>& prompt, int n_gen) {
     sc.device = device;
     sc.n_threads = 1;
@@ -267,10 +276,7 @@ TEST(memory_route_equals_cpu_with_folds) {
 TEST(memory_route_f16_cache_close_to_cpu) {
     std::vector<int32_t> prompt(60);
     for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t(3 + (i * 37) % 1000);
-    Scenario sc;
-    sc.n_sink = 4;
-    sc.n_window = 16;
-    sc.n_batch = 8;
+    Scenario sc = small_window();
     const std::string path = gated_copy(check::testdata("models/tiny-llama-f32.gguf"), 2, 3);
     const Run cpu = run(path, sc, "cpu", prompt, 8);
     const Run htp = run(path, sc, "htp-emulator", prompt, 8);
@@ -295,10 +301,7 @@ TEST(node_observer_sees_every_node) {
             }
         }
     };
-    Scenario sc;
-    sc.n_sink = 4;
-    sc.n_window = 16;
-    sc.n_batch = 8;
+    Scenario sc = small_window();
     sc.device = "htp-emulator";
     auto model = Model::load(check::testdata("models/tiny-llama-f32.gguf"));
     const Plan plan = make_plan(model, sc);
@@ -328,42 +331,27 @@ TEST(node_observer_sees_every_node) {
 // the store the first one filled (no new entry, no new byte), every entry held by the store and
 // both sessions' graphs, and the same logits.
 TEST(sessions_of_a_model_share_its_float_weights) {
-    Scenario sc;
-    sc.n_sink = 4;
-    sc.n_window = 16;
-    sc.n_batch = 8;
+    Scenario sc = small_window();
     sc.device = "htp-emulator";
-    auto model = Model::load(check::testdata("models/tiny-llama-f32.gguf"));
-    const Plan plan = make_plan(model, sc);
+    std::shared_ptr<const Model> model = Model::load(check::testdata("models/tiny-llama-f32.gguf"));
     std::vector<int32_t> prompt(12);
     for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t(5 + i * 11);
-    struct Live {
-        std::vector<uint8_t> pool;
-        std::unique_ptr<Session> s;
-    };
-    auto open = [&] {
-        Live l;
-        l.pool.resize(plan.pool.size + 64);
-        uint8_t* base = l.pool.data() + (64 - reinterpret_cast<uintptr_t>(l.pool.data()) % 64) % 64;
-        l.s = std::make_unique<Session>(plan, base, plan.pool.size, htp::make_htp_emulator_backend(sc));
-        return l;
-    };
-    Live a = open();
+    check::Harness a(model, sc);
     const std::shared_ptr<htp::WeightStore> store = htp::model_weight_store(model->weight_cache());
     const size_t entries = store->size();
     const uint64_t bytes = store->bytes();
     CHECK(entries > 0);
     CHECK(bytes > 0);
     CHECK(store->min_holders() >= 2);  // the store and session a's graphs
-    Live b = open();
+    check::Harness b(model, sc);
     CHECK_EQ(store->size(), entries);
     CHECK_EQ(store->bytes(), bytes);
     CHECK(store->min_holders() >= 3);  // and session b's
-    a.s->plan_route(int64_t(prompt.size()));
-    b.s->plan_route(int64_t(prompt.size()));
-    const float* la = a.s->eval(prompt.data(), int32_t(prompt.size()));
-    const std::vector<float> first(la, la + a.s->n_vocab());
-    const float* lb = b.s->eval(prompt.data(), int32_t(prompt.size()));
+    a.session->plan_route(int64_t(prompt.size()));
+    b.session->plan_route(int64_t(prompt.size()));
+    const float* la = a.session->eval(prompt.data(), int32_t(prompt.size()));
+    const std::vector<float> first(la, la + a.session->n_vocab());
+    const float* lb = b.session->eval(prompt.data(), int32_t(prompt.size()));
     CHECK(std::memcmp(first.data(), lb, first.size() * sizeof(float)) == 0);
 }
 
@@ -371,10 +359,7 @@ TEST(sessions_of_a_model_share_its_float_weights) {
 // the quantization pass re-encodes), the host converting the rows at its boundary. The CPU
 // rounds q and the attention weights to f16 there and this graph does not: rmse bound.
 TEST(float_cache_over_an_f16_pool_is_close_to_cpu) {
-    Scenario sc;
-    sc.n_sink = 4;
-    sc.n_window = 16;
-    sc.n_batch = 8;
+    Scenario sc = small_window();
     auto model = Model::load(check::testdata("models/tiny-qwen2-f32.gguf"));
     const Plan plan = make_plan(model, sc);
     std::vector<int32_t> prompt(40);
