@@ -60,17 +60,18 @@ public:
     // session keeps a map from each weight to its cached form.
     void prepare(const Graph& g, WeightCache& cache) override {
         for (const Op& op : g.ops) {
-            if (op.kind != OpKind::MatMul || packed_.count(op.src0.data) || copies_.count(op.src0.data)) continue;
+            if (op.kind != OpKind::MatMul || cached_.count(op.src0.data)) continue;
             const TensorRef& w = op.src0;
             const PackedGemm* pg = packed_gemm_for(op.src0.type);
             if (!pg) {
                 const uint64_t bytes = w.row_bytes * static_cast<uint64_t>(w.rows);
                 const uint8_t* src = static_cast<const uint8_t*>(w.data);
-                copies_.emplace(w.data, cache.get(w.data, bytes, "copy", bytes, [&](uint8_t* out) {
+                const uint8_t* copy = cache.get(w.data, bytes, "copy", bytes, [&](uint8_t* out) {
                     pool_.run(w.rows, [&](int64_t b, int64_t e, int) {
                         std::memcpy(out + b * w.row_bytes, src + b * w.row_bytes, (e - b) * w.row_bytes);
                     });
-                }));
+                });
+                cached_.emplace(w.data, Cached{nullptr, copy});
                 continue;
             }
             const int64_t groups = (w.rows + kPackRows - 1) / kPackRows;
@@ -81,7 +82,7 @@ public:
                         pg->pack(static_cast<const uint8_t*>(w.data), w.row_bytes, w.rows, w.cols, b, e, out);
                     });
                 });
-            packed_.emplace(w.data, Packed{pg, data});
+            cached_.emplace(w.data, Cached{pg, data});
         }
     }
 
@@ -135,12 +136,14 @@ private:
         const bool head_last_only = op.output_head && !s.all_logits;
         const int32_t first = head_last_only ? s.n_tokens - 1 : 0;
         const int32_t n_rows = head_last_only ? 1 : s.n_tokens;
-        if (auto it = packed_.find(op.src0.data); it != packed_.end()) {
-            packed_mat_mul(op, s, pool, it->second, first, n_rows);
-            return;
-        }
         TensorRef w = op.src0;
-        if (auto it = copies_.find(w.data); it != copies_.end()) w.data = it->second;
+        if (auto it = cached_.find(w.data); it != cached_.end()) {
+            if (it->second.packed) {
+                packed_mat_mul(op, s, pool, it->second, first, n_rows);
+                return;
+            }
+            w.data = it->second.data;
+        }
 
         // Convert activations once into the type the weights dot with.
         const uint8_t* act = nullptr;
@@ -219,14 +222,15 @@ private:
         });
     }
 
-    struct Packed {
-        const PackedGemm* kernels;
+    // A weight's form in the model's cache: packed for `packed`'s GEMM, or (null) a plain copy.
+    struct Cached {
+        const PackedGemm* packed;
         const uint8_t* data;
     };
 
-    void packed_mat_mul(const Op& op, const StepParams& s, uint8_t* pool, const Packed& p, int32_t first,
+    void packed_mat_mul(const Op& op, const StepParams& s, uint8_t* pool, const Cached& p, int32_t first,
                         int32_t n_rows) {
-        const PackedGemm& pg = *p.kernels;
+        const PackedGemm& pg = *p.packed;
         const int64_t K = op.src0.cols, N = op.src0.rows;
         const uint64_t act_stride = pg.act_row_size(K);
         uint8_t* act = pool + op.aux.offset;
@@ -408,8 +412,7 @@ private:
     }
 
     ThreadPool pool_;
-    std::unordered_map<const void*, Packed> packed_;  // filled by prepare(), read-only after
-    std::unordered_map<const void*, const uint8_t*> copies_;  // the same, for plain copies
+    std::unordered_map<const void*, Cached> cached_;  // filled by prepare(), read-only after
     static constexpr int kOpKinds = static_cast<int>(OpKind::SwiGlu) + 1;
     bool profile_;
     double op_seconds_[kOpKinds] = {};
